@@ -1,0 +1,38 @@
+# Two commands set everything up: `make demo` runs the main job offline, `make test` runs the suite.
+# Both create .venv on first use and are quick once it is there (pip runs again only when
+# pyproject.toml changes).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+TOPIC  ?= How vector databases enable semantic search
+AUDIENCE ?= senior software engineers
+
+.PHONY: demo test lab notebooks bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "mas needs Python 3.11 or newer; set PYTHON=python3.11 (or newer)")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/mas hello
+
+test: $(STAMP)
+	MAS_OFFLINE=1 $(BIN)/python -m pytest -q
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+# Re-execute every notebook offline and save its outputs in place (what nbval compares against).
+# One notebook: make notebooks NB=notebooks/03_orchestrator.ipynb
+notebooks: $(STAMP)
+	$(BIN)/python tools/refresh_notebooks.py $(or $(NB),notebooks/*.ipynb)
+
+bench: $(STAMP)
+	for f in bench/bench_*.py; do echo "== $$f"; MAS_OFFLINE=1 $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info data reports

@@ -1,0 +1,66 @@
+"""Test-run set-up: offline always, no live client, no network, and a real Redis server.
+
+Set in `pytest_configure` (before any notebook kernel starts, so kernels inherit it):
+- MAS_OFFLINE=1 and MAS_NO_LIVE=1 (the kill switch: building a live client raises);
+- the SDK's real HTTP transports refuse to send anything, so no test can reach the API;
+- a redis-server on 127.0.0.1 (a free port, no persistence), its URL in REDIS_URL.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import httpx2
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "tests"))  # test helpers live beside the tests
+from redis_server import INSTALL_HINT, start_redis  # noqa: E402
+
+_redis = None
+
+
+class NetworkForbidden(RuntimeError):
+    pass
+
+
+def _refuse(self, request, *args, **kwargs):
+    raise NetworkForbidden(f"the test suite sends nothing over the network (tried {request.method} {request.url})")
+
+
+def pytest_configure(config):
+    global _redis
+    os.environ["MAS_OFFLINE"] = "1"
+    os.environ["MAS_NO_LIVE"] = "1"
+    os.environ.pop("ANTHROPIC_API_KEY", None)
+    os.environ.pop("ANTHROPIC_BASE_URL", None)
+    import mas.llm
+
+    mas.llm._dotenv_loaded = True  # a developer's .env must not leak into the tests
+    httpx2.HTTPTransport.handle_request = _refuse
+    httpx2.AsyncHTTPTransport.handle_async_request = _refuse
+    if os.environ.get("MAS_TEST_REDIS_URL"):
+        os.environ["REDIS_URL"] = os.environ["MAS_TEST_REDIS_URL"]
+        return
+    _redis = start_redis()
+    if _redis is not None:
+        os.environ["REDIS_URL"] = _redis.url
+    elif os.environ.get("MAS_REQUIRE_REDIS") == "1":
+        raise pytest.UsageError(f"MAS_REQUIRE_REDIS=1 but redis-server is not installed: {INSTALL_HINT}")
+    else:
+        # no server: point Redis users at a port where nothing listens, so they fail fast and clearly
+        os.environ["REDIS_URL"] = "redis://127.0.0.1:1/0"
+
+
+def pytest_unconfigure(config):
+    if _redis is not None:
+        _redis.stop()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The URL of the test run's real redis-server; skips (with how to install it) when there is none."""
+    if _redis is None and not os.environ.get("MAS_TEST_REDIS_URL"):
+        pytest.skip(f"redis-server is not installed: {INSTALL_HINT}")
+    return os.environ["REDIS_URL"]

@@ -1,0 +1,176 @@
+"""Choosing the client: live Claude or the offline model, behind the same real SDK.
+
+Agents never build a client themselves; they take one. `make_client()` decides which:
+
+- `ANTHROPIC_API_KEY` set (in the environment, or in a `.env` that python-dotenv finds)
+  -> a live `anthropic.Anthropic`, honouring `ANTHROPIC_BASE_URL` exactly as the SDK does;
+- no key, or `MAS_OFFLINE=1` -> the same `anthropic.Anthropic` class, with the offline
+  model plugged in underneath as its HTTP transport, so request building, response parsing,
+  retries and streaming are the SDK's own code in both cases.
+
+Simplified on purpose: one model for every agent (`MAS_MODEL`), and explicit limits
+(`MAS_TIMEOUT`, `MAS_MAX_RETRIES`) instead of the SDK's 10-minute default timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import typing
+import warnings
+from typing import Any
+
+import anthropic
+import httpx2
+from anthropic.types import Message, ModelParam
+
+DEFAULT_MODEL = "claude-opus-4-6"
+DEFAULT_TIMEOUT = 60.0  # seconds for one request; the SDK's own default is 10 minutes
+DEFAULT_MAX_RETRIES = 2
+OFFLINE_BASE_URL = "https://offline.mas.invalid"  # never resolved: the offline transport answers first
+OFFLINE_API_KEY = "offline"  # the SDK wants some key; this one opens nothing
+KILL_SWITCH_ENV = "MAS_NO_LIVE"  # set by the test suite: no live client can be built
+
+_announced_offline = False
+
+
+class LiveClientForbidden(RuntimeError):
+    """A live client was asked for while the kill switch (MAS_NO_LIVE=1) is on."""
+
+
+def known_models() -> tuple[str, ...]:
+    """The model ids this version of the SDK lists (its `ModelParam` literal)."""
+    literal = typing.get_args(ModelParam)[0]
+    return typing.get_args(literal)
+
+
+def default_model() -> str:
+    """The model from `MAS_MODEL`, or the course's default; warns on an id the SDK does not list."""
+    _load_dotenv()
+    model = os.environ.get("MAS_MODEL", "").strip() or DEFAULT_MODEL
+    check_model(model)
+    return model
+
+
+def check_model(model: str) -> str:
+    known = known_models()
+    if model not in known:
+        warnings.warn(
+            f"model {model!r} is not in this SDK's model list; the API may reject it. "
+            f"Known models: {', '.join(known)}",
+            UserWarning,
+            stacklevel=3,
+        )
+    return model
+
+
+def is_offline() -> bool:
+    """True when `make_client()` would give the offline model."""
+    _load_dotenv()
+    return os.environ.get("MAS_OFFLINE", "").strip() not in ("", "0", "false") or not os.environ.get(
+        "ANTHROPIC_API_KEY", ""
+    ).strip()
+
+
+def make_client(*, offline: bool | None = None, timeout: float | None = None, max_retries: int | None = None,
+                transport: httpx2.BaseTransport | None = None, **offline_options: Any) -> anthropic.Anthropic:
+    """A real `anthropic.Anthropic`: live with a key, the offline model without one.
+
+    `transport` plugs any httpx2 transport under the SDK (the offline model, a scripted
+    transport in tests, a replay of a recorded session); `offline_options` go to the offline
+    model (`faults=`, `latency=`, ...).
+    """
+    timeout, max_retries = _limits(timeout, max_retries)
+    if transport is None and (offline if offline is not None else is_offline()):
+        from mas.offline import OfflineTransport
+
+        transport = OfflineTransport(**offline_options)
+    if transport is not None:
+        _announce_offline()
+        return anthropic.Anthropic(api_key=OFFLINE_API_KEY, base_url=OFFLINE_BASE_URL, timeout=timeout,
+                                   max_retries=max_retries, http_client=httpx2.Client(transport=transport))
+    _check_kill_switch()
+    return anthropic.Anthropic(timeout=timeout, max_retries=max_retries)
+
+
+def make_async_client(*, offline: bool | None = None, timeout: float | None = None, max_retries: int | None = None,
+                      transport: httpx2.AsyncBaseTransport | None = None,
+                      **offline_options: Any) -> anthropic.AsyncAnthropic:
+    """The async twin of `make_client()`: a real `anthropic.AsyncAnthropic`."""
+    timeout, max_retries = _limits(timeout, max_retries)
+    if transport is None and (offline if offline is not None else is_offline()):
+        from mas.offline import AsyncOfflineTransport
+
+        transport = AsyncOfflineTransport(**offline_options)
+    if transport is not None:
+        _announce_offline()
+        return anthropic.AsyncAnthropic(api_key=OFFLINE_API_KEY, base_url=OFFLINE_BASE_URL, timeout=timeout,
+                                        max_retries=max_retries, http_client=httpx2.AsyncClient(transport=transport))
+    _check_kill_switch()
+    return anthropic.AsyncAnthropic(timeout=timeout, max_retries=max_retries)
+
+
+def text_of(message: Message) -> str:
+    """The text of a reply: all its text blocks joined, whatever other blocks come first.
+
+    >>> from anthropic.types import Message
+    >>> m = Message.model_validate({"id": "m", "type": "message", "role": "assistant", "model": "x",
+    ...     "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}},
+    ...                 {"type": "text", "text": "Hello"}, {"type": "text", "text": " world"}],
+    ...     "stop_reason": "end_turn", "stop_sequence": None,
+    ...     "usage": {"input_tokens": 3, "output_tokens": 2}})
+    >>> text_of(m)
+    'Hello world'
+    """
+    return "".join(block.text for block in message.content if block.type == "text")
+
+
+def usage_of(message: Message) -> dict[str, int]:
+    """The token usage of a reply as plain numbers (cache fields are 0 when absent)."""
+    u = message.usage
+    return {
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cache_creation_input_tokens": u.cache_creation_input_tokens or 0,
+        "cache_read_input_tokens": u.cache_read_input_tokens or 0,
+    }
+
+
+def _limits(timeout: float | None, max_retries: int | None) -> tuple[float, int]:
+    _load_dotenv()
+    if timeout is None:
+        timeout = float(os.environ.get("MAS_TIMEOUT") or DEFAULT_TIMEOUT)
+    if max_retries is None:
+        max_retries = int(os.environ.get("MAS_MAX_RETRIES") or DEFAULT_MAX_RETRIES)
+    if timeout <= 0 or max_retries < 0:
+        raise ValueError(f"timeout must be > 0 and max_retries >= 0, got timeout={timeout}, max_retries={max_retries}")
+    return timeout, max_retries
+
+
+def _check_kill_switch() -> None:
+    if os.environ.get(KILL_SWITCH_ENV, "").strip() not in ("", "0"):
+        raise LiveClientForbidden(
+            f"a live Anthropic client was requested while {KILL_SWITCH_ENV}=1 (the test suite's kill switch). "
+            "Use make_client(offline=True) or a transport; a test that must build a live client "
+            f"removes {KILL_SWITCH_ENV} from the environment explicitly."
+        )
+
+
+def _announce_offline() -> None:
+    global _announced_offline
+    if not _announced_offline:
+        _announced_offline = True
+        print("offline model: set ANTHROPIC_API_KEY to use Claude", file=sys.stderr)
+
+
+_dotenv_loaded = False
+
+
+def _load_dotenv() -> None:
+    """Read a `.env` once (searching up from the working directory); real env vars win."""
+    global _dotenv_loaded
+    if not _dotenv_loaded:
+        _dotenv_loaded = True
+        from dotenv import find_dotenv, load_dotenv
+
+        load_dotenv(find_dotenv(usecwd=True), override=False)

@@ -1,0 +1,215 @@
+"""The offline model: a Messages-API request in, the API's answer out (no network, no key).
+
+`OfflineModel.answer(request)` is the whole server: it routes `POST /v1/messages` and
+`POST /v1/messages/count_tokens`, applies the fault plan, and builds the reply from the role
+logic (`roles.py`), structured outputs and tool use (`structured.py`), usage and prompt
+caching (`tokens.py`). The transports in `transport.py` only add the waiting (simulated
+latency) and the byte streaming.
+
+Deterministic: the reply depends only on the request body (ids are a hash of it), with one
+exception that the real API shares: prompt caching, where the second identical request reads
+the prefix the first one wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+
+from mas.offline import roles, structured, wire
+from mas.offline.faults import HTTP_FAULTS, Fault, FaultPlan, damage
+from mas.offline.tokens import count_request, cut, estimate, request_pieces
+
+# The smallest prefix the API caches; shorter prefixes are processed normally. The API's
+# minimum depends on the model (1,024 to 4,096 tokens, per Anthropic's prompt-caching docs).
+MIN_CACHE_TOKENS = 1024
+RETRY_AFTER_MS = "20"  # sent with 429/529/5xx so the SDK's own retries wait 20 ms, not seconds
+
+
+@dataclass
+class Latency:
+    """Simulated time for one reply: `base` seconds, plus `per_token` seconds per output token."""
+
+    base: float = 0.0
+    per_token: float = 0.0
+
+    def of(self, output_tokens: int) -> float:
+        return self.base + self.per_token * output_tokens
+
+
+@dataclass
+class Answer:
+    """What the transport sends back: a response, or a simulated timeout; and how long to wait."""
+
+    response: httpx2.Response | None = None
+    message: dict | None = None  # the reply, when it is a message (the transport may stream it)
+    timeout: bool = False
+    delay: float = 0.0
+
+
+class OfflineModel:
+    def __init__(self, faults: FaultPlan | list[Fault] | str | None = None, latency: Latency | tuple | None = None,
+                 min_cache_tokens: int = MIN_CACHE_TOKENS):
+        if faults is None:
+            faults = FaultPlan.from_env()
+        elif isinstance(faults, str):
+            faults = FaultPlan.parse(faults)
+        elif not isinstance(faults, FaultPlan):
+            faults = FaultPlan(faults)
+        self.faults = faults
+        self.latency = Latency(*latency) if isinstance(latency, tuple) else latency or Latency()
+        self.min_cache_tokens = min_cache_tokens
+        self.calls = 0  # requests to /v1/messages, retries included
+        self._cached_prefixes: set[str] = set()
+        self._lock = threading.Lock()
+
+    def answer(self, request: httpx2.Request) -> Answer:
+        path = request.url.path
+        if request.method != "POST" or path not in ("/v1/messages", "/v1/messages/count_tokens"):
+            return Answer(wire.error_response(404, "not_found_error", f"{request.method} {path}: not found "
+                                              "(the offline model answers POST /v1/messages and /v1/messages/count_tokens)"))
+        try:
+            body = json.loads(request.read() or b"{}")
+        except ValueError as err:
+            return Answer(wire.error_response(400, "invalid_request_error", f"request body is not valid JSON: {err}"))
+        problem = _invalid(body, counting=path.endswith("count_tokens"))
+        if problem:
+            return Answer(wire.error_response(400, "invalid_request_error", problem))
+        if path.endswith("count_tokens"):
+            return Answer(wire.json_response(200, {"input_tokens": count_request(body)}))
+        return self._create(body)
+
+    # ---------------------------------------------------------------- POST /v1/messages
+
+    def _create(self, body: dict) -> Answer:
+        system = _text(body.get("system") or "")
+        role = roles.detect_role(system)
+        with self._lock:
+            self.calls += 1
+            fault = self.faults.take(self.calls, role)
+            call = self.calls
+        if fault in HTTP_FAULTS:
+            status, kind = HTTP_FAULTS[fault]
+            headers = {"retry-after-ms": RETRY_AFTER_MS} if status != 400 else {}
+            return Answer(wire.error_response(status, kind, f"offline fault plan: {fault} on call {call}", headers))
+        if fault == "timeout":
+            return Answer(timeout=True)
+
+        content, stop_reason = self._content(body, system)
+        if fault in ("malformed_json", "fenced_json", "prose_json", "refusal", "empty", "truncate"):
+            text = "".join(b["text"] for b in content if b["type"] == "text")
+            if fault == "truncate":
+                text, stop_reason = cut(text, max(1, estimate(text) // 3)), "max_tokens"
+            else:
+                text = damage(text, fault)
+                stop_reason = "refusal" if fault == "refusal" else stop_reason
+            content = [{"type": "text", "text": text}] if text else []
+        content, stop_reason = _limit(content, stop_reason, body["max_tokens"])
+
+        output_tokens = sum(estimate(b["text"]) if b["type"] == "text" else estimate(json.dumps(b["input"]))
+                            for b in content)
+        usage = {**self._input_usage(body), "output_tokens": output_tokens}
+        msg = wire.message(id="msg_" + wire.digest(body), model=body["model"], content=content,
+                           stop_reason=stop_reason, usage=usage)
+        return Answer(message=msg, delay=self.latency.of(output_tokens))
+
+    def _content(self, body: dict, system: str) -> tuple[list[dict], str]:
+        messages = body["messages"]
+        last = messages[-1]
+        prompt = _text(last.get("content", "")) if last.get("role") == "user" else ""
+        tool_results = [b for b in _blocks(last) if b.get("type") == "tool_result"]
+
+        tool = None if tool_results else _tool_to_call(body, prompt)
+        if tool is not None:
+            block = {"type": "tool_use", "id": "toolu_" + wire.digest([body, tool["name"]]), "name": tool["name"],
+                     "input": structured.fill(tool.get("input_schema", {}), [prompt], topic=prompt)}
+            return [block], "tool_use"
+        if tool_results:
+            result = " ".join(_text(b.get("content", "")) for b in tool_results)
+            return [{"type": "text", "text": f"Based on the tool result: {result.strip()}"}], "end_turn"
+
+        role, text = roles.reply_for(system, prompt)
+        fmt = (body.get("output_config") or {}).get("format") or {}
+        if fmt.get("type") == "json_schema":
+            given = json.loads(text) if role == "validator" else None
+            material = roles.bullets_of(text) or [line for line in text.splitlines() if not line.startswith("#")]
+            topic = roles.topic_of(prompt) if role in ("researcher", "writer") else ""
+            text = json.dumps(structured.fill(fmt.get("schema", {}), material, topic=topic, given=given))
+        return [{"type": "text", "text": text}], "end_turn"
+
+    def _input_usage(self, body: dict) -> dict[str, int]:
+        """Input tokens, split as the API splits them when a cache_control prefix is cached."""
+        pieces = request_pieces(body)
+        total = sum(tokens for tokens, _, _ in pieces)
+        marks = [i for i, (_, marked, _) in enumerate(pieces) if marked]
+        usage = {"input_tokens": total, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        if marks:
+            prefix = pieces[: marks[-1] + 1]
+            prefix_tokens = sum(tokens for tokens, _, _ in prefix)
+            if prefix_tokens >= self.min_cache_tokens:
+                key = wire.digest([body["model"], [k for _, _, k in prefix]])
+                with self._lock:
+                    hit = key in self._cached_prefixes
+                    self._cached_prefixes.add(key)
+                usage["input_tokens"] = total - prefix_tokens
+                usage["cache_read_input_tokens" if hit else "cache_creation_input_tokens"] = prefix_tokens
+        return usage
+
+
+def _invalid(body: Any, counting: bool) -> str | None:
+    """The API's own checks on a request body, as a message, or None when it is fine."""
+    if not isinstance(body, dict):
+        return "request body must be a JSON object"
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        return "model: field required"
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "messages: at least one message is required"
+    if not counting and (not isinstance(body.get("max_tokens"), int) or body["max_tokens"] < 1):
+        return "max_tokens: must be an integer >= 1"
+    return None
+
+
+def _limit(content: list[dict], stop_reason: str, max_tokens: int) -> tuple[list[dict], str]:
+    """Cut the reply at `max_tokens`, as the API does (stop_reason "max_tokens")."""
+    out, left = [], max_tokens
+    for block in content:
+        if block["type"] != "text":
+            out.append(block)
+            continue
+        if estimate(block["text"]) > left:
+            out.append({**block, "text": cut(block["text"], left)})
+            return out, "max_tokens"
+        left -= estimate(block["text"])
+        out.append(block)
+    return out, stop_reason
+
+
+def _tool_to_call(body: dict, prompt: str) -> dict | None:
+    tools = [t for t in body.get("tools") or [] if "input_schema" in t]
+    choice = body.get("tool_choice") or {"type": "auto"}
+    if not tools or choice.get("type") == "none":
+        return None
+    if choice.get("type") == "tool":
+        return next((t for t in tools if t["name"] == choice.get("name")), None)
+    if choice.get("type") == "any":
+        return tools[0]
+    words = set(prompt.lower().replace("_", " ").split())
+    return next((t for t in tools if set(t["name"].lower().split("_")) <= words), None)
+
+
+def _blocks(message: dict) -> list[dict]:
+    content = message.get("content", "")
+    return [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+
+
+def _text(content: Any) -> str:
+    """The text of a string, or of a list of content blocks."""
+    if isinstance(content, str):
+        return content
+    return "\n".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content
+                     if not isinstance(b, dict) or b.get("type") == "text")

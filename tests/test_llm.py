@@ -1,0 +1,130 @@
+"""Choosing the client: live or offline, the kill switch, limits, and reading a Message safely."""
+
+from __future__ import annotations
+
+import anthropic
+import pytest
+from anthropic.types import Message
+
+import mas
+import mas.llm
+from mas.llm import LiveClientForbidden, make_async_client, make_client, text_of, usage_of
+from mas.offline import AsyncOfflineTransport, OfflineTransport
+
+
+def _transport(client):
+    return client._client._transport
+
+
+@pytest.fixture
+def no_key(monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("MAS_OFFLINE", raising=False)
+
+
+@pytest.fixture
+def live_allowed(monkeypatch):
+    """Lifts the kill switch for one test, with a fake key and base URL; the suite's network
+    guard (conftest) still refuses to send anything."""
+    monkeypatch.delenv("MAS_NO_LIVE", raising=False)
+    monkeypatch.delenv("MAS_OFFLINE", raising=False)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-not-a-real-key")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "https://gateway.example.test")
+
+
+def test_no_key_gives_the_offline_model(no_key):
+    client = make_client()
+    assert isinstance(client, anthropic.Anthropic)
+    assert isinstance(_transport(client), OfflineTransport)
+    assert isinstance(_transport(make_async_client()), AsyncOfflineTransport)
+
+
+def test_mas_offline_wins_over_a_key(monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-not-a-real-key")
+    monkeypatch.setenv("MAS_OFFLINE", "1")
+    assert isinstance(_transport(make_client()), OfflineTransport)
+
+
+def test_a_key_gives_a_live_client_with_the_sdks_base_url(live_allowed):
+    client = make_client()
+    assert isinstance(client, anthropic.Anthropic)
+    assert not isinstance(_transport(client), OfflineTransport)
+    assert client.api_key == "sk-test-not-a-real-key"
+    assert str(client.base_url).startswith("https://gateway.example.test")
+    aclient = make_async_client()
+    assert isinstance(aclient, anthropic.AsyncAnthropic)
+    assert str(aclient.base_url).startswith("https://gateway.example.test")
+
+
+def test_a_live_client_sends_nothing_under_test(live_allowed):
+    client = make_client(max_retries=0)
+    with pytest.raises(anthropic.APIConnectionError) as info:
+        client.messages.create(model="claude-opus-4-6", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+    assert "sends nothing over the network" in str(info.value.__cause__)
+
+
+def test_kill_switch_refuses_a_live_client(monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-not-a-real-key")
+    monkeypatch.delenv("MAS_OFFLINE", raising=False)
+    with pytest.raises(LiveClientForbidden, match="MAS_NO_LIVE"):
+        make_client()
+    with pytest.raises(LiveClientForbidden):
+        make_async_client()
+
+
+def test_kill_switch_message_does_not_leak_the_key(monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-secret-value")
+    monkeypatch.delenv("MAS_OFFLINE", raising=False)
+    with pytest.raises(LiveClientForbidden) as info:
+        make_client()
+    assert "secret-value" not in str(info.value)
+
+
+def test_explicit_limits_never_the_sdk_default(no_key, monkeypatch):
+    client = make_client()
+    assert client.timeout == mas.llm.DEFAULT_TIMEOUT and client.max_retries == mas.llm.DEFAULT_MAX_RETRIES
+    monkeypatch.setenv("MAS_TIMEOUT", "7.5")
+    monkeypatch.setenv("MAS_MAX_RETRIES", "5")
+    client = make_client()
+    assert (client.timeout, client.max_retries) == (7.5, 5)
+    client = make_client(timeout=3, max_retries=0)
+    assert (client.timeout, client.max_retries) == (3, 0)
+    with pytest.raises(ValueError, match="timeout"):
+        make_client(timeout=0)
+
+
+def test_model_from_env_and_a_warning_for_unknown_ids(monkeypatch):
+    monkeypatch.delenv("MAS_MODEL", raising=False)
+    assert mas.llm.default_model() == "claude-opus-4-6"
+    assert "claude-opus-4-6" in mas.llm.known_models()
+    monkeypatch.setenv("MAS_MODEL", "claude-sonnet-4-6")
+    assert mas.llm.default_model() == "claude-sonnet-4-6"
+    monkeypatch.setenv("MAS_MODEL", "claude-made-up-9")
+    with pytest.warns(UserWarning, match="not in this SDK's model list.*claude-opus-4-6"):
+        assert mas.llm.default_model() == "claude-made-up-9"
+
+
+def test_offline_announcement_is_said_once(no_key, monkeypatch, capsys):
+    monkeypatch.setattr(mas.llm, "_announced_offline", False)
+    make_client()
+    make_client()
+    err = capsys.readouterr().err
+    assert err.count("offline model: set ANTHROPIC_API_KEY to use Claude") == 1
+
+
+def _message(content):
+    return Message.model_validate({"id": "m", "type": "message", "role": "assistant", "model": "x", "content": content,
+                                   "stop_reason": "end_turn", "stop_sequence": None,
+                                   "usage": {"input_tokens": 3, "output_tokens": 2, "cache_read_input_tokens": 7}})
+
+
+def test_text_of_joins_every_text_block_whatever_comes_first():
+    msg = _message([{"type": "tool_use", "id": "t", "name": "f", "input": {}},
+                    {"type": "text", "text": "Hello"}, {"type": "text", "text": " world"}])
+    assert text_of(msg) == "Hello world"
+    assert text_of(_message([])) == ""
+
+
+def test_usage_of_fills_absent_cache_fields_with_zero():
+    assert usage_of(_message([])) == {"input_tokens": 3, "output_tokens": 2, "cache_creation_input_tokens": 0,
+                                      "cache_read_input_tokens": 7}
