@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/mas hello
+	$(BIN)/mas run "$(TOPIC)" --audience "$(AUDIENCE)"
 
 test: $(STAMP)
 	MAS_OFFLINE=1 $(BIN)/python -m pytest -q

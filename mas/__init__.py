@@ -1,5 +1,22 @@
-"""mas: a small multi-agent system on the official Anthropic SDK, built up by the course's notebooks."""
+"""mas: a small multi-agent system on the official Anthropic SDK, built up by the course's notebooks.
 
+    import mas
+    result = mas.Orchestrator().run("How vector databases enable semantic search")
+
+The core (client factory, agents, orchestrator, memory) is imported here; anything heavier or
+optional (Redis, widgets, tracing, parallel helpers) is imported from its own module when used,
+so `import mas` costs little more than `import anthropic`.
+"""
+
+from mas.agents import AgentReplyError, BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
 from mas.llm import make_async_client, make_client, text_of, usage_of
+from mas.memory import PersistentMemory, RedisMemory, SQLiteMemory
+from mas.orchestrator import Orchestrator
+from mas.schemas import RunResult, ValidationResult
 
-__all__ = ["make_client", "make_async_client", "text_of", "usage_of"]
+__all__ = [
+    "make_client", "make_async_client", "text_of", "usage_of",
+    "BaseAgent", "ResearcherAgent", "WriterAgent", "ValidatorAgent", "AgentReplyError",
+    "SQLiteMemory", "PersistentMemory", "RedisMemory",
+    "Orchestrator", "RunResult", "ValidationResult",
+]

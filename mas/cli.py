@@ -1,14 +1,56 @@
 """The `mas` command: the tutorial's main.py as a command line.
 
+    mas run "TOPIC" [--audience ...] [--db PATH] [--run-id ID] [--max-cycles N] [--model ...] [--out FILE]
     mas hello                     one call through the SDK: the reply, the model, the token usage
+
+`mas run` works offline without a key, shows progress as it goes, prints the final report, and
+exits 0 when the report is approved, 1 when the run stopped (failed, or not approved within the
+cycle limit) with a one-line reason on stderr, 2 on a usage error. `--run-id` of a crashed run
+resumes it without repeating the calls already done.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from mas.llm import default_model, make_client, text_of, usage_of
+from mas.llm import check_model, default_model, make_client, text_of, usage_of
+
+
+def run(args: argparse.Namespace) -> int:
+    from mas.memory import MemoryUnavailableError, SQLiteMemory
+    from mas.orchestrator import DEFAULT_AUDIENCE, Orchestrator
+
+    if args.model:
+        check_model(args.model)
+    try:
+        memory = SQLiteMemory(args.db) if args.db else SQLiteMemory()
+    except (MemoryUnavailableError, OSError) as err:
+        print(f"mas: cannot open the memory database: {err}", file=sys.stderr)
+        return 1
+    with memory:
+        orchestrator = Orchestrator(memory, client=make_client(), max_revision_cycles=args.max_cycles,
+                                    model=args.model)
+        try:
+            result = orchestrator.run(args.topic, audience=args.audience or DEFAULT_AUDIENCE, run_id=args.run_id)
+        except ValueError as err:
+            print(f"mas: {err}", file=sys.stderr)
+            return 2
+    print()
+    print(result.report)
+    print()
+    u = result.usage
+    print(f"run {result.run_id}: {result.status}, {result.cycles} revision(s), {u.calls} model calls, "
+          f"{u.input_tokens} input + {u.output_tokens} output tokens")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(result.report + "\n", encoding="utf-8")
+        print(f"report written to {args.out}")
+    if result.status != "approved":
+        print(f"mas: {result.status}: {result.reason}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def hello(args: argparse.Namespace) -> int:
@@ -22,9 +64,26 @@ def hello(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cycles(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mas", description="A multi-agent system on the Anthropic SDK.")
+    parser = argparse.ArgumentParser(prog="mas", description="A multi-agent system on the Anthropic SDK "
+                                     "(offline model without ANTHROPIC_API_KEY).")
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="research -> write -> validate -> revise on a topic")
+    p.add_argument("topic", nargs="?", help="what to write about (optional when resuming with --run-id)")
+    p.add_argument("--audience", help="who the report is for")
+    p.add_argument("--db", help="the SQLite memory file (default: MAS_DB or data/memory.db)")
+    p.add_argument("--run-id", help="a run id: resumes that run if it is in memory")
+    p.add_argument("--max-cycles", type=_cycles, default=3, help="most revisions before giving up (default 3)")
+    p.add_argument("--model", help="model id (default: MAS_MODEL or claude-opus-4-6)")
+    p.add_argument("--out", help="also write the report to this file")
+    p.set_defaults(func=run)
     p = sub.add_parser("hello", help="one call through the SDK (offline without a key)")
     p.add_argument("--model", help="model id (default: MAS_MODEL or claude-opus-4-6)")
     p.set_defaults(func=hello)
@@ -33,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "run" and not args.topic and not args.run_id:
+        print("mas: give a TOPIC, or --run-id of a run to resume", file=sys.stderr)
+        return 2
     return args.func(args)
 
 

@@ -132,6 +132,10 @@ class OfflineModel:
             result = " ".join(_text(b.get("content", "")) for b in tool_results)
             return [{"type": "text", "text": f"Based on the tool result: {result.strip()}"}], "end_turn"
 
+        if roles.detect_role(system) and "<" not in prompt:
+            # a follow-up ("your answer could not be used...") refers to the task given earlier
+            prompt = next((_text(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"
+                           and "<" in _text(m.get("content", ""))), prompt)
         role, text = roles.reply_for(system, prompt)
         fmt = (body.get("output_config") or {}).get("format") or {}
         if fmt.get("type") == "json_schema":

@@ -1,0 +1,440 @@
+"""Shared memory: the key-value store the agents pass their results through, on SQLite or Redis.
+
+Agents share no state directly. The researcher writes `research`, the writer reads it and
+writes `draft`, and so on, through a memory that outlives the process, so a run can be
+inspected with any SQLite client (or redis-cli) and resumed after a crash.
+
+- `Memory` is the contract: `set`, `get`, `get_all`, `delete`, `clear`, `close`, `updated_at`,
+  `scoped`, and use as a context manager. The orchestrator takes any object that has it.
+- `SQLiteMemory` (alias `PersistentMemory`, the tutorial's name) keeps the tutorial's table
+  `memory(key, value, updated_at)` and adds what a shared store needs: WAL, a busy timeout,
+  a lock for threads and write transactions that several processes can share.
+- `RedisMemory` is the same contract on a Redis server, for many processes and machines.
+
+Namespaces are plain key prefixes: `memory.scoped("run-42")` stores `draft` as the row
+`run-42/draft`, so two runs in one database never overwrite each other, while the unscoped
+memory sees (and `clear()`s) the whole table, exactly as the tutorial's class did.
+
+Simplified on purpose: values are strings (`set_json`/`get_json` carry dicts and pydantic
+models as readable JSON text), there are no expiry times and no transactions across keys,
+and `get_all` loads a scope into one dict.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterator, Protocol, Self, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = ["Memory", "SQLiteMemory", "PersistentMemory", "RedisMemory", "MemoryClosedError",
+           "MemoryUnavailableError", "next_stamp"]
+
+DEFAULT_DB_PATH = "data/memory.db"  # relative to the working directory; MAS_DB overrides it
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"  # REDIS_URL overrides it
+BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another process's write to finish
+SEP = "/"  # between a namespace and a key: `run-42/draft` reads well in any client
+_JOURNAL_MODES = ("wal", "delete", "truncate", "persist")
+_STAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # SQLite's CURRENT_TIMESTAMP (UTC) plus microseconds
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class MemoryClosedError(RuntimeError):
+    """The memory was used after `close()` (or in a process it was not opened in)."""
+
+
+class MemoryUnavailableError(RuntimeError):
+    """The memory's server cannot be reached."""
+
+
+@runtime_checkable
+class Memory(Protocol):
+    """What every memory backend does; values are strings, `get` gives None for a missing key."""
+
+    def set(self, key: str, value: str) -> None: ...
+    def get(self, key: str) -> str | None: ...
+    def get_all(self) -> dict[str, str]: ...
+    def delete(self, key: str) -> None: ...
+    def clear(self) -> None: ...
+    def updated_at(self, key: str) -> datetime | None: ...
+    def scoped(self, namespace: str) -> Memory: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Memory: ...
+    def __exit__(self, *exc_info: object) -> None: ...
+
+
+def next_stamp(previous: datetime | None, now: datetime) -> datetime:
+    """The `updated_at` of a write made at `now` over one stamped `previous`: always later.
+
+    Clocks step back (NTP) and two writes can share a microsecond, so "now" alone would let
+    an overwrite look older than what it replaced.
+
+    >>> t = datetime(2025, 1, 1, 12, 0, 0, 5, tzinfo=timezone.utc)
+    >>> next_stamp(t, now=datetime(2025, 1, 1, 11, 59, tzinfo=timezone.utc))  # the clock stepped back
+    datetime.datetime(2025, 1, 1, 12, 0, 0, 6, tzinfo=datetime.timezone.utc)
+    """
+    if previous is None or now > previous:
+        return now
+    return previous + timedelta(microseconds=1)
+
+
+class _Shared:
+    """What a memory and its scoped views share: one connection, its lock, whether it is closed."""
+
+    def __init__(self, resource: Any) -> None:
+        self.resource = resource
+        self.lock = threading.Lock()
+        self.pid = os.getpid()
+        self.closed = False
+
+
+class _BaseMemory:
+    """The parts both backends share: keys and namespaces, scoped views, closing, JSON helpers."""
+
+    _shared: _Shared
+
+    def __init__(self, namespace: str = "") -> None:
+        if namespace:
+            _check_namespace(namespace)
+        self.namespace = namespace
+        self._prefix = namespace + SEP if namespace else ""
+        self._owner = True  # the memory that opened the connection closes it; a view only closes itself
+        self._closed = False
+
+    def scoped(self, namespace: str) -> Self:
+        """A view of the keys under `namespace` (nested under this one), on the same connection."""
+        _check_namespace(namespace)
+        view = copy.copy(self)
+        _BaseMemory.__init__(view, self._prefix + namespace)
+        view._owner = False
+        return view
+
+    def close(self) -> None:
+        """Close this memory; closing the memory that opened the connection closes its views too."""
+        with self._shared.lock:
+            self._closed = True
+            if self._owner and not self._shared.closed:
+                self._shared.closed = True
+                self._release(self._shared.resource)
+
+    def set_json(self, key: str, obj: Any) -> None:
+        """Store a dict, list or pydantic model as compact JSON text (still readable in any client)."""
+        if hasattr(obj, "model_dump_json"):  # a pydantic model, without importing pydantic here
+            text = obj.model_dump_json()
+        else:
+            text = json.dumps(obj, ensure_ascii=False)
+        self.set(key, text)
+
+    def get_json(self, key: str, model: type | None = None) -> Any:
+        """The value at `key` parsed from JSON, validated as `model` when given; None when missing."""
+        text = self.get(key)
+        if text is None:
+            return None
+        return model.model_validate_json(text) if model is not None else json.loads(text)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _key(self, key: str) -> str:
+        if not isinstance(key, str):
+            raise TypeError(f"memory keys are strings, got {type(key).__name__}: {key!r}")
+        if not key:
+            raise ValueError("a memory key cannot be empty")
+        return self._prefix + key
+
+    def _check_open(self) -> None:
+        if self._closed or self._shared.closed:
+            raise MemoryClosedError(f"this {type(self).__name__} is closed; open a new one to use it again")
+
+    def _release(self, resource: Any) -> None:
+        raise NotImplementedError
+
+
+def _check_namespace(namespace: object) -> None:
+    if not isinstance(namespace, str) or not namespace or namespace.startswith(SEP) or namespace.endswith(SEP):
+        raise ValueError(f"a namespace (a run id, say) is a non-empty string that neither starts nor ends "
+                         f"with {SEP!r}, got {namespace!r}")
+
+
+def _check_value(value: object) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"memory values are strings, got {type(value).__name__}: store str(value), or use "
+                        "set_json(key, obj) for dicts and pydantic models")
+
+
+class SQLiteMemory(_BaseMemory):
+    """The tutorial's `PersistentMemory`, safe to share across threads and processes.
+
+    Subtle: one connection guarded by one lock, rather than one connection per thread.
+    SQLite lets a single writer in at a time anyway, the lock keeps two threads' statements
+    out of each other's transactions, and `close()` then really closes everything (a
+    per-thread connection would outlive `close()` in every thread that ever used it).
+
+    Every write is `BEGIN IMMEDIATE ... COMMIT`: it takes the database's write lock before it
+    reads, so another process's write makes it wait (up to the busy timeout) instead of
+    failing with "database is locked" when a read transaction tries to become a write.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, namespace: str = "", *,
+                 journal_mode: str = "wal") -> None:
+        super().__init__(namespace)
+        if journal_mode.lower() not in _JOURNAL_MODES:
+            raise ValueError(f"journal_mode must be one of {_JOURNAL_MODES}, got {journal_mode!r}")
+        self.path = Path(path if path is not None else os.environ.get("MAS_DB") or DEFAULT_DB_PATH)
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: the module starts no transactions of its own; ours are explicit.
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        try:
+            self.journal_mode = _set_journal_mode(conn, journal_mode.lower())
+            conn.execute("CREATE TABLE IF NOT EXISTS memory (key TEXT PRIMARY KEY, value TEXT, updated_at TIMESTAMP)")
+        except BaseException:
+            conn.close()
+            raise
+        self._shared = _Shared(conn)
+
+    def set(self, key: str, value: str) -> None:
+        full = self._key(key)
+        _check_value(value)
+        with self._transaction() as conn:
+            row = conn.execute("SELECT updated_at FROM memory WHERE key = ?", (full,)).fetchone()
+            previous = _parse_stamp(row[0]) if row and row[0] else None  # NULL: a row some other client wrote
+            stamp = next_stamp(previous, datetime.now(timezone.utc))
+            conn.execute("INSERT INTO memory (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE "
+                         "SET value = excluded.value, updated_at = excluded.updated_at",
+                         (full, value, stamp.strftime(_STAMP_FORMAT)))
+
+    def get(self, key: str) -> str | None:
+        return self._column("value", key)
+
+    def updated_at(self, key: str) -> datetime | None:
+        """When `key` was last written, as an aware UTC datetime; None when missing."""
+        text = self._column("updated_at", key)
+        return _parse_stamp(text) if text is not None else None
+
+    def get_all(self) -> dict[str, str]:
+        """Every key of this scope (without its namespace) and its value, in key order."""
+        where, params = self._scope_clause()
+        with self._connection() as conn:
+            rows = conn.execute(f"SELECT key, value FROM memory{where} ORDER BY key", params).fetchall()
+        return {key[len(self._prefix):]: value for key, value in rows}
+
+    def delete(self, key: str) -> None:
+        full = self._key(key)
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM memory WHERE key = ?", (full,))
+
+    def clear(self) -> None:
+        """Delete every key of this scope; unscoped, the whole table (as the tutorial's class does)."""
+        where, params = self._scope_clause()
+        with self._transaction() as conn:
+            conn.execute(f"DELETE FROM memory{where}", params)
+
+    def __repr__(self) -> str:
+        return f"SQLiteMemory({str(self.path)!r}, namespace={self.namespace!r})"
+
+    def _column(self, column: str, key: str) -> str | None:
+        full = self._key(key)
+        with self._connection() as conn:
+            row = conn.execute(f"SELECT {column} FROM memory WHERE key = ?", (full,)).fetchone()
+        return row[0] if row else None
+
+    def _scope_clause(self) -> tuple[str, tuple[str, ...]]:
+        # Subtle: a range, not LIKE 'run_1/%' (where `_` matches any character). Every key that
+        # starts with "run/" sorts at or after "run/" and before "run0", since "0" follows "/".
+        if not self._prefix:
+            return "", ()
+        return " WHERE key >= ? AND key < ?", (self._prefix, self._prefix[:-1] + chr(ord(SEP) + 1))
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        with self._shared.lock:
+            self._check_open()
+            if os.getpid() != self._shared.pid:  # a connection must never cross a fork
+                raise MemoryClosedError(f"this {type(self).__name__} was opened in another process "
+                                        "(before a fork); open a new one in this process")
+            yield self._shared.resource
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _release(self, conn: sqlite3.Connection) -> None:
+        conn.close()
+
+
+PersistentMemory = SQLiteMemory
+
+
+def _set_journal_mode(conn: sqlite3.Connection, mode: str) -> str:
+    """Put the file in `mode` (WAL lets readers go on while one process writes); the mode it is in.
+
+    Subtle: unlike other statements, switching the journal mode does not wait for the busy
+    timeout. When several processes open a new file at once, all but one get "database is
+    locked" at once, so they retry here until the switch is made (usually by another process).
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    pause = 0.001
+    while True:
+        try:
+            current = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if current == mode:  # the mode is stored in the file: after its first opening, nothing to do
+                return current
+            return conn.execute(f"PRAGMA journal_mode={mode}").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+
+def _parse_stamp(text: str) -> datetime:
+    """A stored stamp as an aware UTC datetime (SQLite's own CURRENT_TIMESTAMP form included)."""
+    stamp = datetime.fromisoformat(text)
+    return stamp.replace(tzinfo=timezone.utc) if stamp.tzinfo is None else stamp.astimezone(timezone.utc)
+
+
+# Runs inside Redis, so the read of the old stamp and the write are one atomic step, and every
+# client, on any machine, takes its time from the server's clock (the rule of next_stamp, in µs).
+_SET_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local previous = tonumber(redis.call('HGET', KEYS[1], 'updated_at') or '0')
+if now <= previous then now = previous + 1 end
+redis.call('HSET', KEYS[1], 'value', ARGV[1], 'updated_at', string.format('%d', now))
+return now
+"""
+
+
+class RedisMemory(_BaseMemory):
+    """The memory contract on a Redis server: one hash per key, `{prefix}:{namespace}/{key}`.
+
+    Each hash holds `value` and `updated_at` (microseconds since the epoch, server time).
+    `get_all` and `clear` find their keys with SCAN on this memory's own prefix, so they never
+    block the server (as KEYS would) nor touch another application's data (as FLUSHDB would).
+    Needs the `redis` package (`pip install 'mas[redis]'`) and Redis 6 or newer.
+    """
+
+    def __init__(self, url: str | None = None, namespace: str = "", *, prefix: str = "mas") -> None:
+        super().__init__(namespace)
+        try:
+            import redis  # optional: only a RedisMemory needs it, so `import mas` stays light
+        except ImportError:
+            raise ImportError("RedisMemory needs the redis package: pip install 'mas[redis]'") from None
+        if not prefix or not isinstance(prefix, str):
+            raise ValueError(f"prefix must be a non-empty string, got {prefix!r}")
+        self.url = url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+        self.prefix = prefix
+        self._down = (redis.ConnectionError, redis.TimeoutError)
+        client = redis.Redis.from_url(self.url, decode_responses=True)
+        self._shared = _Shared(client)
+        try:
+            with self._client() as c:
+                c.ping()
+        except MemoryUnavailableError:
+            client.close()
+            raise
+        self._set_script = client.register_script(_SET_SCRIPT)
+
+    def set(self, key: str, value: str) -> None:
+        full = self._redis_key(key)
+        _check_value(value)
+        with self._client() as client:
+            self._set_script(keys=[full], args=[value], client=client)
+
+    def get(self, key: str) -> str | None:
+        full = self._redis_key(key)
+        with self._client() as client:
+            return client.hget(full, "value")
+
+    def updated_at(self, key: str) -> datetime | None:
+        """When `key` was last written (by the server's clock), as an aware UTC datetime; None when missing."""
+        full = self._redis_key(key)
+        with self._client() as client:
+            micros = client.hget(full, "updated_at")
+        return _EPOCH + timedelta(microseconds=int(micros)) if micros is not None else None
+
+    def get_all(self) -> dict[str, str]:
+        """Every key of this scope (without its namespace) and its value, in key order."""
+        with self._client() as client:
+            keys = self._scan(client)
+            pipe = client.pipeline(transaction=False)
+            for full in keys:
+                pipe.hget(full, "value")
+            values = pipe.execute()
+        start = len(self._redis_key_prefix())
+        return {full[start:]: value for full, value in zip(keys, values) if value is not None}
+
+    def delete(self, key: str) -> None:
+        full = self._redis_key(key)
+        with self._client() as client:
+            client.unlink(full)
+
+    def clear(self) -> None:
+        """Delete every key of this scope; unscoped, every key under this memory's prefix."""
+        with self._client() as client:
+            keys = self._scan(client)
+            for i in range(0, len(keys), 500):
+                client.unlink(*keys[i:i + 500])
+
+    def __repr__(self) -> str:
+        return f"RedisMemory({_redact(self.url)!r}, namespace={self.namespace!r}, prefix={self.prefix!r})"
+
+    def _redis_key_prefix(self) -> str:
+        return f"{self.prefix}:{self._prefix}"
+
+    def _redis_key(self, key: str) -> str:
+        return f"{self.prefix}:{self._key(key)}"
+
+    def _scan(self, client: Any) -> list[str]:
+        pattern = _glob_escape(self._redis_key_prefix()) + "*"
+        # SCAN may return a key twice; the set drops repeats, the sort gives a stable order.
+        return sorted(set(client.scan_iter(match=pattern, count=1000, _type="HASH")))
+
+    @contextmanager
+    def _client(self) -> Iterator[Any]:
+        self._check_open()
+        try:
+            yield self._shared.resource
+        except self._down as exc:
+            # `from None`: the client's own traceback (sockets, retries) says nothing more useful.
+            raise MemoryUnavailableError(
+                f"cannot reach Redis at {_redact(self.url)} ({exc}). Start a server with "
+                "`redis-server --port 6379` (install it: `sudo apt-get install redis-server`), "
+                "or point REDIS_URL at a running one."
+            ) from None
+
+    def _release(self, client: Any) -> None:
+        client.close()
+
+
+def _glob_escape(text: str) -> str:
+    """`text` as a literal in a Redis MATCH pattern: `run*1` -> `run\\*1`."""
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, fit for an error message or a notebook output."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

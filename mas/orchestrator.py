@@ -1,0 +1,189 @@
+"""The orchestrator: research -> write -> validate -> (revise -> validate)* -> report.
+
+It never does the work itself: it keeps the state and delegates each step to an agent. Every
+result is saved in memory, under the run's namespace, *before* the next step starts:
+
+    topic, audience          the run's inputs
+    research                 the researcher's notes
+    draft_1, draft_2, ...    each version of the draft
+    validation_1, ...        the validator's verdict on each draft (JSON)
+    issues                   the last verdict's issues (JSON list)
+    status, reason           where the run is, and why it stopped
+    usage                    tokens and calls so far (JSON)
+    report                   the final report
+
+So a run can be read back step by step after it ends or crashes, and `run(..., run_id=...)`
+resumes it: a step whose result is in memory is not asked again.
+
+Limits, all explicit: `max_revision_cycles` revisions at most (the circuit breaker returns the
+best draft so far, with the remaining issues and the reason, instead of looping); the
+validator's unreadable answers are re-asked `validation_attempts` times at most, then the run
+stops as `failed` with the reason; an API error that outlives the SDK's retries also stops the
+run as `failed` (resumable), never as an exception that leaves memory half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Callable
+
+import anthropic
+
+from mas.agents import VALIDATION_ATTEMPTS, AgentReplyError, BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
+from mas.hooks import RunStopped
+from mas.llm import default_model
+from mas.memory import Memory, SQLiteMemory
+from mas.prompts import research_task, revise_task, write_task
+from mas.schemas import RunResult, Usage, ValidationResult
+
+DEFAULT_AUDIENCE = "a general technical audience"
+TERMINAL = ("approved", "max_cycles")
+
+
+class Orchestrator:
+    def __init__(self, memory: Memory | None = None, client: anthropic.Anthropic | None = None,
+                 max_revision_cycles: int = 3, *, model: str | None = None, max_tokens: int = 2048,
+                 validation_attempts: int = VALIDATION_ATTEMPTS, progress: Callable[[str], None] | None = print,
+                 researcher: ResearcherAgent | None = None, writer: WriterAgent | None = None,
+                 validator: ValidatorAgent | None = None):
+        if max_revision_cycles < 0:
+            raise ValueError(f"max_revision_cycles must be >= 0, got {max_revision_cycles}")
+        if validation_attempts < 1:
+            raise ValueError(f"validation_attempts must be >= 1, got {validation_attempts}")
+        self.memory = memory if memory is not None else SQLiteMemory()
+        self.max_revision_cycles = max_revision_cycles
+        self.validation_attempts = validation_attempts
+        self.progress = progress
+        model = model or default_model()
+        self.researcher = researcher or ResearcherAgent(client=client, model=model, max_tokens=max_tokens)
+        self.writer = writer or WriterAgent(client=client, model=model, max_tokens=max_tokens)
+        self.validator = validator or ValidatorAgent(client=client, model=model, max_tokens=max_tokens)
+
+    def run(self, topic: str | None = None, audience: str = DEFAULT_AUDIENCE, run_id: str | None = None) -> RunResult:
+        """Run the pipeline on `topic`, or resume the run `run_id` where it stopped."""
+        run_id = run_id or f"run-{uuid.uuid4().hex[:8]}"
+        mem = self.memory.scoped(run_id)
+        stored_topic = mem.get("topic")
+        if stored_topic is None:
+            if not topic:
+                raise ValueError(f"run {run_id!r} is not in memory, so a topic is needed to start it")
+            mem.set("topic", topic)
+            mem.set("audience", audience)
+            self._say(f"[Orchestrator] Run {run_id}: {topic}")
+        else:
+            if topic and topic != stored_topic:
+                raise ValueError(f"run {run_id!r} is about {stored_topic!r}, not {topic!r}: "
+                                 "use a new run_id for a new topic")
+            topic, audience = stored_topic, mem.get("audience") or audience
+            self._say(f"[Orchestrator] Resuming run {run_id} ({mem.get('status') or 'started'}): {topic}")
+        usage = Usage.model_validate_json(mem.get("usage") or "{}")
+        if mem.get("status") in TERMINAL:
+            return self._result(mem, run_id, usage)
+        try:
+            self._pipeline(mem, topic, audience, usage)
+        except (anthropic.APIError, AgentReplyError, RunStopped) as err:
+            mem.set("status", err.status if isinstance(err, RunStopped) else "failed")
+            mem.set("reason", _one_line(err))
+            self._say(f"[Orchestrator] Stopped: {_one_line(err)} (resume with run_id={run_id!r})")
+        return self._result(mem, run_id, usage)
+
+    # ------------------------------------------------------------------ the steps
+
+    def _pipeline(self, mem: Memory, topic: str, audience: str, usage: Usage) -> None:
+        research = self._step(mem, "research", "researching", "Researcher", usage, self.researcher,
+                              lambda: self.researcher.run(research_task(topic, audience)))
+        self._step(mem, "draft_1", "writing", "Writer", usage, self.writer,
+                   lambda: self.writer.run(write_task(topic, audience, research)))
+        cycle = 1
+        while True:
+            draft = mem.get(f"draft_{cycle}")
+            verdict = ValidationResult.model_validate_json(self._step(
+                mem, f"validation_{cycle}", "validating", "Validator", usage, self.validator,
+                lambda: self.validator.review(research, draft, self.validation_attempts).model_dump_json()))
+            mem.set("issues", _json_list(verdict.issues))
+            if verdict.approved:
+                mem.set("report", draft)
+                self._finish(mem, "approved", f"approved after {cycle - 1} revision(s)")
+                return
+            if cycle > self.max_revision_cycles:
+                best = _best_draft(mem, cycle)
+                mem.set("report", mem.get(f"draft_{best}"))
+                self._finish(mem, "max_cycles", f"not approved after {self.max_revision_cycles} revision(s) "
+                             f"(the limit); returning draft {best} of {cycle}, which had the fewest issues")
+                return
+            self._say(f"[Orchestrator] Revision {cycle} of at most {self.max_revision_cycles}: "
+                      f"sending {len(verdict.issues)} issue(s) back to the Writer")
+            self._step(mem, f"draft_{cycle + 1}", "revising", "Writer", usage, self.writer,
+                       lambda: self.writer.run(revise_task(topic, audience, research, draft, verdict.issues)))
+            cycle += 1
+
+    def _step(self, mem: Memory, key: str, status: str, who: str, usage: Usage, agent: BaseAgent,
+              work: Callable[[], str]) -> str:
+        """One checkpointed step: the saved result if there is one, else the agent's, saved at once."""
+        saved = mem.get(key)
+        if saved is not None:
+            self._say(f"[Orchestrator] {key}: already in memory, not asked again")
+            return saved
+        mem.set("status", status)
+        self._say(f"[Orchestrator] Dispatching to {who}...")
+        agent.reset()  # each task carries everything it needs: no history from earlier steps
+        before = agent.usage.model_copy()
+        try:
+            result = work()
+        finally:
+            for field in ("calls", "input_tokens", "output_tokens", "cache_creation_input_tokens",
+                          "cache_read_input_tokens"):
+                setattr(usage, field, getattr(usage, field) + getattr(agent.usage, field) - getattr(before, field))
+            mem.set("usage", usage.model_dump_json())
+        mem.set(key, result)
+        self._say(_done_line(who, key, result))
+        return result
+
+    def _finish(self, mem: Memory, status: str, reason: str) -> None:
+        mem.set("reason", reason)
+        mem.set("status", status)
+        self._say(f"[Orchestrator] Done: {reason}")
+
+    def _result(self, mem: Memory, run_id: str, usage: Usage) -> RunResult:
+        status = mem.get("status") or "failed"
+        drafts = [int(k.split("_")[1]) for k in mem.get_all() if k.startswith("draft_")]
+        report = mem.get("report") or (mem.get(f"draft_{max(drafts)}") if drafts else "")
+        return RunResult(run_id=run_id, topic=mem.get("topic") or "", report=report, approved=status == "approved",
+                         cycles=max(drafts, default=1) - 1, issues=_load_list(mem.get("issues")), status=status,
+                         reason=mem.get("reason") or "", usage=usage)
+
+    def _say(self, line: str) -> None:
+        if self.progress is not None:
+            self.progress(line)
+
+
+def _done_line(who: str, key: str, result: str) -> str:
+    if key.startswith("validation_"):
+        verdict = ValidationResult.model_validate_json(result)
+        return f"[Validator] {'Approved' if verdict.approved else f'{len(verdict.issues)} issue(s): not approved'}"
+    label = "Research" if key == "research" else f"Draft {key.split('_')[1]}"
+    return f"[{who}] {label} complete ({len(result)} chars)"
+
+
+def _best_draft(mem: Memory, last: int) -> int:
+    """The draft with the fewest issues (the latest of equals): what the circuit breaker returns."""
+    counts = {n: len(ValidationResult.model_validate_json(mem.get(f"validation_{n}")).issues)
+              for n in range(1, last + 1)}
+    return min(counts, key=lambda n: (counts[n], -n))
+
+
+def _json_list(items: list[str]) -> str:
+    return json.dumps(items, ensure_ascii=False)
+
+
+def _load_list(text: str | None) -> list[str]:
+    return json.loads(text) if text else []
+
+
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, anthropic.APIStatusError):
+        return f"{type(err).__name__} {err.status_code} after the SDK's retries: {err.message}".splitlines()[0]
+    if isinstance(err, anthropic.APIError):
+        return f"{type(err).__name__} after the SDK's retries: {err.message}".splitlines()[0]
+    return str(err).splitlines()[0]

@@ -1,0 +1,56 @@
+"""Every word the agents are told, in one place: the system prompts and the task templates.
+
+Change a prompt here (or pass `system_prompt=` to an agent) and re-run. The tasks wrap their
+inputs in XML tags (`<topic>`, `<research>`, `<draft>`, `<issues>`), as Anthropic's prompting
+guide recommends: the model can tell instructions from material, and so can the offline model.
+"""
+
+from __future__ import annotations
+
+SYSTEM_PROMPTS: dict[str, str] = {
+    "researcher": (
+        "You are a researcher on a small writing team. Given a topic, gather the key facts, concepts and "
+        "angles a reader needs. Answer with concise bullet points, one fact per bullet, and note sources "
+        "where relevant, as (source: ...). Do not write prose or a conclusion."
+    ),
+    "writer": (
+        "You are a technical writer on a small writing team. Turn the research you are given into a clear, "
+        "well-structured markdown draft for the stated audience: a title, a short overview, then the key "
+        "points. Use only the facts in the research: add no facts, figures or claims that are not in it. "
+        "When you are given issues with a previous draft, fix every one of them."
+    ),
+    "validator": (
+        "You are a validator: a meticulous fact-checking editor. Check the draft against the research for "
+        "factual inconsistencies, claims the research does not support, research points the draft leaves "
+        "out, logical gaps and unclear sections. Answer with exactly one JSON object and nothing else, no "
+        'code fences: {"issues": ["..."], "approved": true|false}. Approve only when there are no issues.'
+    ),
+}
+
+
+def research_task(topic: str, audience: str) -> str:
+    return f"<topic>{topic}</topic>\n<audience>{audience}</audience>\n\nResearch this topic for this audience."
+
+
+def write_task(topic: str, audience: str, research: str) -> str:
+    return (f"<topic>{topic}</topic>\n<audience>{audience}</audience>\n<research>\n{research}\n</research>\n\n"
+            "Write the first draft from this research only.")
+
+
+def revise_task(topic: str, audience: str, research: str, draft: str, issues: list[str]) -> str:
+    listed = "\n".join(f"- {issue}" for issue in issues)
+    return (f"<topic>{topic}</topic>\n<audience>{audience}</audience>\n<research>\n{research}\n</research>\n"
+            f"<draft>\n{draft}\n</draft>\n<issues>\n{listed}\n</issues>\n\n"
+            "Revise the draft so that it fixes every issue, using only the research. Answer with the whole "
+            "revised draft.")
+
+
+def validate_task(research: str, draft: str) -> str:
+    return (f"<research>\n{research}\n</research>\n<draft>\n{draft}\n</draft>\n\n"
+            "Check the draft against the research. Answer with the JSON object only.")
+
+
+def reask_task(error: str) -> str:
+    """What the validator hears when its answer could not be read: the error, and the contract again."""
+    return (f"Your answer could not be used: {error}\n\nAnswer again with exactly one JSON object and nothing "
+            'else (no code fences, no prose): {"issues": ["..."], "approved": true|false}')

@@ -1,0 +1,65 @@
+"""The contracts between agents, as pydantic models: what a validator must answer, what a run returns.
+
+A contract is enforced on the way out: a reply that does not fit it is an error with a reason,
+never a default. In particular a validator reply that is not exactly the JSON object is *not*
+an approval (the tutorial this course follows treats non-JSON as approved; notebook 03 shows
+why that is dangerous).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mas.contracts import ReplyError, parse_reply  # noqa: F401  (ReplyError: re-exported for callers)
+
+
+class ValidationResult(BaseModel):
+    """The validator's verdict on one draft."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    issues: list[str] = Field(description="What is wrong with the draft; empty when nothing is.")
+    approved: bool = Field(description="True only when the draft can be published as it is.")
+    confidence: float = Field(1.0, ge=0.0, le=1.0, description="How sure the validator is, 0 to 1.")
+
+
+def parse_validation(text: str, stop_reason: str | None = "end_turn") -> ValidationResult:
+    """Read a validator reply strictly: exactly the JSON object, nothing around it.
+
+    >>> parse_validation('{"issues": [], "approved": true}').approved
+    True
+    >>> parse_validation('```json\\n{"issues": [], "approved": true}\\n```')
+    Traceback (most recent call last):
+    ...
+    mas.contracts.ReplyError: not valid JSON (it starts with '```json'; send the object alone, without code fences or prose): Invalid JSON: expected value at line 1 column 1
+    """
+    return parse_reply(text, ValidationResult, stop_reason)
+
+
+class Usage(BaseModel):
+    """Tokens and calls, added up over a run (or one agent)."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+    def add(self, usage: dict[str, int]) -> None:
+        self.calls += 1
+        for key in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
+            setattr(self, key, getattr(self, key) + usage.get(key, 0))
+
+
+class RunResult(BaseModel):
+    """What `Orchestrator.run` returns: the report and how the run went."""
+
+    run_id: str
+    topic: str
+    report: str = Field(description="The final draft (the best one so far when the run was not approved).")
+    approved: bool
+    cycles: int = Field(description="Revisions made (each one a validate -> revise cycle).")
+    issues: list[str] = Field(description="The validator's last issues; empty when approved.")
+    status: str = Field(description="approved | max_cycles | failed, or the status of the limit that stopped it")
+    reason: str = Field("", description="Why the run stopped, in one line.")
+    usage: Usage = Field(default_factory=Usage, description="Tokens and calls of the whole run, resumes included.")

@@ -1,0 +1,90 @@
+"""Contracts on the way out: plain-text replies and the SDK's structured outputs, both strict."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel
+
+from mas.agents import ResearcherAgent, ValidatorAgent
+from mas.contracts import ContractError, ReplyError, ask_structured, parse_reply, parse_structured
+from mas.llm import make_client
+from mas.offline import Fault, OfflineTransport, ScriptedTransport, text_message
+from mas.prompts import SYSTEM_PROMPTS, validate_task
+from mas.schemas import ValidationResult
+
+MODEL = "claude-opus-4-6"
+RESEARCH = "- Caches keep hot data close to the CPU.\n- Cache misses cost hundreds of cycles."
+GOOD_DRAFT = "Caches keep hot data close to the CPU. Cache misses cost hundreds of cycles."
+
+
+class Notes(BaseModel):
+    topic: str
+    points: list[str]
+
+
+@pytest.mark.parametrize("text, stop, reason", [
+    ('```json\n{"topic": "t", "points": []}\n```', "end_turn", "not valid JSON (it starts with '```json'"),
+    ('Here you go: {"topic": "t", "points": []}', "end_turn", "not valid JSON"),
+    ('{"topic": "t", "points": [', "end_turn", "not valid JSON"),
+    ('{"topic": "t", "points": []}', "max_tokens", "cut off at max_tokens"),
+    ("I can't help with that.", "refusal", "refused"),
+    ('{"topic": "t"}', "end_turn", "JSON does not fit the schema: points: Field required"),
+    ('{"topic": "t", "points": "one"}', "end_turn", "points: Input should be a valid array"),
+    ("   ", "end_turn", "empty"),
+])
+def test_parse_reply_rejects_every_kind_of_bad_reply_with_a_reason(text, stop, reason):
+    with pytest.raises(ReplyError) as info:
+        parse_reply(text, Notes, stop)
+    assert reason in info.value.reason
+
+
+def test_ask_structured_reasks_with_the_error_then_succeeds():
+    transport = ScriptedTransport(['Sure: {"topic": "t", "points": ["a"]}', '{"topic": "t", "points": ["a"]}'])
+    agent = ResearcherAgent(client=make_client(transport=transport))
+    assert ask_structured(agent, "<topic>t</topic>", Notes) == Notes(topic="t", points=["a"])
+    reask = transport.requests[1]["messages"][-1]["content"]
+    assert reask.startswith("Your answer could not be used: not valid JSON") and '"topic", "points"' in reask
+
+
+def test_ask_structured_gives_up_after_the_attempts_never_defaults():
+    transport = ScriptedTransport(["nope"] * 2)
+    agent = ResearcherAgent(client=make_client(transport=transport))
+    with pytest.raises(ContractError, match="no valid Notes after 2 answers"):
+        ask_structured(agent, "t", Notes, attempts=2)
+    with pytest.raises(ValueError, match="attempts must be >= 1"):
+        ask_structured(agent, "t", Notes, attempts=0)
+
+
+@pytest.mark.parametrize("kind", ["malformed_json", "fenced_json", "prose_json", "truncate", "refusal", "empty"])
+def test_the_validator_under_each_reply_fault_is_reasked_and_gets_the_true_verdict(kind):
+    transport = OfflineTransport(faults=[Fault(kind, role="validator")])
+    validator = ValidatorAgent(client=make_client(transport=transport))
+    bad_draft = "Caches keep hot data close to the CPU."
+    verdict = validator.review(RESEARCH, bad_draft)
+    assert verdict.approved is False and verdict.issues[0].startswith("Missing point")
+    assert transport.model.calls == 2
+
+
+def test_parse_structured_uses_the_sdks_structured_outputs():
+    transport = OfflineTransport()
+    client = make_client(transport=transport)
+    verdict = parse_structured(client, ValidationResult, model=MODEL, max_tokens=1000,
+                               system=SYSTEM_PROMPTS["validator"],
+                               messages=[{"role": "user", "content": validate_task(RESEARCH, GOOD_DRAFT)}])
+    assert verdict.approved is True and verdict.issues == []
+
+
+@pytest.mark.parametrize("kind", ["truncate", "refusal", "malformed_json"])
+def test_parse_structured_never_parses_a_cut_off_or_refused_reply(kind):
+    transport = ScriptedTransport()
+    client = make_client(transport=transport)
+    bad = {"truncate": text_message('{"issues": [], "appr', stop_reason="max_tokens"),
+           "refusal": text_message("I can't help with that.", stop_reason="refusal"),
+           "malformed_json": text_message('{"issues": [], "approved": tr')}[kind]
+    transport.add(bad, bad)
+    with pytest.raises(ContractError) as info:
+        parse_structured(client, ValidationResult, model=MODEL, max_tokens=100, attempts=2,
+                         messages=[{"role": "user", "content": "check"}])
+    assert len(info.value.reasons) == 2 and len(transport.requests) == 2
+    assert transport.requests[0]["output_config"]["format"]["type"] == "json_schema"
+    assert transport.requests[1]["messages"][-1]["content"].startswith("Your answer could not be used")

@@ -1,0 +1,194 @@
+"""The orchestrator end to end offline: checkpoints, resume after a crash at every step, the
+circuit breaker, strict verdicts, flat validator tokens, Redis memory, and the command."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mas.cli import main as cli
+from mas.llm import make_client
+from mas.memory import RedisMemory, SQLiteMemory
+from mas.offline import Fault, OfflineTransport, ScriptedTransport
+from mas.offline.roles import UNSUPPORTED_CLAIM
+from mas.orchestrator import Orchestrator
+from mas.schemas import ValidationResult
+
+TOPIC = "How vector databases enable semantic search"
+STEPS = ["research", "draft_1", "validation_1", "draft_2", "validation_2"]  # one model call each, offline
+HERE = Path(__file__).parent
+
+
+@pytest.fixture
+def memory(tmp_path):
+    with SQLiteMemory(tmp_path / "memory.db") as mem:
+        yield mem
+
+
+def orchestrate(memory, transport=None, **kw):
+    transport = transport or OfflineTransport()
+    kw.setdefault("progress", None)
+    return transport, Orchestrator(memory, client=make_client(transport=transport, max_retries=0), **kw)
+
+
+def test_the_pipeline_offline_catches_the_first_drafts_flaw_and_approves_the_revision(memory):
+    lines = []
+    transport, orch = orchestrate(memory, progress=lines.append)
+    result = orch.run(TOPIC, audience="senior software engineers", run_id="r1")
+    assert (result.status, result.approved, result.cycles, result.issues) == ("approved", True, 1, [])
+    assert transport.model.calls == len(STEPS) == result.usage.calls
+    assert UNSUPPORTED_CLAIM not in result.report and "Hybrid search" in result.report
+    assert result.usage.input_tokens > 0 and result.usage.output_tokens > 0
+    assert "[Orchestrator] Dispatching to Researcher..." in lines
+    assert any(line.startswith("[Writer] Draft 1 complete (") for line in lines)
+    assert "[Validator] 2 issue(s): not approved" in lines
+
+
+def test_every_step_is_saved_under_the_runs_namespace(memory):
+    orchestrate(memory)[1].run(TOPIC, run_id="r1")
+    run = memory.scoped("r1")
+    assert set(STEPS) | {"topic", "audience", "issues", "status", "reason", "usage", "report"} == set(run.get_all())
+    first = ValidationResult.model_validate_json(run.get("validation_1"))
+    assert not first.approved and UNSUPPORTED_CLAIM in run.get("draft_1")
+    assert run.get("report") == run.get("draft_2") and run.get("status") == "approved"
+    assert memory.get("research") is None  # nothing leaks outside the run's namespace
+
+
+def test_two_runs_in_one_database_do_not_clobber_each_other(memory):
+    _, orch = orchestrate(memory)
+    a = orch.run(TOPIC, run_id="a")
+    b = orch.run("Multi-agent LLM systems", run_id="b")
+    assert memory.scoped("a").get("report") == a.report != b.report == memory.scoped("b").get("report")
+
+
+@pytest.mark.parametrize("failing_step", range(len(STEPS)))
+def test_resume_after_a_failure_at_each_step_reissues_no_completed_call(memory, failing_step):
+    faulty = OfflineTransport(faults=[Fault("server_error", call=failing_step + 1)])
+    failed = orchestrate(memory, faulty)[1].run(TOPIC, run_id="r")
+    assert failed.status == "failed" and "InternalServerError 500" in failed.reason
+    assert set(memory.scoped("r").get_all()) >= set(STEPS[:failing_step])
+    resumed_transport, orch = orchestrate(memory)
+    result = orch.run(run_id="r")
+    assert resumed_transport.model.calls == len(STEPS) - failing_step
+    assert result.status == "approved" and result.usage.calls == len(STEPS)
+
+
+@pytest.mark.parametrize("kill_after", range(1, len(STEPS)))
+def test_resume_after_the_process_is_killed_after_each_step(tmp_path, kill_after):
+    db = tmp_path / "memory.db"
+    proc = subprocess.run([sys.executable, str(HERE / "crash_worker.py"), str(db), "r", str(kill_after)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    with SQLiteMemory(db) as mem:
+        assert mem.scoped("r").get("status") != "approved"
+        transport, orch = orchestrate(mem)
+        result = orch.run(run_id="r")
+    assert transport.model.calls == len(STEPS) - kill_after
+    assert result.approved and result.cycles == 1
+
+
+def test_resuming_a_finished_run_makes_no_call(memory):
+    orchestrate(memory)[1].run(TOPIC, run_id="r")
+    transport, orch = orchestrate(memory)
+    assert orch.run(run_id="r").approved and transport.model.calls == 0
+    with pytest.raises(ValueError, match="is about"):
+        orch.run("Another topic", run_id="r")
+    with pytest.raises(ValueError, match="not in memory"):
+        orch.run(run_id="never-started")
+
+
+def test_circuit_breaker_returns_the_best_draft_with_the_reason(memory):
+    transport, orch = orchestrate(memory, max_revision_cycles=0)
+    result = orch.run(TOPIC, run_id="r")
+    assert (result.status, result.approved, result.cycles) == ("max_cycles", False, 0)
+    assert len(result.issues) == 2 and "limit" in result.reason
+    assert result.report == memory.scoped("r").get("draft_1") and transport.model.calls == 3
+
+
+def _scripted_pipeline(validator_replies, drafts=("# D\n\nDraft one.", "# D\n\nDraft two.", "# D\n\nDraft 3!.")):
+    """Research, then alternating writer / validator replies, as a scripted transport."""
+    queue = ["- Point one.\n- Point two."]
+    for i, verdict in enumerate(validator_replies):
+        queue += [drafts[min(i, len(drafts) - 1)], verdict]
+    return ScriptedTransport(queue)
+
+
+def test_max_cycles_is_respected_and_the_best_draft_wins(memory):
+    verdicts = [json.dumps({"issues": ["a", "b", "c"], "approved": False}),
+                json.dumps({"issues": ["a"], "approved": False}),
+                json.dumps({"issues": ["a", "b"], "approved": False})]
+    transport = _scripted_pipeline(verdicts)
+    result = orchestrate(memory, transport, max_revision_cycles=2)[1].run(TOPIC, run_id="r")
+    assert result.status == "max_cycles" and result.cycles == 2 and len(transport.requests) == 7
+    assert result.report == "# D\n\nDraft two." and result.issues == ["a", "b"]
+    assert "returning draft 2 of 3" in result.reason
+
+
+@pytest.mark.parametrize("bad", ["```json\n{\"issues\": [], \"approved\": true}\n```", "Approved!",
+                                 '{"issues": [], "approved": tr', '{"approved": true}'])
+def test_a_validator_that_never_answers_properly_fails_the_run_never_approves_it(memory, bad):
+    transport = ScriptedTransport(["- Point.", "Draft about the point.", bad, bad, bad])
+    result = orchestrate(memory, transport)[1].run(TOPIC, run_id="r")
+    assert result.status == "failed" and not result.approved
+    assert "no valid verdict after 3 answers" in result.reason
+    assert memory.scoped("r").get("validation_1") is None  # nothing half-written
+
+
+def test_validator_input_tokens_stay_flat_across_cycles(memory):
+    verdict = json.dumps({"issues": ["still wrong"], "approved": False})
+    transport = _scripted_pipeline([verdict] * 4, drafts=("# D\n\nSame size draft A.",) * 4)
+    orchestrate(memory, transport, max_revision_cycles=3)[1].run(TOPIC, run_id="r")
+    from mas.offline.tokens import count_request
+
+    validator_requests = [r for r in transport.requests if r["system"].startswith("You are a validator")]
+    assert len(validator_requests) == 4
+    assert len({count_request(r) for r in validator_requests}) == 1  # flat: no history carried over
+    writer_revisions = [r for r in transport.requests if r["system"].startswith("You are a technical writer")][1:]
+    assert all("<issues>\n- still wrong\n</issues>" in r["messages"][-1]["content"] for r in writer_revisions)
+    assert all("<research>" in r["messages"][-1]["content"] for r in writer_revisions)
+
+
+def test_redis_memory_works_the_same(redis_url):
+    with RedisMemory(redis_url, namespace="orchestrator-test") as mem:
+        mem.clear()
+        transport, orch = orchestrate(mem)
+        result = orch.run(TOPIC, run_id="r")
+        assert result.approved and mem.scoped("r").get("report") == result.report
+        again_transport, orch = orchestrate(mem)
+        assert orch.run(run_id="r").approved and again_transport.model.calls == 0
+        mem.clear()
+
+
+# ---------------------------------------------------------------- the command
+
+
+def test_command_runs_offline_and_writes_the_report(tmp_path, capsys):
+    out = tmp_path / "report.md"
+    code = cli(["run", TOPIC, "--db", str(tmp_path / "m.db"), "--run-id", "c1", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0 and "[Orchestrator] Dispatching to Researcher..." in captured.out
+    assert out.read_text().startswith("# How vector databases") and "run c1: approved" in captured.out
+
+
+def test_command_exit_codes_and_one_line_reasons(tmp_path, capsys):
+    db = str(tmp_path / "m.db")
+    assert cli(["run", TOPIC, "--db", db, "--max-cycles", "0"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("mas: max_cycles: not approved after 0 revision(s)")
+    assert cli(["run"]) == 2
+    assert cli(["run", "--db", db, "--run-id", "missing"]) == 2
+    assert "not in memory" in capsys.readouterr().err
+
+
+def test_command_resumes_a_crashed_run(tmp_path, capsys):
+    db = tmp_path / "m.db"
+    subprocess.run([sys.executable, str(HERE / "crash_worker.py"), str(db), "crashed", "2"], capture_output=True)
+    assert cli(["run", "--db", str(db), "--run-id", "crashed"]) == 0
+    out = capsys.readouterr().out
+    assert "research: already in memory" in out and "draft_1: already in memory" in out
+    assert "Dispatching to Researcher" not in out
