@@ -182,8 +182,11 @@ def _load_list(text: str | None) -> list[str]:
 
 
 def _one_line(err: BaseException) -> str:
+    """An error as one readable line: the API's own message, not the raw error body."""
     if isinstance(err, anthropic.APIStatusError):
-        return f"{type(err).__name__} {err.status_code} after the SDK's retries: {err.message}".splitlines()[0]
+        body = err.body if isinstance(err.body, dict) else {}
+        message = (body.get("error") or {}).get("message") or err.message
+        return f"{type(err).__name__} {err.status_code}: {message}".splitlines()[0]
     if isinstance(err, anthropic.APIError):
-        return f"{type(err).__name__} after the SDK's retries: {err.message}".splitlines()[0]
+        return f"{type(err).__name__}: {err.message}".splitlines()[0]
     return str(err).splitlines()[0]
