@@ -35,6 +35,8 @@ def pytest_configure(config):
     os.environ["MAS_NO_LIVE"] = "1"
     os.environ.pop("ANTHROPIC_API_KEY", None)
     os.environ.pop("ANTHROPIC_BASE_URL", None)
+    for switch in ("MAS_RECORD", "MAS_REPLAY", "MAS_REPLAY_FALLBACK", "MAS_FAULTS"):
+        os.environ.pop(switch, None)  # a developer's shell must not change what the suite does
     import mas.llm
 
     mas.llm._dotenv_loaded = True  # a developer's .env must not leak into the tests

@@ -12,6 +12,7 @@ from mas.agents import AgentReplyError, BaseAgent, ResearcherAgent, ValidatorAge
 from mas.llm import make_async_client, make_client, text_of, usage_of
 from mas.memory import PersistentMemory, RedisMemory, SQLiteMemory
 from mas.orchestrator import Orchestrator
+from mas.replay import NotInRecording, RecordingTransport, ReplayTransport, record_client, replay_client
 from mas.schemas import RunResult, ValidationResult
 
 __all__ = [
@@ -19,4 +20,5 @@ __all__ = [
     "BaseAgent", "ResearcherAgent", "WriterAgent", "ValidatorAgent", "AgentReplyError",
     "SQLiteMemory", "PersistentMemory", "RedisMemory",
     "Orchestrator", "RunResult", "ValidationResult",
+    "RecordingTransport", "ReplayTransport", "NotInRecording", "record_client", "replay_client",
 ]

@@ -78,15 +78,20 @@ def make_client(*, offline: bool | None = None, timeout: float | None = None, ma
 
     `transport` plugs any httpx2 transport under the SDK (the offline model, a scripted
     transport in tests, a replay of a recorded session); `offline_options` go to the offline
-    model (`faults=`, `latency=`, ...).
+    model (`faults=`, `latency=`, ...). Without a `transport`, the workshop switches apply:
+    MAS_RECORD=path records the session to a file, MAS_REPLAY=path replays one (`mas.replay`).
     """
     timeout, max_retries = _limits(timeout, max_retries)
+    if transport is None and _workshop_switch():
+        from mas.replay import client_from_env  # MAS_RECORD / MAS_REPLAY: see mas/replay.py
+
+        return client_from_env(offline=offline, timeout=timeout, max_retries=max_retries, **offline_options)
     if transport is None and (offline if offline is not None else is_offline()):
         from mas.offline import OfflineTransport
 
+        _announce_offline()
         transport = OfflineTransport(**offline_options)
     if transport is not None:
-        _announce_offline()
         return anthropic.Anthropic(api_key=OFFLINE_API_KEY, base_url=OFFLINE_BASE_URL, timeout=timeout,
                                    max_retries=max_retries, http_client=httpx2.Client(transport=transport))
     _check_kill_switch()
@@ -98,12 +103,17 @@ def make_async_client(*, offline: bool | None = None, timeout: float | None = No
                       **offline_options: Any) -> anthropic.AsyncAnthropic:
     """The async twin of `make_client()`: a real `anthropic.AsyncAnthropic`."""
     timeout, max_retries = _limits(timeout, max_retries)
+    if transport is None and _workshop_switch():
+        from mas.replay import client_from_env
+
+        return client_from_env(asynchronous=True, offline=offline, timeout=timeout, max_retries=max_retries,
+                               **offline_options)
     if transport is None and (offline if offline is not None else is_offline()):
         from mas.offline import AsyncOfflineTransport
 
+        _announce_offline()
         transport = AsyncOfflineTransport(**offline_options)
     if transport is not None:
-        _announce_offline()
         return anthropic.AsyncAnthropic(api_key=OFFLINE_API_KEY, base_url=OFFLINE_BASE_URL, timeout=timeout,
                                         max_retries=max_retries, http_client=httpx2.AsyncClient(transport=transport))
     _check_kill_switch()
@@ -145,6 +155,11 @@ def _limits(timeout: float | None, max_retries: int | None) -> tuple[float, int]
     if timeout <= 0 or max_retries < 0:
         raise ValueError(f"timeout must be > 0 and max_retries >= 0, got timeout={timeout}, max_retries={max_retries}")
     return timeout, max_retries
+
+
+def _workshop_switch() -> bool:
+    """MAS_RECORD=path (record the session) or MAS_REPLAY=path (replay one) is set."""
+    return bool(os.environ.get("MAS_RECORD", "").strip() or os.environ.get("MAS_REPLAY", "").strip())
 
 
 def _check_kill_switch() -> None:

@@ -1,0 +1,458 @@
+"""Record a session with the model to a file, and replay it later with no key and no network.
+
+An instructor with a key records; a room without keys replays the same replies:
+
+    client = record_client("data/session.jsonl")   # live Claude; every exchange appended to the file
+    client = replay_client("data/session.jsonl")   # no key: the recorded replies, in the recorded order
+
+Both are httpx2 transports under the real SDK, the seam the offline model uses, so the SDK's
+request building, retries, parsing and streaming run exactly as they do live.
+
+The file is JSON Lines, one exchange a line, appended and flushed as each reply ends:
+
+    {"method": "POST", "path": "/v1/messages", "request": {the JSON body},
+     "status": 200, "headers": {"content-type": ..., "request-id": ...}, "body": "...", "complete": true}
+
+`body` is the response as received: the message JSON, or for a streamed reply the whole
+event-stream text. A transport error (a timeout) is written as `"error": {"type", "message"}` and
+raised again on replay. Request headers are never written, and of the response's only those in
+KEPT_HEADERS: keys (`x-api-key`, `authorization`), cookies and organisation ids can't reach the file.
+
+Matching: a request gets the recorded exchange with the same `request_key()`: method, path and
+body as sorted-keys JSON, minus VOLATILE_FIELDS:
+- `stream` chooses the shape of a reply, not its content: a recorded message is served as an
+  event stream to a streamed request, and a recorded stream is assembled into a message;
+- `metadata` (`user_id`) says who asks, not what is asked.
+Identical requests (SDK retries, a question asked twice, the call that reads a prompt cache the
+one before wrote) are served in recorded order; when they run out, the last is served again.
+Anything else raises `NotInRecording`, or is answered by the offline model with `fallback=True`.
+
+Workshop switches, read by `client_from_env()` (for `mas.make_client`): MAS_RECORD=path records
+(live with a key, the offline model without), MAS_REPLAY=path replays, and MAS_REPLAY_FALLBACK=1
+lets the offline model answer what was not recorded.
+
+Simplified on purpose: matching is exact, never fuzzy (a replay that quietly answered a slightly
+different question would teach the wrong thing), and bodies are stored as UTF-8 text, as the API
+sends them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Iterator
+
+import anthropic
+import httpx2
+
+from mas import llm
+from mas.offline import wire
+from mas.offline.transport import AsyncOfflineTransport, OfflineTransport
+
+RECORD_ENV, REPLAY_ENV, FALLBACK_ENV = "MAS_RECORD", "MAS_REPLAY", "MAS_REPLAY_FALLBACK"
+VOLATILE_FIELDS = ("stream", "metadata")  # left out of the key: see the module docstring
+# the response headers worth keeping: what the SDK reads (retry timing) and the id to quote in a bug report
+KEPT_HEADERS = ("content-type", "request-id", "retry-after", "retry-after-ms", "x-should-retry")
+_WRITE_LOCK = threading.Lock()
+_shared_replays: dict[tuple, ReplayTransport] = {}  # client_from_env's: one place in each recording per process
+
+
+class NotInRecording(anthropic.AnthropicError):
+    """A replayed request the recording does not hold, with no fallback asked for. An SDK error
+    type, so the SDK neither wraps nor retries it: a setup problem should stop at once."""
+
+
+class TransportMismatch(anthropic.AnthropicError, TypeError):
+    """A sync transport under an async client, or the reverse (an SDK error type for the same reason)."""
+
+
+def request_key(method: str, path: str, body: Any) -> str:
+    """The key a request is matched by: sorted-keys JSON of method, path and body minus VOLATILE_FIELDS.
+
+    >>> request_key("POST", "/v1/messages", {"stream": True, "model": "m", "max_tokens": 5,
+    ...                                      "metadata": {"user_id": "ann"}})
+    '["POST", "/v1/messages", {"max_tokens": 5, "model": "m"}]'
+    """
+    if isinstance(body, dict):
+        body = {k: v for k, v in body.items() if k not in VOLATILE_FIELDS}
+    return json.dumps([method.upper(), path, body], sort_keys=True, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------------------- recording
+
+class _TeeStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
+    """Passes the reply's bytes on as they arrive (a live stream still streams) and keeps a copy;
+    `done(body, complete)` runs once, when the body ends or is closed early."""
+
+    def __init__(self, response: httpx2.Response, done: Callable[[bytes, bool], None]):
+        self.response, self.done, self.parts, self.finished = response, done, [], False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.response.iter_bytes():  # decoded: the copy never holds gzip bytes
+            self.parts.append(chunk)
+            yield chunk
+        self._finish(True)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.response.aiter_bytes():
+            self.parts.append(chunk)
+            yield chunk
+        self._finish(True)
+
+    def close(self) -> None:
+        self.response.close()
+        self._finish(False)
+
+    async def aclose(self) -> None:
+        await self.response.aclose()
+        self._finish(False)
+
+    def _finish(self, complete: bool) -> None:
+        if not self.finished:
+            self.finished = True
+            self.done(b"".join(self.parts), complete)
+
+
+class RecordingTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
+    """Wraps any transport (sync, async or both) and appends each exchange to the file at `path`.
+    `recorded` counts the lines written."""
+
+    def __init__(self, inner: httpx2.BaseTransport | httpx2.AsyncBaseTransport, path: str | Path):
+        self.inner, self.path, self.recorded = inner, Path(path), 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        body = _body_of(request.read())
+        try:
+            response = _side(self.inner, httpx2.BaseTransport, "RecordingTransport").handle_request(request)
+        except httpx2.RequestError as err:
+            self._write(request, body, {"error": {"type": type(err).__name__, "message": str(err)}})
+            raise
+        return self._tee(request, body, response)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        body = _body_of(await request.aread())
+        try:
+            inner = _side(self.inner, httpx2.AsyncBaseTransport, "RecordingTransport")
+            response = await inner.handle_async_request(request)
+        except httpx2.RequestError as err:
+            self._write(request, body, {"error": {"type": type(err).__name__, "message": str(err)}})
+            raise
+        return self._tee(request, body, response)
+
+    def _tee(self, request: httpx2.Request, body: Any, response: httpx2.Response) -> httpx2.Response:
+        response.request = request
+        kept = {name: response.headers[name] for name in KEPT_HEADERS if name in response.headers}
+
+        def done(content: bytes, complete: bool) -> None:
+            self._write(request, body, {"status": response.status_code, "headers": kept,
+                                        "body": content.decode("utf-8", errors="replace"), "complete": complete})
+
+        # the caller gets every header but the two that described the undecoded bytes
+        headers = [(k, v) for k, v in response.headers.multi_items()
+                   if k.lower() not in ("content-encoding", "content-length")]
+        return httpx2.Response(response.status_code, headers=headers, stream=_TeeStream(response, done),
+                               extensions=response.extensions)
+
+    def _write(self, request: httpx2.Request, body: Any, outcome: dict) -> None:
+        line = json.dumps({"method": request.method, "path": _path_of(request), "request": body, **outcome},
+                          ensure_ascii=False) + "\n"
+        data = line.encode("utf-8")
+        # one O_APPEND write per line, under a lock shared by every recorder: the lines of clients and
+        # threads writing to the same file never interleave, and each is on disk when the reply ends
+        with _WRITE_LOCK:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                while data:
+                    data = data[os.write(fd, data):]
+            finally:
+                os.close(fd)
+            self.recorded += 1
+
+
+# ---------------------------------------------------------------------------------- replaying
+
+class ReplayTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
+    """Answers from a recording, for `Anthropic` and `AsyncAnthropic` alike. `fallback`: None or
+    False (unrecorded requests raise `NotInRecording`), True (the offline model answers them), or a
+    transport. `served`, `fallbacks` and `misses` count the requests each way."""
+
+    def __init__(self, path: str | Path, fallback: Any = None):
+        self.path = Path(path)
+        self.exchanges = load_recording(self.path)
+        self._queues: dict[str, deque[dict]] = {}
+        for exchange in self.exchanges:
+            key = request_key(exchange["method"], exchange["path"], exchange.get("request"))
+            self._queues.setdefault(key, deque()).append(exchange)
+        self.fallback = _fallbacks(fallback)
+        self.served = self.fallbacks = self.misses = 0
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        body = _body_of(request.read())
+        exchange = self._take(request, body)
+        if exchange is None:
+            return _side(self.fallback[0], httpx2.BaseTransport, "the fallback").handle_request(request)
+        return _replayed(request, body, exchange)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        body = _body_of(await request.aread())
+        exchange = self._take(request, body)
+        if exchange is None:
+            fallback = _side(self.fallback[1], httpx2.AsyncBaseTransport, "the fallback")
+            return await fallback.handle_async_request(request)
+        return _replayed(request, body, exchange)
+
+    def _take(self, request: httpx2.Request, body: Any) -> dict | None:
+        """The next recorded exchange for this request (the last one again when they have run out),
+        or None when the fallback should answer; raises NotInRecording when there is none."""
+        with self._lock:
+            queue = self._queues.get(request_key(request.method, _path_of(request), body))
+            if queue:
+                self.served += 1
+                return queue.popleft() if len(queue) > 1 else queue[0]
+            if self.fallback != (None, None):
+                self.fallbacks += 1
+                return None
+            self.misses += 1
+        raise NotInRecording(self._explain(request, body))
+
+    def _explain(self, request: httpx2.Request, body: Any) -> str:
+        path, fields = _path_of(request), body if isinstance(body, dict) else {}
+        said = f"{request.method} {path} (model {fields.get('model')!r}, last user message " \
+               f"{_last_user_text(fields)[:60]!r}) is not in the recording {self.path} " \
+               f"({len(self.exchanges)} exchanges)."
+        same_path = [e.get("request") for e in self.exchanges if (e["method"], e["path"]) == (request.method, path)]
+        if same_path:
+            nearest = min((_differences(fields, r if isinstance(r, dict) else {}) for r in same_path), key=len)
+            said += f" The nearest recorded request differs in: {', '.join(nearest)}."
+        else:
+            said += f" It holds no {request.method} {path} request at all."
+        return (said + " A replay answers only the requests recorded exactly (same model, system prompt, "
+                "messages, max_tokens...). To let the offline model answer the others, use "
+                "replay_client(path, fallback=True) or ReplayTransport(path, fallback=True), or set "
+                f"{FALLBACK_ENV}=1; or record this request again with a key.")
+
+
+def load_recording(path: str | Path) -> list[dict]:
+    """The exchanges of a recording, in order; a clear error for a missing file or a bad line."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no recording at {path}: record one first with record_client({str(path)!r}) "
+                                f"or {RECORD_ENV}={path}")
+    exchanges = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            exchange = json.loads(line)
+        except ValueError as err:
+            raise ValueError(f"{path}, line {number}: not a JSON line ({err})") from None
+        if not (isinstance(exchange, dict) and {"method", "path"} <= exchange.keys()
+                and ("error" in exchange or {"status", "headers", "body"} <= exchange.keys())):
+            raise ValueError(f"{path}, line {number}: not a recorded exchange "
+                             "(it needs method, path, request, and status, headers and body, or error)")
+        exchanges.append(exchange)
+    return exchanges
+
+
+def message_from_sse(text: str) -> dict:
+    """Assemble a streamed reply (its event-stream text) into the message JSON the API would send.
+
+    >>> msg = wire.text_message("Streams arrive in small pieces, then add up.", model="m")
+    >>> sse = b"".join(chunk for chunk, _ in wire.sse_events(msg)).decode()
+    >>> message_from_sse(sse) == msg
+    True
+    """
+    msg: dict = {}
+    partial_json: dict[int, str] = {}
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        data = "\n".join(line[5:].removeprefix(" ") for line in block.splitlines() if line.startswith("data:"))
+        if not data:
+            continue
+        event = json.loads(data)
+        kind, index = event["type"], event.get("index")
+        if kind == "message_start":
+            msg = event["message"]
+        elif kind == "content_block_start":
+            msg["content"].append(event["content_block"])
+        elif kind == "content_block_delta":
+            content, delta = msg["content"][index], event["delta"]
+            if delta["type"] == "text_delta":
+                content["text"] += delta["text"]
+            elif delta["type"] == "input_json_delta":
+                partial_json[index] = partial_json.get(index, "") + delta["partial_json"]
+            elif delta["type"] == "thinking_delta":
+                content["thinking"] += delta["thinking"]
+            elif delta["type"] == "signature_delta":
+                content["signature"] = delta["signature"]
+            elif delta["type"] == "citations_delta":
+                content["citations"] = [*(content.get("citations") or []), delta["citation"]]
+        elif kind == "content_block_stop" and index in partial_json:
+            msg["content"][index]["input"] = json.loads(partial_json.pop(index) or "{}")
+        elif kind == "message_delta":
+            msg.update(event["delta"])
+            msg["usage"].update({k: v for k, v in event["usage"].items() if v is not None})
+    return msg
+
+
+def _replayed(request: httpx2.Request, body: Any, exchange: dict) -> httpx2.Response:
+    if "error" in exchange:
+        cls = getattr(httpx2, exchange["error"]["type"], None)
+        if not (isinstance(cls, type) and issubclass(cls, httpx2.RequestError)):
+            cls = httpx2.TransportError
+        raise cls(exchange["error"]["message"], request=request)
+    headers, content = dict(exchange["headers"]), exchange["body"].encode("utf-8")
+    wants_stream = isinstance(body, dict) and bool(body.get("stream"))
+    is_stream = headers.get("content-type", "").startswith("text/event-stream")
+    if exchange["status"] == 200 and wants_stream != is_stream and exchange.get("complete", True):
+        if wants_stream:
+            msg = json.loads(content)
+            unstreamable = {b["type"] for b in msg["content"]} - {"text", "tool_use"}
+            if unstreamable:
+                raise NotInRecording(f"{_path_of(request)}: the recording holds this reply as a whole message with "
+                                     f"{', '.join(sorted(unstreamable))} blocks, which the replay cannot stream; "
+                                     "ask without streaming, or record it streamed")
+            content = b"".join(chunk for chunk, _ in wire.sse_events(msg))
+            headers["content-type"] = wire.SSE_HEADERS["content-type"]
+        else:
+            content = json.dumps(message_from_sse(exchange["body"]), ensure_ascii=False).encode("utf-8")
+            headers["content-type"] = wire.JSON_HEADERS["content-type"]
+    return httpx2.Response(exchange["status"], headers=headers, content=content)
+
+
+def _fallbacks(fallback: Any) -> tuple[Any, Any]:
+    """(sync, async) transports for unrecorded requests; the offline model serves both sides."""
+    if fallback is None or fallback is False:
+        return None, None
+    if fallback is True:
+        fallback = OfflineTransport()
+    if isinstance(fallback, (OfflineTransport, AsyncOfflineTransport)):  # one model, two doors
+        return OfflineTransport(model=fallback.model), AsyncOfflineTransport(model=fallback.model)
+    if not isinstance(fallback, (httpx2.BaseTransport, httpx2.AsyncBaseTransport)):
+        raise TypeError(f"fallback must be True, False, None or an httpx2 transport, not {type(fallback).__name__}")
+    return (fallback if isinstance(fallback, httpx2.BaseTransport) else None,
+            fallback if isinstance(fallback, httpx2.AsyncBaseTransport) else None)
+
+
+def _side(transport: Any, kind: type, who: str) -> Any:
+    if not isinstance(transport, kind):
+        wanted = "an async (AsyncAnthropic)" if kind is httpx2.AsyncBaseTransport else "a sync (Anthropic)"
+        raise TransportMismatch(f"{who} was used by {wanted} client but wraps {type(transport).__name__}: wrap "
+                        "OfflineTransport / httpx2.HTTPTransport for Anthropic, AsyncOfflineTransport / "
+                        "httpx2.AsyncHTTPTransport for AsyncAnthropic")
+    return transport
+
+
+def _body_of(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return raw.decode("utf-8", errors="replace")
+
+
+def _path_of(request: httpx2.Request) -> str:
+    query = request.url.query.decode()
+    return request.url.path + (f"?{query}" if query else "")
+
+
+def _last_user_text(body: dict) -> str:
+    for message in reversed(body.get("messages") or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                content = " ".join(b.get("text", "") for b in content if isinstance(b, dict))
+            return " ".join(str(content).split())
+    return ""
+
+
+def _differences(asked: dict, recorded: dict) -> list[str]:
+    """The top-level fields (the key's, so not VOLATILE_FIELDS) whose values differ."""
+    return sorted(k for k in asked.keys() | recorded.keys()
+                  if k not in VOLATILE_FIELDS and asked.get(k) != recorded.get(k))
+
+
+# ---------------------------------------------------------------------------------- clients
+
+def record_client(path: str | Path, transport: httpx2.BaseTransport | None = None, *, timeout: float | None = None,
+                  max_retries: int | None = None) -> anthropic.Anthropic:
+    """An `Anthropic` client that records every exchange to `path`: live Claude with the key from
+    the environment (or `.env`) when `transport` is None, else over `transport` (for a rehearsal
+    with the offline model). Refused under the test suite's kill switch, like any live client."""
+    if transport is not None:
+        return llm.make_client(transport=RecordingTransport(transport, path), timeout=timeout,
+                               max_retries=max_retries)
+    llm._check_kill_switch()
+    timeout, max_retries = llm._limits(timeout, max_retries)
+    _require_key()
+    live = httpx2.HTTPTransport(limits=anthropic.DEFAULT_CONNECTION_LIMITS)
+    return anthropic.Anthropic(timeout=timeout, max_retries=max_retries,
+                               http_client=anthropic.DefaultHttpxClient(transport=RecordingTransport(live, path)))
+
+
+def async_record_client(path: str | Path, transport: httpx2.AsyncBaseTransport | None = None, *,
+                        timeout: float | None = None, max_retries: int | None = None) -> anthropic.AsyncAnthropic:
+    """The async twin of `record_client()`."""
+    if transport is not None:
+        return llm.make_async_client(transport=RecordingTransport(transport, path), timeout=timeout,
+                                     max_retries=max_retries)
+    llm._check_kill_switch()
+    timeout, max_retries = llm._limits(timeout, max_retries)
+    _require_key()
+    live = httpx2.AsyncHTTPTransport(limits=anthropic.DEFAULT_CONNECTION_LIMITS)
+    return anthropic.AsyncAnthropic(timeout=timeout, max_retries=max_retries, http_client=
+                                    anthropic.DefaultAsyncHttpxClient(transport=RecordingTransport(live, path)))
+
+
+def replay_client(path: str | Path, fallback: Any = False, *, timeout: float | None = None,
+                  max_retries: int | None = None) -> anthropic.Anthropic:
+    """An `Anthropic` client answered from the recording at `path` (no key, no network)."""
+    return llm.make_client(transport=ReplayTransport(path, fallback), timeout=timeout, max_retries=max_retries)
+
+
+def async_replay_client(path: str | Path, fallback: Any = False, *, timeout: float | None = None,
+                        max_retries: int | None = None) -> anthropic.AsyncAnthropic:
+    """The async twin of `replay_client()`."""
+    return llm.make_async_client(transport=ReplayTransport(path, fallback), timeout=timeout, max_retries=max_retries)
+
+
+def client_from_env(*, asynchronous: bool = False, offline: bool | None = None, timeout: float | None = None,
+                    max_retries: int | None = None, **offline_options: Any) -> Any:
+    """The client the workshop switches ask for, or None when neither is set (for `mas.make_client`).
+
+    MAS_REPLAY=path -> a replay client, all of them sharing one replay of the file
+    (MAS_REPLAY_FALLBACK=1: the offline model, with `offline_options`, answers what was not
+    recorded); MAS_RECORD=path -> a recording client, live when `make_client` would be live, else
+    over the offline model.
+    """
+    record, replay = os.environ.get(RECORD_ENV, "").strip(), os.environ.get(REPLAY_ENV, "").strip()
+    if record and replay:
+        raise ValueError(f"{RECORD_ENV} and {REPLAY_ENV} are both set: set {RECORD_ENV} to record a session, "
+                         f"{REPLAY_ENV} to replay one")
+    if replay:
+        # every client built from the switch shares one replay, as every client of a live session
+        # shares the API: a notebook that makes a new client per cell still gets the recorded order
+        # (a re-recorded file, changed on disk, starts afresh)
+        fallback = os.environ.get(FALLBACK_ENV, "").strip() not in ("", "0", "false")
+        stat = Path(replay).stat() if Path(replay).exists() else None
+        key = (str(Path(replay).resolve()), stat and (stat.st_mtime_ns, stat.st_size), fallback)
+        if key not in _shared_replays:
+            _shared_replays[key] = ReplayTransport(replay, OfflineTransport(**offline_options) if fallback else None)
+        make = llm.make_async_client if asynchronous else llm.make_client
+        return make(transport=_shared_replays[key], timeout=timeout, max_retries=max_retries)
+    if record:
+        recording = async_record_client if asynchronous else record_client
+        if not (offline if offline is not None else llm.is_offline()):
+            return recording(record, timeout=timeout, max_retries=max_retries)
+        inner = (AsyncOfflineTransport if asynchronous else OfflineTransport)(**offline_options)
+        return recording(record, inner, timeout=timeout, max_retries=max_retries)
+    return None
+
+
+def _require_key() -> None:
+    if not (os.environ.get("ANTHROPIC_API_KEY", "").strip() or os.environ.get("ANTHROPIC_AUTH_TOKEN", "").strip()):
+        raise ValueError("recording a live session needs ANTHROPIC_API_KEY (in the environment or .env); "
+                         "to record the offline model instead, pass transport=OfflineTransport()")

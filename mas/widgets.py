@@ -1,0 +1,222 @@
+"""Interactive widgets (ipywidgets): a prompt playground and a trace viewer.
+
+    from mas.widgets import Playground, TraceViewer
+    Playground()            # edit prompts, run one agent or the pipeline, compare two prompts
+    TraceViewer(tracer)     # a run's calls as a table and a timeline; click a call for its prompt and reply
+
+Each widget is a plain class whose buttons call ordinary methods (`run_agent`, `compare`,
+`reset_prompts`, `save`, `load`, `select`), so the logic is tested headless by calling them
+and reading what the widgets show. ipywidgets is imported here, and this module is imported
+only when used: `import mas` does not load it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as W
+
+from mas.agents import BaseAgent
+from mas.llm import default_model, known_models, make_client, usage_of
+from mas.prompts import SYSTEM_PROMPTS, research_task
+
+ROLES = ("researcher", "writer", "validator")
+DEFAULT_TASK = research_task("How vector databases enable semantic search", "senior software engineers")
+
+
+def call_stats(agent: BaseAgent, seconds: float | None) -> dict[str, Any]:
+    """Tokens, latency and cost of an agent's last call (cost None when the model has no known price)."""
+    from mas.pricing import cost
+
+    message = agent.last_message
+    usage = usage_of(message) if message is not None else {}
+    return {"model": agent.model, "input_tokens": usage.get("input_tokens", 0),
+            "output_tokens": usage.get("output_tokens", 0), "seconds": seconds,
+            "cost": cost(agent.model, message.usage) if message is not None else None}
+
+
+def format_stats(stats: dict[str, Any], show_time: bool = True) -> str:
+    """One line for a call.
+
+    >>> format_stats({"model": "m", "input_tokens": 10, "output_tokens": 5, "seconds": 0.25, "cost": None})
+    'm · 10 in / 5 out tokens · 0.25 s · cost unknown'
+    """
+    cost = "cost unknown" if stats["cost"] is None else f"${stats['cost']:.4f}"
+    parts = [stats["model"], f"{stats['input_tokens']} in / {stats['output_tokens']} out tokens"]
+    if show_time and stats["seconds"] is not None:
+        parts.append(f"{stats['seconds']:.2f} s")
+    return " · ".join([*parts, cost])
+
+
+class Playground:
+    """Edit each role's system prompt, the model and max_tokens; run one agent or the whole
+    pipeline; compare two variants of a prompt on the same input; save, load and reset prompts."""
+
+    def __init__(self, client=None, *, show_time: bool = True):
+        self.client = client or make_client()
+        self.show_time = show_time  # notebooks under test hide wall-clock times, which change every run
+        self.prompts = dict(SYSTEM_PROMPTS)
+        models = list(known_models())
+        model = default_model()
+        self.role = W.Dropdown(options=ROLES, value="researcher", description="Role")
+        self.model = W.Dropdown(options=models if model in models else [model, *models], value=model,
+                                description="Model")
+        self.max_tokens = W.BoundedIntText(value=1024, min=1, max=64000, description="max_tokens")
+        self.system = W.Textarea(value=self.prompts["researcher"], description="System",
+                                 layout=W.Layout(width="100%", height="110px"))
+        self.task = W.Textarea(value=DEFAULT_TASK, description="Task", layout=W.Layout(width="100%", height="70px"))
+        self.reply = W.HTML()
+        self.stats = W.HTML()
+        self.status = W.HTML()
+        self.path = W.Text(value="data/prompts.json", description="File")
+        run_agent, run_pipeline = W.Button(description="Run agent", button_style="primary"), W.Button(description="Run pipeline")
+        reset, save, load = W.Button(description="Reset prompts"), W.Button(description="Save"), W.Button(description="Load")
+        run_agent.on_click(lambda _: self.run_agent())
+        run_pipeline.on_click(lambda _: self.run_pipeline())
+        reset.on_click(lambda _: self.reset_prompts())
+        save.on_click(lambda _: self.save())
+        load.on_click(lambda _: self.load())
+        self.role.observe(self._role_changed, names="value")
+        self.system.observe(self._prompt_edited, names="value")
+
+        self.variant_a = W.Textarea(value=self.prompts["researcher"], description="Prompt A",
+                                    layout=W.Layout(width="98%", height="110px"))
+        self.variant_b = W.Textarea(value=self.prompts["researcher"] + " Limit yourself to the three most important facts.",
+                                    description="Prompt B", layout=W.Layout(width="98%", height="110px"))
+        self.reply_a, self.reply_b = W.HTML(), W.HTML()
+        compare = W.Button(description="Compare A and B", button_style="primary")
+        compare.on_click(lambda _: self.compare())
+
+        single = W.VBox([W.HBox([self.role, self.model, self.max_tokens]), self.system, self.task,
+                         W.HBox([run_agent, run_pipeline, reset, save, load, self.path]), self.status, self.stats,
+                         self.reply])
+        side_by_side = W.VBox([W.HBox([self.role_hint()]), self.task_hint(),
+                               W.HBox([W.VBox([self.variant_a, self.reply_a], layout=W.Layout(width="50%")),
+                                       W.VBox([self.variant_b, self.reply_b], layout=W.Layout(width="50%"))]),
+                               compare])
+        self.widget = W.Tab(children=[single, side_by_side])
+        self.widget.set_title(0, "Playground")
+        self.widget.set_title(1, "Compare two prompts")
+
+    def role_hint(self) -> W.HTML:
+        return W.HTML("Both variants run as the role chosen in the Playground tab, on its task and model.")
+
+    def task_hint(self) -> W.HTML:
+        return W.HTML("<i>Edit prompt B, then compare: same input, two replies, their tokens and costs.</i>")
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+    # ------------------------------------------------------------------ actions (the buttons)
+
+    def agent(self, system_prompt: str | None = None) -> BaseAgent:
+        return BaseAgent(self.role.value, client=self.client, model=self.model.value, max_tokens=self.max_tokens.value,
+                         system_prompt=self.prompts[self.role.value] if system_prompt is None else system_prompt)
+
+    def run_agent(self) -> str:
+        agent = self.agent()
+        text, seconds = self._timed(agent, self.task.value)
+        self.reply.value = _pre(text)
+        self.stats.value = format_stats(call_stats(agent, seconds), self.show_time) if seconds is not None else ""
+        return text
+
+    def run_pipeline(self, topic: str | None = None) -> str:
+        from mas.memory import SQLiteMemory
+        from mas.orchestrator import Orchestrator
+        from mas.agents import ResearcherAgent, ValidatorAgent, WriterAgent
+
+        topic = topic or _topic_of(self.task.value)
+        kw = dict(client=self.client, model=self.model.value, max_tokens=max(self.max_tokens.value, 1024))
+        lines: list[str] = []
+        with SQLiteMemory(":memory:") as memory:
+            orch = Orchestrator(memory, progress=lines.append,
+                                researcher=ResearcherAgent(system_prompt=self.prompts["researcher"], **kw),
+                                writer=WriterAgent(system_prompt=self.prompts["writer"], **kw),
+                                validator=ValidatorAgent(system_prompt=self.prompts["validator"], **kw))
+            result = orch.run(topic, run_id="playground")
+        from mas.pricing import cost
+
+        price = cost(self.model.value, result.usage.model_dump())
+        self.status.value = f"<b>{result.status}</b>: {html.escape(result.reason)}"
+        self.stats.value = (f"{result.usage.calls} calls · {result.usage.input_tokens} in / "
+                            f"{result.usage.output_tokens} out tokens · "
+                            + ("cost unknown" if price is None else f"${price:.4f}"))
+        self.reply.value = _pre("\n".join(lines) + "\n\n" + result.report)
+        return result.report
+
+    def compare(self) -> tuple[str, str]:
+        out = []
+        for prompt, view in ((self.variant_a.value, self.reply_a), (self.variant_b.value, self.reply_b)):
+            agent = self.agent(system_prompt=prompt)
+            text, seconds = self._timed(agent, self.task.value)
+            stats = format_stats(call_stats(agent, seconds), self.show_time) if seconds is not None else ""
+            view.value = f"<div>{stats}</div>{_pre(text)}"
+            out.append(text)
+        return out[0], out[1]
+
+    def reset_prompts(self) -> None:
+        self.prompts = dict(SYSTEM_PROMPTS)
+        self.system.value = self.prompts[self.role.value]
+        self.status.value = "Prompts reset to the course's."
+
+    def save(self, path: str | None = None) -> Path:
+        target = Path(path or self.path.value)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps({"prompts": self.prompts, "model": self.model.value,
+                                      "max_tokens": self.max_tokens.value}, indent=2) + "\n", encoding="utf-8")
+        self.status.value = f"Saved to {html.escape(str(target))}."
+        return target
+
+    def load(self, path: str | None = None) -> None:
+        source = Path(path or self.path.value)
+        try:
+            data = json.loads(source.read_text(encoding="utf-8"))
+            prompts = data["prompts"]
+            if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
+                raise ValueError("'prompts' must map role names to prompt text")
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            self.status.value = f"Could not load {html.escape(str(source))}: {html.escape(str(err))}"
+            return
+        self.prompts.update(prompts)
+        if data.get("model") in self.model.options:
+            self.model.value = data["model"]
+        if isinstance(data.get("max_tokens"), int):
+            self.max_tokens.value = data["max_tokens"]
+        self.system.value = self.prompts[self.role.value]
+        self.status.value = f"Loaded {html.escape(str(source))}."
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _timed(self, agent: BaseAgent, task: str) -> tuple[str, float | None]:
+        from mas.agents import AgentReplyError
+
+        start = time.perf_counter()
+        try:
+            return agent.run(task), time.perf_counter() - start
+        except AgentReplyError as err:
+            return f"[{err.kind}] {err}\n\n{err.reply}", time.perf_counter() - start
+        except Exception as err:  # an API error: show it where the reply would be, keep the widget alive
+            return f"[error] {type(err).__name__}: {err}", None
+
+    def _role_changed(self, change: dict) -> None:
+        self.system.value = self.prompts[change["new"]]
+        self.variant_a.value = self.variant_b.value = self.prompts[change["new"]]
+
+    def _prompt_edited(self, change: dict) -> None:
+        self.prompts[self.role.value] = change["new"]
+
+
+def _topic_of(task: str) -> str:
+    from mas.offline.roles import topic_of
+
+    return topic_of(task)
+
+
+def _pre(text: str) -> str:
+    return f"<pre style='white-space: pre-wrap'>{html.escape(text)}</pre>"
