@@ -9,6 +9,8 @@ so `import mas` costs little more than `import anthropic`.
 """
 
 from mas.agents import AgentReplyError, BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
+from mas.budget import Budget, BudgetExceeded
+from mas.hierarchy import DepthLimitExceeded, ResearchTeam
 from mas.llm import make_async_client, make_client, text_of, usage_of
 from mas.memory import PersistentMemory, RedisMemory, SQLiteMemory
 from mas.orchestrator import Orchestrator
@@ -20,5 +22,6 @@ __all__ = [
     "BaseAgent", "ResearcherAgent", "WriterAgent", "ValidatorAgent", "AgentReplyError",
     "SQLiteMemory", "PersistentMemory", "RedisMemory",
     "Orchestrator", "RunResult", "ValidationResult",
+    "Budget", "BudgetExceeded", "ResearchTeam", "DepthLimitExceeded",
     "RecordingTransport", "ReplayTransport", "NotInRecording", "record_client", "replay_client",
 ]

@@ -48,7 +48,17 @@ def call_hook(hook: Hook) -> Iterator[Hook]:
 
 def before_call(agent: Any, request: dict) -> After:
     """Run every active hook before a call; returns the function to run after it."""
-    afters = [after for hook in _hooks.get() if (after := hook(agent, request)) is not None]
+    afters: list[After] = []
+    try:
+        for hook in _hooks.get():
+            if (after := hook(agent, request)) is not None:
+                afters.append(after)
+    except BaseException as err:
+        # a later hook refused the call: the earlier ones hear it was never sent (a budget
+        # releases its reservation, a tracer closes its span)
+        for fn in reversed(afters):
+            fn(None, err)
+        raise
 
     def after(message: Message | None, error: BaseException | None) -> None:
         for fn in afters:
