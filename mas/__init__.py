@@ -14,6 +14,7 @@ from mas.hierarchy import DepthLimitExceeded, ResearchTeam
 from mas.llm import make_async_client, make_client, text_of, usage_of
 from mas.memory import PersistentMemory, RedisMemory, SQLiteMemory
 from mas.orchestrator import Orchestrator
+from mas.parallel import ParallelResearcher, Subtask, SubtaskError, arun_parallel, run_parallel
 from mas.replay import NotInRecording, RecordingTransport, ReplayTransport, record_client, replay_client
 from mas.schemas import RunResult, ValidationResult
 
@@ -22,6 +23,7 @@ __all__ = [
     "BaseAgent", "ResearcherAgent", "WriterAgent", "ValidatorAgent", "AgentReplyError",
     "SQLiteMemory", "PersistentMemory", "RedisMemory",
     "Orchestrator", "RunResult", "ValidationResult",
+    "ParallelResearcher", "Subtask", "SubtaskError", "arun_parallel", "run_parallel",
     "Budget", "BudgetExceeded", "ResearchTeam", "DepthLimitExceeded",
     "RecordingTransport", "ReplayTransport", "NotInRecording", "record_client", "replay_client",
 ]
