@@ -35,7 +35,7 @@ def pytest_configure(config):
     os.environ["MAS_NO_LIVE"] = "1"
     os.environ.pop("ANTHROPIC_API_KEY", None)
     os.environ.pop("ANTHROPIC_BASE_URL", None)
-    for switch in ("MAS_RECORD", "MAS_REPLAY", "MAS_REPLAY_FALLBACK", "MAS_FAULTS"):
+    for switch in ("MAS_RECORD", "MAS_REPLAY", "MAS_REPLAY_FALLBACK", "MAS_FAULTS", "MAS_INTERACTIVE"):
         os.environ.pop(switch, None)  # a developer's shell must not change what the suite does
     import mas.llm
 

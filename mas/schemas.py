@@ -60,6 +60,7 @@ class RunResult(BaseModel):
     approved: bool
     cycles: int = Field(description="Revisions made (each one a validate -> revise cycle).")
     issues: list[str] = Field(description="The validator's last issues; empty when approved.")
-    status: str = Field(description="approved | max_cycles | failed, or the status of the limit that stopped it")
+    status: str = Field(description="approved | max_cycles | failed, or what stopped it: budget_exceeded | "
+                        "depth_exceeded | agent_failed | circuit_open | rejected | awaiting_human")
     reason: str = Field("", description="Why the run stopped, in one line.")
     usage: Usage = Field(default_factory=Usage, description="Tokens and calls of the whole run, resumes included.")

@@ -220,3 +220,46 @@ def _topic_of(task: str) -> str:
 
 def _pre(text: str) -> str:
     return f"<pre style='white-space: pre-wrap'>{html.escape(text)}</pre>"
+
+
+class TraceViewer:
+    """A run's calls as a table and a timeline; pick a call to read its prompt and reply.
+
+    Takes a `mas.tracing.Tracer` (or its spans, e.g. `load_jsonl(path)`).
+    """
+
+    def __init__(self, trace: Any, *, times: bool = True):
+        from mas.tracing import Timeline, Tracer, format_table
+
+        self.spans = list(trace.spans if isinstance(trace, Tracer) else trace)
+        self.times = times  # hide seconds where output must be stable (notebooks under test)
+        rows = [{"#": s.index, "agent": s.agent, "step": s.step or "-", "in": s.input_tokens,
+                 "out": s.output_tokens, "stop": s.stop_reason or s.error or "-",
+                 "cost": "unknown" if s.cost is None else f"${s.cost:.4f}",
+                 **({"seconds": f"{s.latency:.2f}"} if times else {})} for s in self.spans]
+        self.table = W.HTML(_pre(format_table(rows)))
+        self.timeline = W.HTML(Timeline(self.spans)._repr_html_() if times else "")
+        self.calls = W.Select(options=[(f"{s.index}. {s.agent} · {s.step or '-'}", s.index) for s in self.spans],
+                              rows=min(8, max(2, len(self.spans))), description="Call")
+        self.detail = W.HTML()
+        self.calls.observe(lambda change: self.select(change["new"]), names="value")
+        parts = [W.HTML("<b>Calls</b>"), self.table]
+        if times:
+            parts += [W.HTML("<b>Timeline</b>"), self.timeline]
+        self.widget = W.VBox([*parts, W.HTML("<b>Pick a call to read its prompt and reply</b>"), self.calls,
+                              self.detail])
+        if self.spans:
+            self.select(self.spans[0].index)
+
+    def select(self, index: int) -> None:
+        span = next(s for s in self.spans if s.index == index)
+        status = f"failed: {span.error} {span.error_message}" if span.error else f"stop reason: {span.stop_reason}"
+        self.detail.value = (f"<div>{html.escape(span.agent)} · {html.escape(span.model)} · {status}</div>"
+                             f"<div><b>Prompt</b></div>{_pre(span.prompt)}<div><b>Reply</b></div>{_pre(span.reply)}")
+        if self.calls.value != index:
+            self.calls.value = index
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)

@@ -106,3 +106,20 @@ def test_an_api_error_is_shown_not_raised():
 def test_import_mas_does_not_load_ipywidgets():
     code = "import sys, mas; print('ipywidgets' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_trace_viewer_shows_calls_and_the_picked_calls_prompt_and_reply(tmp_path):
+    from mas.memory import SQLiteMemory
+    from mas.orchestrator import Orchestrator
+    from mas.tracing import Tracer
+
+    with Tracer() as tracer, SQLiteMemory(tmp_path / "m.db") as memory:
+        Orchestrator(memory, progress=None).run("How vector databases enable semantic search", run_id="t")
+    viewer = widgets.TraceViewer(tracer, times=False)
+    assert viewer.calls.options[0][0].startswith("1. Researcher")
+    assert len(viewer.calls.options) == 5 and "Validator" in viewer.table.value
+    assert "&lt;topic&gt;How vector databases" in viewer.detail.value  # the first call's prompt
+    viewer.calls.value = 3  # as a user clicking the third call
+    assert "Validator" in viewer.detail.value and "approved" in viewer.detail.value
+    assert "seconds" not in viewer.table.value and viewer.timeline.value == ""
+    assert "<svg" in widgets.TraceViewer(tracer).timeline.value

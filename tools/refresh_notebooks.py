@@ -34,7 +34,8 @@ def refresh(path: Path) -> None:
 
 def main(paths: list[str]) -> int:
     os.environ.update(MAS_OFFLINE="1", MAS_NO_LIVE="1")
-    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "MAS_RECORD", "MAS_REPLAY", "MAS_REPLAY_FALLBACK", "MAS_FAULTS"):
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "MAS_RECORD", "MAS_REPLAY", "MAS_REPLAY_FALLBACK", "MAS_FAULTS",
+                 "MAS_INTERACTIVE"):
         os.environ.pop(name, None)
     server = start_redis()
     if server is not None:

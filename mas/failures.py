@@ -1,0 +1,454 @@
+"""Failure policies per agent: retry, skip, fall back, escalate to a human; and a circuit breaker.
+
+    writer = Resilient(WriterAgent(client=client),
+                       [Retry(1), Fallback(model="claude-haiku-4-5"), Escalate(default=APPROVE)],
+                       breaker=CircuitBreaker(max_failures=3))
+    Orchestrator(memory, client=client, writer=writer).run(topic)     # orchestrator.py unchanged
+
+Two layers, in this order:
+1. the SDK's own retries: every `messages.create` already retries 429, 529, 5xx, 408/409,
+   timeouts and connection errors `max_retries` times with backoff (`make_client(max_retries=2)`).
+   A bad request (400) or an unusable reply (a refusal, a cut-off or empty one) is not retried.
+2. then these policies, tried in the order given, each on the failures it knows how to handle:
+   `Retry` the agent again (a new round of SDK retries), `Fallback` to another model or a simpler
+   agent, `Skip` a step the run can live without, `Escalate` to a person (`mas.human`).
+
+A failed call becomes an `AgentFailure(agent, kind, message, attempts)`, recorded on the
+wrapper (`.failures`); the wrapper never returns a half-result as if it were a success. When no
+policy recovers, it raises `AgentFailed` (a `mas.hooks.RunStopped`), so the orchestrator stops the
+run with status "agent_failed" and the reason, resumable, with nothing half-written in memory.
+
+The circuit breaker counts consecutive failed calls of the wrapped agent; at `max_failures` it
+opens and every further call to that agent is refused at once, with no request sent: the
+policies that don't need the agent (fallback, skip, escalate) still run, and if none recovers,
+`CircuitOpen` stops the run ("circuit_open"). A success closes it.
+
+A person's "reject" stops the run as "rejected"; an interactive escalation stops it as
+"awaiting_human" until the form is answered, and the resumed step then uses that answer.
+
+Simplified on purpose: the breaker's half-open trial comes after a *count* of refused calls
+(`reset_after`), not a cool-down time, so it is deterministic and testable; production breakers
+usually wait N seconds. Only the sync `run` / `review` are wrapped (no `arun`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import anthropic
+
+from mas.agents import VALIDATION_ATTEMPTS, AgentReplyError
+from mas.hooks import RunStopped
+from mas.human import REJECT, ApprovalForm, Decision, ask_human
+from mas.prompts import validate_task
+from mas.schemas import ReplyError, Usage, ValidationResult
+
+KINDS = ("rate_limit", "overloaded", "server_error", "timeout", "connection", "bad_request",
+         "refusal", "max_tokens", "empty", "invalid", "circuit_open")
+# worth calling again: transient on the API's side, or a model that may answer better next time
+RETRYABLE = ("rate_limit", "overloaded", "server_error", "timeout", "connection", "empty", "invalid")
+
+
+@dataclass(frozen=True)
+class AgentFailure:
+    """One failed call of one agent, as data."""
+
+    agent: str  # the agent's name, e.g. "Writer" or "Writer (claude-haiku-4-5)" for a fallback
+    kind: str  # one of KINDS
+    message: str  # one line: what went wrong
+    attempts: int  # API errors: requests the SDK sent (1 + its own retries); bad replies: answers read; 0: refused
+
+    def __str__(self) -> str:
+        return f"{self.agent}: {self.kind} after {self.attempts} attempt(s): {self.message}"
+
+
+class AgentFailed(RunStopped):
+    """Every policy was tried and none recovered; `failure` is the last one, `failures` all of this call."""
+
+    status = "agent_failed"
+
+    def __init__(self, failure: AgentFailure, failures: list[AgentFailure] | None = None, why: str = ""):
+        self.failure, self.failures = failure, list(failures or [failure])
+        super().__init__(why or f"{failure}; no failure policy recovered")
+
+
+class CircuitOpen(AgentFailed):
+    status = "circuit_open"
+
+
+class HumanRejected(AgentFailed):
+    status = "rejected"
+
+
+class AwaitingHuman(RunStopped):
+    """A form is on screen (see `mas.human`: a running cell can't wait for a click); answer it,
+    then run the same step again, or the whole run with `run(run_id=...)`."""
+
+    status = "awaiting_human"
+
+
+def kind_of(err: BaseException) -> str | None:
+    """The failure kind of an error from an agent call; None for what no policy should absorb
+    (a bug, a budget or other `RunStopped`, a human's rejection).
+
+    >>> import httpx2
+    >>> req = httpx2.Request("POST", "https://api.invalid/v1/messages")
+    >>> kind_of(anthropic.APITimeoutError(req))
+    'timeout'
+    >>> kind_of(anthropic.OverloadedError("busy", response=httpx2.Response(529, request=req), body=None))
+    'overloaded'
+    >>> kind_of(anthropic.BadRequestError("no", response=httpx2.Response(400, request=req), body=None))
+    'bad_request'
+    >>> kind_of(KeyError("a bug")) is None
+    True
+    """
+    if isinstance(err, AgentReplyError):
+        return err.kind
+    if isinstance(err, HumanRejected):
+        return None
+    if isinstance(err, AgentFailed):  # a nested Resilient (say, as a fallback) that gave up
+        return err.failure.kind
+    if isinstance(err, (ReplyError, anthropic.APIResponseValidationError)):
+        return "invalid"
+    if isinstance(err, anthropic.APITimeoutError):  # before its parent, APIConnectionError
+        return "timeout"
+    if isinstance(err, anthropic.APIConnectionError):
+        return "connection"
+    if isinstance(err, anthropic.APIStatusError):
+        code = err.status_code
+        return ("rate_limit" if code == 429 else "overloaded" if code == 529 else "timeout" if code == 408
+                else "server_error" if code >= 500 else "bad_request")
+    return None
+
+
+def failure_of(agent: str, err: BaseException, kind: str, answers: int = 1) -> AgentFailure:
+    """The structured record of an error. An API error's attempts are counted by the SDK itself:
+    every request carries `x-stainless-retry-count`, the retries that preceded it."""
+    if isinstance(err, AgentFailed):  # a nested Resilient's record, under this wrapper's name for it
+        return dataclasses.replace(err.failure, agent=agent)
+    if isinstance(err, anthropic.APIError):
+        attempts = int(err.request.headers.get("x-stainless-retry-count", "0")) + 1
+        status = f" {err.status_code}" if isinstance(err, anthropic.APIStatusError) else ""
+        message = f"{type(err).__name__}{status}: {getattr(err, 'api_message', None) or err.message}"
+    else:
+        attempts = answers if kind == "invalid" else 1  # a reply came back; the validator read `answers` of them
+        message = str(err)
+        if isinstance(err, AgentReplyError) and message.startswith(f"{err.agent}: "):
+            message = message[len(err.agent) + 2:]
+    return AgentFailure(agent, kind, (message.splitlines() or [kind])[0], attempts)
+
+
+class CircuitBreaker:
+    """Opens after `max_failures` consecutive failures; refuses calls while open; closes on a success.
+
+    With `reset_after=k`, after k refused calls the next one is let through as a trial
+    ("half_open"): a success closes the circuit, a failure opens it again for another k.
+
+    >>> breaker, failed = CircuitBreaker(max_failures=2), AgentFailure("Writer", "overloaded", "529", 3)
+    >>> breaker.record(failed); breaker.state
+    'closed'
+    >>> breaker.record(failed); breaker.state, breaker.allow(), breaker.refused
+    ('open', False, 1)
+    >>> breaker.record(None); breaker.state, breaker.allow()
+    ('closed', True)
+    """
+
+    def __init__(self, max_failures: int = 3, *, reset_after: int | None = None):
+        if max_failures < 1 or (reset_after is not None and reset_after < 1):
+            raise ValueError(f"max_failures and reset_after must be >= 1, got {max_failures}, {reset_after}")
+        self.max_failures, self.reset_after = max_failures, reset_after
+        self.failures = 0  # consecutive
+        self.refused = 0  # calls refused since it opened (or since the last trial)
+        self.last: AgentFailure | None = None
+
+    @property
+    def state(self) -> str:
+        if self.failures < self.max_failures:
+            return "closed"
+        return "half_open" if self.reset_after is not None and self.refused >= self.reset_after else "open"
+
+    def allow(self) -> bool:
+        """May the next call go through? (Counts it as refused when not.)"""
+        state = self.state
+        if state == "open":
+            self.refused += 1
+        elif state == "half_open":
+            self.refused = 0  # one trial; its failure re-opens the circuit for another `reset_after`
+        return state != "open"
+
+    def record(self, failure: AgentFailure | None) -> None:
+        if failure is None:
+            self.failures, self.refused, self.last = 0, 0, None
+        else:
+            self.failures, self.last = self.failures + 1, failure
+
+    def reason(self, agent: str) -> str:
+        trial = f"; a trial call goes through after {self.reset_after} refused" if self.reset_after else ""
+        last = f" (last: {self.last.kind}: {self.last.message})" if self.last else ""
+        return (f"circuit open: {agent} failed {self.failures} time(s) in a row{last}; "
+                f"calls are refused without a request{trial}")
+
+
+@dataclass
+class Step:
+    """What a policy needs to know about the call it is rescuing."""
+
+    key: str  # the task as sent: the same step asked again has the same key
+    draft: str  # the text a human could approve: the failed partial reply, or the draft being revised
+    call: Callable[[Any], Any]  # does the work on an agent: lambda agent: agent.run(task)
+    review: bool  # a validator's review (returns a ValidationResult), not a text step
+    answers: int = 1  # how many answers the agent reads per call (the validator's re-asks)
+
+
+class _Failed(Exception):
+    def __init__(self, failure: AgentFailure):
+        self.failure = failure
+
+
+@dataclass
+class Retry:
+    """Call the same agent again, up to `times` more calls (each one with its own SDK retries)."""
+
+    times: int = 1
+    on: tuple[str, ...] = RETRYABLE
+    delay: float = 0.0  # seconds between calls; the SDK already backed off inside each call
+    label = "retry"
+
+    def __post_init__(self) -> None:
+        if self.times < 1:
+            raise ValueError(f"Retry(times) must be >= 1, got {self.times}")
+
+    def recover(self, r: Resilient, step: Step, failure: AgentFailure) -> Any:
+        for _ in range(self.times):
+            if failure.kind not in self.on:
+                break
+            time.sleep(self.delay)
+            try:
+                return r._attempt(r.agent, step)
+            except _Failed as err:
+                failure = err.failure
+        raise _Failed(failure)
+
+
+@dataclass
+class Fallback:
+    """Hand the call to another agent (a simpler one, or a Resilient), or to a copy of this one on `model`."""
+
+    agent: Any = None
+    model: str | None = None
+    on: tuple[str, ...] = KINDS
+    label = "fallback"
+
+    def __post_init__(self) -> None:
+        if (self.agent is None) == (self.model is None):
+            raise ValueError("Fallback needs exactly one of agent=... (another agent) or model=... (another model)")
+
+    def recover(self, r: Resilient, step: Step, failure: AgentFailure) -> Any:
+        backup = r._fallback_agent(self)
+        return r._attempt(backup, step, primary=False)
+
+
+@dataclass
+class Skip:
+    """Go on without this step: `default_text`, or, for a revision, the draft it was revising.
+
+    Which steps can be skipped: a revision (the previous draft stands and is validated again,
+    so the verdict stays honest), or an optional agent given a `default_text`. Never the
+    validator: a skipped review must not count as an approval (Resilient refuses the combination).
+    """
+
+    default_text: str | None = None
+    on: tuple[str, ...] = KINDS
+    label = "skip"
+
+    def recover(self, r: Resilient, step: Step, failure: AgentFailure) -> Any:
+        text = self.default_text if self.default_text is not None else _tag(step.key, "draft")
+        if not text:  # a first draft or research with no default: nothing to go on with
+            raise _Failed(failure)
+        return text
+
+
+@dataclass
+class Escalate:
+    """Ask a person (`mas.human.ask_human`, or your own `ask(question, draft)`): approve the draft,
+    edit it, or reject (the run stops as "rejected"). Unattended, `default` answers."""
+
+    ask: Callable[[str, str], Decision | ApprovalForm] | None = None
+    default: Decision = REJECT
+    interactive: bool | None = None
+    show: Callable[[ApprovalForm], Any] | None = None
+    on: tuple[str, ...] = KINDS
+    label = "escalate"
+    # the escalation on screen: (step key, the form, the failure it asks about)
+    waiting: tuple[str, ApprovalForm, AgentFailure] | None = field(default=None, repr=False)
+
+    def answer_for(self, step: Step) -> tuple[Decision, AgentFailure] | None:
+        """The person's decision on an earlier escalation of this very step, once given."""
+        if self.waiting is None or self.waiting[0] != step.key:
+            return None
+        key, form, failure = self.waiting
+        if form.decision is None:
+            raise AwaitingHuman(f"still waiting for a decision on the form about {failure.agent} ({failure.kind})")
+        self.waiting, step.draft = None, form.draft  # approving keeps the draft the form showed
+        return form.decision, failure
+
+    def recover(self, r: Resilient, step: Step, failure: AgentFailure) -> Any:
+        what = "write the issues, one per line" if step.review else "edit it"
+        question = (f"{failure}. Approve the draft as it is, {what}, or reject it (the run stops, resumable).")
+        if self.ask is not None:
+            answer = self.ask(question, step.draft)
+        else:
+            answer = ask_human(question, step.draft, interactive=self.interactive, default=self.default, show=self.show)
+        if isinstance(answer, ApprovalForm):
+            self.waiting = (step.key, answer, failure)
+            raise AwaitingHuman(f"{failure.agent} failed ({failure.kind}): waiting for a person to answer the form; "
+                                "then run the step again (a run: orchestrator.run(run_id=...))")
+        return r._apply(answer, failure, step)
+
+
+class Resilient:
+    """An agent wrapped in failure policies; it looks like an agent (`run`, `review`, `reset`, `usage`)."""
+
+    def __init__(self, agent: Any, policies: list[Any] | None = None, breaker: CircuitBreaker | None = None):
+        self.agent, self.policies, self.breaker = agent, list(policies or []), breaker
+        if hasattr(agent, "review") and any(isinstance(p, Skip) for p in self.policies):
+            raise ValueError(f"{agent.name}: a validator's review can't be skipped (a skipped review is not an "
+                             "approval); use Retry, Fallback or Escalate")
+        for p in self.policies:
+            if isinstance(p, Fallback) and p.model is not None and not hasattr(agent, "model"):
+                raise ValueError("Fallback(model=...) copies an agent that has a .model (a mas BaseAgent); "
+                                 "for this one pass Fallback(agent=...)")
+            if isinstance(p, Fallback) and hasattr(agent, "review") and p.agent is not None \
+                    and not hasattr(p.agent, "review"):
+                raise ValueError("a validator's fallback must have .review(research, draft, attempts) too")
+        self.failures: list[AgentFailure] = []
+        self.outcomes: list[str] = []  # per call: "ok", "retry", "fallback", "skip", "escalate:approve", ...
+        self.answered_by = ""  # the name of the agent whose answer was used last ("human" for an escalation)
+        self._backups: dict[int, Any] = {}
+
+    name = property(lambda self: self.agent.name)
+    role = property(lambda self: self.agent.role)
+
+    @property
+    def usage(self) -> Usage:
+        """The wrapped agent's usage plus its fallbacks' (the orchestrator totals it per step)."""
+        total = self.agent.usage.model_copy()
+        for helper in self._helpers():
+            if isinstance(helper.usage, Usage):
+                for key, value in helper.usage.model_dump().items():
+                    setattr(total, key, getattr(total, key) + value)
+        return total
+
+    def reset(self) -> None:
+        for agent in (self.agent, *self._helpers()):
+            if hasattr(agent, "reset"):
+                agent.reset()
+
+    def _helpers(self) -> list[Any]:
+        """The fallback agents: the copies on other models made so far, and the ones given."""
+        given = [p.agent for p in self.policies if isinstance(p, Fallback) and p.agent is not None]
+        return [*self._backups.values(), *given]
+
+    def run(self, task: str) -> str:
+        return self._guard(Step(task, _tag(task, "draft"), lambda agent: agent.run(task), review=False))
+
+    def review(self, research: str, draft: str, attempts: int = VALIDATION_ATTEMPTS) -> ValidationResult:
+        return self._guard(Step(validate_task(research, draft), draft,
+                                lambda agent: agent.review(research, draft, attempts), review=True, answers=attempts))
+
+    def _guard(self, step: Step) -> Any:
+        for p in self.policies:  # a person answered the form this very step put up: use that, call no model
+            if isinstance(p, Escalate) and (answered := p.answer_for(step)) is not None:
+                return self._apply(*answered, step)
+        first, tried = len(self.failures), []
+        try:
+            result = self._attempt(self.agent, step)
+            self.outcomes.append("ok")
+            return result
+        except _Failed as err:
+            failure = err.failure
+        for policy in self.policies:
+            if failure.kind not in policy.on:
+                continue
+            tried.append(policy.label)
+            try:
+                result = policy.recover(self, step, failure)
+            except _Failed as err:
+                failure = err.failure
+                continue
+            if not isinstance(policy, Escalate):  # an escalation records the human's decision itself
+                self.outcomes.append(policy.label)
+            return result
+        self.outcomes.append("failed")
+        failures = self.failures[first:]
+        opened = next((f for f in reversed(failures) if f.kind == "circuit_open"), None)
+        if opened is not None:
+            raise CircuitOpen(opened, failures, why=opened.message)
+        raise AgentFailed(failure, failures, why=f"{failure}; no failure policy recovered "
+                                                 f"(tried: {', '.join(tried) or 'none'})")
+
+    def _attempt(self, agent: Any, step: Step, primary: bool = True) -> Any:
+        name = agent.name
+        if primary and self.breaker is not None and not self.breaker.allow():
+            failure = AgentFailure(name, "circuit_open", self.breaker.reason(name), attempts=0)
+            self.failures.append(failure)
+            raise _Failed(failure)
+        try:
+            result = step.call(agent)
+        except Exception as err:
+            kind = kind_of(err)
+            if kind is None:
+                raise  # a bug, a budget, a human's "no": not ours to absorb
+            failure = failure_of(name, err, kind, step.answers)
+            if isinstance(err, AgentReplyError) and kind == "max_tokens" and not step.review and err.reply.strip():
+                step.draft = err.reply  # the cut-off reply is what a human can approve or finish
+            self.failures.append(failure)
+            if primary and self.breaker is not None:
+                self.breaker.record(failure)
+            raise _Failed(failure) from err
+        if primary and self.breaker is not None:
+            self.breaker.record(None)
+        self.answered_by = name
+        return result
+
+    def _fallback_agent(self, policy: Fallback) -> Any:
+        if policy.agent is not None:
+            return policy.agent
+        backup = self._backups.get(id(policy))
+        if backup is None:
+            backup = copy.copy(self.agent)  # same client and prompt, another model, its own usage
+            backup.model, backup.usage, backup.history = policy.model, Usage(), []
+            backup.name = f"{self.agent.name} ({policy.model})"
+            self._backups[id(policy)] = backup
+        backup.history = list(getattr(self.agent, "history", []))  # carry on the same conversation
+        return backup
+
+    def _apply(self, decision: Decision, failure: AgentFailure, step: Step) -> Any:
+        self.outcomes.append(f"escalate:{decision.action}")
+        self.answered_by = "human" if decision.by == "human" else "default decision"
+        who = "a human" if decision.by == "human" else "the default decision (nobody was asked)"
+        if decision.action == "reject":
+            raise HumanRejected(failure, why=f"rejected by {who} after: {failure}")
+        if step.review:  # the person is the validator now: approve, or the issues to send back
+            issues = [line.strip("-* ").strip() for line in decision.text.splitlines() if line.strip("-* ").strip()]
+            return ValidationResult(issues=issues, approved=decision.action == "approve")
+        if decision.action == "edit":
+            return decision.text
+        if not step.draft.strip():
+            raise AgentFailed(failure, why=f"approved by {who}, but there is no draft to keep: {failure}")
+        return step.draft
+
+
+def _tag(text: str, name: str) -> str:
+    """The content of <name>...</name> in a task, or "".
+
+    >>> _tag("<draft>\\nOld draft.\\n</draft>", "draft")
+    'Old draft.'
+    """
+    m = re.search(rf"<{name}>\s*(.*?)\s*</{name}>", text, re.S)
+    return m.group(1) if m else ""
