@@ -20,7 +20,8 @@ from mas.llm import check_model, default_model, make_client, text_of, usage_of
 
 def run(args: argparse.Namespace) -> int:
     from mas.memory import MemoryUnavailableError, SQLiteMemory
-    from mas.orchestrator import DEFAULT_AUDIENCE, Orchestrator
+    from mas.orchestrator import Orchestrator
+    from mas.prompts import DEFAULT_AUDIENCE
 
     if args.model:
         check_model(args.model)

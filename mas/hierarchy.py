@@ -39,6 +39,7 @@ import anthropic
 from mas.agents import DEFAULT_MAX_TOKENS, AgentReplyError, ResearcherAgent
 from mas.hooks import RunStopped, call_hook
 from mas.llm import make_client
+from mas.prompts import DEFAULT_AUDIENCE
 from mas.schemas import Usage
 
 if TYPE_CHECKING:
@@ -203,7 +204,7 @@ class ResearchTeam:
         if not task.strip():
             raise ValueError(f"{self.name} was given an empty task: give it <topic>...</topic> (mas.prompts.research_task)")
         topic = _tag(task, "topic") or task.strip().splitlines()[0]
-        audience = _tag(task, "audience") or "a general technical audience"
+        audience = _tag(task, "audience") or DEFAULT_AUDIENCE
         context = _tag(task, "context")
         wider = f"{context.removeprefix('One angle of a wider research on: ')} > {topic}" if context else topic
         prefix = f"{self.name}:{hashlib.sha256(task.encode()).hexdigest()[:12]}:"

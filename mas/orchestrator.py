@@ -34,10 +34,9 @@ from mas.agents import VALIDATION_ATTEMPTS, AgentReplyError, BaseAgent, Research
 from mas.hooks import RunStopped
 from mas.llm import default_model
 from mas.memory import Memory, SQLiteMemory
-from mas.prompts import research_task, revise_task, write_task
+from mas.prompts import DEFAULT_AUDIENCE, research_task, revise_task, write_task
 from mas.schemas import RunResult, Usage, ValidationResult
 
-DEFAULT_AUDIENCE = "a general technical audience"
 TERMINAL = ("approved", "max_cycles")
 
 

@@ -39,13 +39,12 @@ import anthropic
 from mas.agents import DEFAULT_MAX_TOKENS, AgentReplyError, ResearcherAgent
 from mas.hooks import RunStopped
 from mas.llm import make_async_client
-from mas.prompts import research_task
+from mas.prompts import DEFAULT_AUDIENCE, research_task
 from mas.schemas import Usage
 
 T = TypeVar("T")
 DEFAULT_ANGLES = ("key concepts", "real-world use", "limitations and risks")
 DEFAULT_MAX_CONCURRENCY = 3
-DEFAULT_AUDIENCE = "a general technical audience"  # the orchestrator's default, for tasks without <audience>
 
 
 @dataclass(frozen=True)

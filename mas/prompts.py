@@ -7,6 +7,8 @@ guide recommends: the model can tell instructions from material, and so can the 
 
 from __future__ import annotations
 
+DEFAULT_AUDIENCE = "a general technical audience"  # for runs and tasks that name none
+
 SYSTEM_PROMPTS: dict[str, str] = {
     "researcher": (
         "You are a researcher on a small writing team. Given a topic, gather the key facts, concepts and "
