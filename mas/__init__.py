@@ -10,6 +10,7 @@ so `import mas` costs little more than `import anthropic`.
 
 from mas.agents import AgentReplyError, BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
 from mas.budget import Budget, BudgetExceeded
+from mas.contracts import ContractError, ReplyError, ask_structured, parse_reply, parse_structured
 from mas.failures import (AgentFailed, AgentFailure, AwaitingHuman, CircuitBreaker, CircuitOpen, Escalate, Fallback,
                           HumanRejected, Resilient, Retry, Skip)
 from mas.hierarchy import DepthLimitExceeded, ResearchTeam
@@ -28,6 +29,7 @@ __all__ = [
     "BaseAgent", "ResearcherAgent", "WriterAgent", "ValidatorAgent", "AgentReplyError",
     "SQLiteMemory", "PersistentMemory", "RedisMemory",
     "Orchestrator", "RunResult", "ValidationResult",
+    "ContractError", "ReplyError", "ask_structured", "parse_reply", "parse_structured",
     "ParallelResearcher", "Subtask", "SubtaskError", "arun_parallel", "run_parallel",
     "Resilient", "Retry", "Skip", "Fallback", "Escalate", "CircuitBreaker", "AgentFailure", "AgentFailed",
     "CircuitOpen", "HumanRejected", "AwaitingHuman", "Decision", "ask_human", "APPROVE", "REJECT",

@@ -75,6 +75,8 @@ def parse_reply(text: str, schema: type[T], stop_reason: str | None = "end_turn"
 def _explain(err: pydantic.ValidationError, text: str) -> str:
     first = err.errors()[0]
     if first["type"] == "json_invalid":
+        if "EOF while parsing" in first["msg"] and text.startswith("{"):
+            return "the JSON ends before it is complete (was the reply cut off at max_tokens?)"
         hint = ""
         if not text.startswith("{") or not text.endswith("}"):
             hint = f" (it starts with {text[:7]!r}; send the object alone, without code fences or prose)"

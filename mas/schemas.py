@@ -8,7 +8,7 @@ why that is dangerous).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
 from mas.contracts import ReplyError, parse_reply  # noqa: F401  (ReplyError: re-exported for callers)
 
@@ -18,9 +18,16 @@ class ValidationResult(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    issues: list[str] = Field(description="What is wrong with the draft; empty when nothing is.")
-    approved: bool = Field(description="True only when the draft can be published as it is.")
+    # Strict types: "yes", 1 or "true" are not an approval; only JSON true is.
+    issues: list[StrictStr] = Field(description="What is wrong with the draft; empty when nothing is.")
+    approved: StrictBool = Field(description="True only when the draft can be published as it is.")
     confidence: float = Field(1.0, ge=0.0, le=1.0, description="How sure the validator is, 0 to 1.")
+
+    @model_validator(mode="after")
+    def _approval_means_no_issues(self) -> ValidationResult:
+        if self.approved and self.issues:
+            raise ValueError("approved is true but issues are listed: approve only a draft with no issues")
+        return self
 
 
 def parse_validation(text: str, stop_reason: str | None = "end_turn") -> ValidationResult:

@@ -25,7 +25,7 @@ class Notes(BaseModel):
 @pytest.mark.parametrize("text, stop, reason", [
     ('```json\n{"topic": "t", "points": []}\n```', "end_turn", "not valid JSON (it starts with '```json'"),
     ('Here you go: {"topic": "t", "points": []}', "end_turn", "not valid JSON"),
-    ('{"topic": "t", "points": [', "end_turn", "not valid JSON"),
+    ('{"topic": "t", "points": [', "end_turn", "the JSON ends before it is complete"),
     ('{"topic": "t", "points": []}', "max_tokens", "cut off at max_tokens"),
     ("I can't help with that.", "refusal", "refused"),
     ('{"topic": "t"}', "end_turn", "JSON does not fit the schema: points: Field required"),
@@ -88,3 +88,25 @@ def test_parse_structured_never_parses_a_cut_off_or_refused_reply(kind):
     assert len(info.value.reasons) == 2 and len(transport.requests) == 2
     assert transport.requests[0]["output_config"]["format"]["type"] == "json_schema"
     assert transport.requests[1]["messages"][-1]["content"].startswith("Your answer could not be used")
+
+
+@pytest.mark.parametrize("reply, reason", [
+    ('{"issues": [], "approved": "yes"}', "approved: Input should be a valid boolean"),
+    ('{"issues": [], "approved": 1}', "approved: Input should be a valid boolean"),
+    ('{"issues": ["x"], "approved": true}', "approved is true but issues are listed"),
+    ('{"issues": [1], "approved": false}', "issues.0: Input should be a valid string"),
+])
+def test_a_verdict_is_read_strictly_no_truthy_approvals(reply, reason):
+    from mas.schemas import parse_validation
+
+    with pytest.raises(ReplyError) as info:
+        parse_validation(reply)
+    assert reason in info.value.reason
+
+
+def test_a_cut_off_structured_reply_says_so():
+    transport = ScriptedTransport([text_message('{"issues": [], "appr', stop_reason="max_tokens")])
+    with pytest.raises(ContractError) as info:
+        parse_structured(make_client(transport=transport), ValidationResult, model=MODEL, max_tokens=5, attempts=1,
+                         messages=[{"role": "user", "content": "check"}])
+    assert "cut off at max_tokens" in info.value.reasons[0]

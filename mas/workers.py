@@ -1,0 +1,380 @@
+"""Several worker processes sharing one run through Redis: a job queue under the run's namespace.
+
+    queue = JobQueue("run-7")                      # the coordinator
+    queue.push([Job(id="caching", task=research_task("Prompt caching", audience)), ...])
+    results = collect(queue, start_workers("run-7", 4), ["caching", ...])   # {job id: reply}
+
+    python -m mas.workers run-7 --worker w1        # what each worker process runs: `work(...)`
+
+A worker takes a job, runs its agent (offline or live: `make_client()` decides, as everywhere),
+writes the reply into the run's memory as `result/<job id>`, then acknowledges the job. The
+keys, under the same `mas:` prefix and run namespace as `RedisMemory` (`mas:run-7/...`):
+
+    queue:pending              LIST  the jobs not taken yet (JSON)
+    queue:processing:<worker>  LIST  the job a worker has taken and not yet acknowledged
+    queue:attempts             HASH  job id -> how many times it was taken
+    queue:done_by / failed     HASH  job id -> the worker that did it / why it failed
+    result/<job id>            the reply (a RedisMemory key: what the coordinator reads)
+
+Why LMOVE into a per-worker processing list, not LPOP (Redis's "reliable queue" pattern):
+LPOP removes a job the moment it is taken, so a worker killed mid-job loses it and nothing in
+Redis says it ever existed. LMOVE takes the job *and* records who holds it in one atomic step:
+at every instant a job is in exactly one place (pending, one worker's processing list, or done),
+so the jobs of a dead worker are found and put back (`requeue`), without guessing from timeouts.
+The reply is written before the acknowledgement, and a worker skips a job whose result is
+already in memory, so a crash between the two never makes a job's model call twice.
+
+Simplified on purpose: workers drain the queue and exit (a long-lived pool would block on
+BLMOVE instead); a dead worker is noticed by the coordinator that started it (from its exit
+code), not by heartbeats, so workers on other machines need their own supervisor; and one
+coordinator per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from mas.memory import DEFAULT_REDIS_URL, MemoryUnavailableError, RedisMemory, _glob_escape, _redact
+from mas.prompts import SYSTEM_PROMPTS
+
+RESULT = "result/"  # memory key of a job's reply: result/<job id>
+POLL_S = 0.05  # how often the coordinator looks at memory and at its workers
+_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+(\S.*)$")
+
+# Take the next job and count the attempt in one atomic step (a script runs alone in Redis).
+_TAKE_SCRIPT = """
+local raw = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
+if raw then redis.call('HINCRBY', KEYS[3], cjson.decode(raw)['id'], 1) end
+return raw
+"""
+
+
+class Job(BaseModel):
+    """One independent piece of a run: a task for an agent of `role`; its reply goes to result/<id>."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    task: str
+    role: str = "researcher"
+
+    @field_validator("id")
+    @classmethod
+    def _plain_id(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
+            raise ValueError(f"a job id is letters, digits, '_', '.' or '-' (it names a memory key), got {value!r}")
+        return value
+
+    @field_validator("role")
+    @classmethod
+    def _known_role(cls, value: str) -> str:
+        if value not in SYSTEM_PROMPTS:
+            raise ValueError(f"no system prompt for role {value!r}; known roles: {', '.join(SYSTEM_PROMPTS)}")
+        return value
+
+
+class JobsIncomplete(RuntimeError):
+    """The workers stopped with jobs not done: `missing` ids, and `failed` (id -> reason)."""
+
+    def __init__(self, missing: list[str], failed: dict[str, str]):
+        why = "; ".join(f"{k}: {v}" for k, v in failed.items()) or "their workers died and no restart was left"
+        super().__init__(f"{len(missing)} job(s) not done ({', '.join(missing)}): {why}")
+        self.missing, self.failed = missing, failed
+
+
+class JobQueue:
+    """The Redis side of a run's jobs: push, take, finish, requeue; results live in `self.memory`."""
+
+    def __init__(self, namespace: str, url: str | None = None, *, prefix: str = "mas"):
+        import redis  # optional, as in mas.memory: `import mas` stays light
+
+        self.memory = RedisMemory(url, namespace=namespace, prefix=prefix)  # checks the namespace, pings
+        self.namespace, self.url, self.prefix = namespace, self.memory.url, prefix
+        self._base = f"{prefix}:{namespace}/queue:"
+        self._redis = redis.Redis.from_url(self.url, decode_responses=True)
+        self._take = self._redis.register_script(_TAKE_SCRIPT)
+
+    def push(self, jobs: list[Job]) -> int:
+        """Append jobs to the pending list; ids must be unique within the run. Returns how many."""
+        ids = [job.id for job in jobs]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"job ids must be unique in a run, got {ids}")
+        if jobs:
+            self._call(self._redis.rpush, self._base + "pending", *(job.model_dump_json() for job in jobs))
+        return len(jobs)
+
+    def take(self, worker: str) -> tuple[Job, str] | None:
+        """The next job, moved to `worker`'s processing list (and its raw text, to acknowledge it)."""
+        raw = self._call(self._take, keys=[self._base + "pending", self._processing(worker),
+                                           self._base + "attempts"])
+        return (Job.model_validate_json(raw), raw) if raw else None
+
+    def finish(self, worker: str, job: Job, raw: str, result: str | None) -> None:
+        """Save the reply (first), then acknowledge: the job leaves the processing list."""
+        if result is not None:
+            self.memory.set(RESULT + job.id, result)
+        pipe = self._redis.pipeline()  # MULTI/EXEC: both or neither
+        pipe.hset(self._base + "done_by", job.id, worker)
+        pipe.lrem(self._processing(worker), 1, raw)
+        self._call(pipe.execute)
+
+    def fail(self, worker: str, job: Job, raw: str, reason: str) -> None:
+        """Record why a job failed and acknowledge it: reported by `collect`, never silently dropped."""
+        pipe = self._redis.pipeline()
+        pipe.hset(self._base + "failed", job.id, reason)
+        pipe.lrem(self._processing(worker), 1, raw)
+        self._call(pipe.execute)
+
+    def requeue(self, worker: str | None = None) -> int:
+        """Put a dead worker's jobs (every worker's when None) back at the head of the queue.
+
+        Only for workers known to be dead: a live worker would still finish its job."""
+        lists = [self._processing(worker)] if worker else self._keys("processing:*")
+        moved = 0
+        for key in lists:  # one LMOVE per job: a job is never in two lists, nor in none
+            while self._call(self._redis.lmove, key, self._base + "pending", "RIGHT", "LEFT"):
+                moved += 1
+        return moved
+
+    def pending(self) -> list[str]:
+        return [Job.model_validate_json(raw).id for raw in self._call(self._redis.lrange, self._base + "pending", 0, -1)]
+
+    def in_progress(self) -> dict[str, list[str]]:
+        """worker -> the ids of the jobs it has taken and not acknowledged (a dead worker's stay here)."""
+        start = len(self._base + "processing:")
+        lists = {key[start:]: self._call(self._redis.lrange, key, 0, -1) for key in self._keys("processing:*")}
+        return {worker: [Job.model_validate_json(raw).id for raw in raws] for worker, raws in lists.items() if raws}
+
+    def attempts(self) -> dict[str, int]:
+        """job id -> how many times it was taken (1 for every job, unless a worker died holding it)."""
+        return {k: int(v) for k, v in self._hash("attempts").items()}
+
+    def done_by(self) -> dict[str, str]:
+        return self._hash("done_by")
+
+    def failures(self) -> dict[str, str]:
+        return self._hash("failed")
+
+    def results(self, ids: list[str]) -> dict[str, str]:
+        """The replies in memory for `ids`, in that order (missing ones left out)."""
+        found = self.memory.scoped(RESULT.rstrip("/")).get_all()
+        return {job_id: found[job_id] for job_id in ids if job_id in found}
+
+    def reset(self) -> None:
+        """Empty the queue (pending, processing, failures) for a new round; attempts and done_by stay.
+
+        Only with no worker of this run running."""
+        keys = [self._base + "pending", self._base + "failed", *self._keys("processing:*")]
+        self._call(self._redis.unlink, *keys)
+
+    def clear(self) -> None:
+        """Delete all this run's queue keys (not its memory: `self.memory.clear()`). SCAN, never KEYS."""
+        keys = self._keys("*")
+        if keys:
+            self._call(self._redis.unlink, *keys)
+
+    def close(self) -> None:
+        self._redis.close()
+        self.memory.close()
+
+    def __enter__(self) -> JobQueue:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _hash(self, name: str) -> dict[str, str]:
+        return dict(sorted(self._call(self._redis.hgetall, self._base + name).items()))
+
+    def _processing(self, worker: str) -> str:
+        return f"{self._base}processing:{worker}"
+
+    def _keys(self, pattern: str) -> list[str]:
+        with self._errors():
+            return sorted(set(self._redis.scan_iter(match=_glob_escape(self._base) + pattern, count=1000)))
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._errors():
+            return fn(*args, **kwargs)
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        import redis
+
+        try:
+            yield
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise MemoryUnavailableError(f"cannot reach Redis at {_redact(self.url)} ({exc})") from None
+
+
+def work(namespace: str, url: str | None = None, *, worker: str = "w1", prefix: str = "mas",
+         client: Any = None) -> int:
+    """A worker: take jobs until the queue is empty, run each one's agent, save the reply.
+    Returns how many jobs it took. An API error or an unusable reply fails that job (recorded)."""
+    import anthropic
+
+    from mas.agents import AgentReplyError, BaseAgent
+    from mas.llm import make_client
+
+    client = client or make_client()
+    agents: dict[str, BaseAgent] = {}
+    taken = 0
+    with JobQueue(namespace, url, prefix=prefix) as queue:
+        while (got := queue.take(worker)) is not None:
+            job, raw = got
+            taken += 1
+            if queue.memory.get(RESULT + job.id) is not None:  # done before a crash that came before its ack
+                queue.finish(worker, job, raw, None)
+                continue
+            agent = agents.setdefault(job.role, BaseAgent(job.role, client=client))
+            agent.reset()  # jobs are independent: no history from the last one
+            try:
+                reply = agent.run(job.task)
+            except (anthropic.APIError, AgentReplyError) as err:
+                queue.fail(worker, job, raw, f"{type(err).__name__}: {str(err).splitlines()[0]}")
+                continue
+            queue.finish(worker, job, raw, reply)
+    return taken
+
+
+@dataclass
+class Worker:
+    """A worker process this coordinator started."""
+
+    name: str
+    process: subprocess.Popen
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no cleanup runs, its job stays in its processing list."""
+        self.process.kill()
+        self.process.wait()
+
+
+def start_workers(namespace: str, count: int, url: str | None = None, *, prefix: str = "mas",
+                  latency: float = 0.0, log_dir: str | os.PathLike[str] | None = None) -> list[Worker]:
+    """Start `count` worker processes (`python -m mas.workers`) on the run `namespace`.
+
+    `latency`: the offline model's simulated seconds per reply (no effect on live Claude).
+    The URL goes through the environment, not the command line, so `ps` never shows a password.
+    Output goes to `log_dir/<worker>.log`, or nowhere."""
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    env = {**os.environ, "REDIS_URL": url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL}
+    workers = []
+    for i in range(1, count + 1):
+        name = f"w{i}-{secrets.token_hex(3)}"  # unique: never shares a dead worker's processing list
+        out: Any = subprocess.DEVNULL
+        if log_dir is not None:
+            Path(log_dir).mkdir(parents=True, exist_ok=True)
+            out = open(Path(log_dir) / f"{name}.log", "w")  # noqa: SIM115 (the child holds it open)
+        cmd = [sys.executable, "-m", "mas.workers", namespace, "--worker", name, "--prefix", prefix,
+               "--latency", str(latency)]
+        workers.append(Worker(name, subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)))
+        if out is not subprocess.DEVNULL:
+            out.close()
+    return workers
+
+
+def collect(queue: JobQueue, workers: list[Worker], ids: list[str], *, timeout: float = 60.0, restarts: int = 1,
+            latency: float = 0.0, log_dir: str | os.PathLike[str] | None = None) -> dict[str, str]:
+    """Wait until every job in `ids` has its reply in memory; returns {id: reply} in `ids` order.
+
+    A worker that dies (non-zero exit) has its jobs requeued. When no worker is left and jobs
+    are pending, a new one is started, at most `restarts` times. Raises `JobsIncomplete`
+    when jobs failed or no worker is left to do them, and `TimeoutError` (after stopping the
+    workers; their jobs stay recoverable) when `timeout` seconds pass."""
+    workers, dead = list(workers), set()
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [w for w in workers if w.alive]  # before reading results: a worker that exited has written
+        results = queue.results(ids)
+        if len(results) == len(ids):
+            return results
+        for w in workers:
+            if not w.alive and w.process.returncode != 0 and w.name not in dead:
+                dead.add(w.name)
+                queue.requeue(w.name)
+        if not alive:
+            if queue.pending() and restarts > 0:
+                restarts -= 1
+                workers += start_workers(queue.namespace, 1, queue.url, prefix=queue.prefix, latency=latency,
+                                         log_dir=log_dir)
+                continue
+            raise JobsIncomplete([i for i in ids if i not in results], queue.failures())
+        if time.monotonic() > deadline:
+            for w in alive:
+                w.kill()
+            raise TimeoutError(f"{len(ids) - len(results)} of {len(ids)} job(s) not done after {timeout}s; "
+                               "their workers were stopped and `queue.requeue()` puts the jobs back")
+        time.sleep(POLL_S)
+
+
+def run_jobs(namespace: str, jobs: list[Job], url: str | None = None, *, workers: int = 4, prefix: str = "mas",
+             latency: float = 0.0, timeout: float = 60.0, restarts: int = 1,
+             log_dir: str | os.PathLike[str] | None = None) -> dict[str, str]:
+    """Push the jobs whose reply is not in memory yet (so a re-run resumes), start `workers`
+    processes, and collect every reply. Call it with no worker of this run still running."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    with JobQueue(namespace, url, prefix=prefix) as queue:
+        done = queue.results([job.id for job in jobs])
+        todo = [job for job in jobs if job.id not in done]
+        queue.reset()  # what a crashed earlier round left queued or taken: exactly the missing jobs go back
+        queue.push(todo)
+        if todo:
+            started = start_workers(namespace, min(workers, len(todo)), queue.url, prefix=prefix, latency=latency,
+                                    log_dir=log_dir)
+            collect(queue, started, [job.id for job in todo], timeout=timeout, restarts=restarts, latency=latency,
+                    log_dir=log_dir)
+        return queue.results([job.id for job in jobs])
+
+
+def merge_bullets(replies: list[str]) -> str:
+    """The bullet points of several replies as one list, in order, each point once.
+
+    >>> merge_bullets(["## A\\n\\n- one\\n- two", "* two\\n1. three\\nA closing remark."])
+    '- one\\n- two\\n- three'
+    """
+    points: dict[str, None] = {}
+    for reply in replies:
+        for line in reply.splitlines():
+            if m := _BULLET.match(line):
+                points.setdefault(m.group(1).strip(), None)
+    return "\n".join(f"- {p}" for p in points)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mas.workers", description="Work on a run's job queue.")
+    parser.add_argument("namespace", help="the run's namespace (its run id)")
+    parser.add_argument("--worker", default=f"w-{os.getpid()}", help="this worker's name (unique in the run)")
+    parser.add_argument("--prefix", default="mas", help="the Redis key prefix (RedisMemory's)")
+    parser.add_argument("--latency", type=float, default=0.0, help="offline model: simulated seconds per reply")
+    args = parser.parse_args(argv)
+    from mas.llm import make_client
+    from mas.offline import Latency
+
+    client = make_client(latency=Latency(base=args.latency))  # offline options: ignored by a live client
+    taken = work(args.namespace, os.environ.get("REDIS_URL"), worker=args.worker, prefix=args.prefix,
+                 client=client)
+    print(f"{args.worker}: {taken} job(s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
