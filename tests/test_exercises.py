@@ -166,3 +166,179 @@ def test_10_checks_right_and_wrong():
     check("10.2", tracer, top)
     with pytest.raises(NotYet, match="Sort the spans"):
         check("10.2", tracer, "Researcher" if top != "Researcher" else "Writer")
+
+
+# ---------------------------------------------------------------- 05
+
+
+def test_05_1_fallback_right_and_wrong_orders():
+    from mas.failures import Fallback, Resilient, Retry
+
+    check("05.1", [Retry(1), Fallback(model="claude-haiku-4-5")])
+    check("05.1", Resilient(WriterAgent(client=make_client()), [Retry(1), Fallback(model="claude-haiku-4-5")]))
+    with pytest.raises(NotYet, match="Your Fallback comes before the Retry"):
+        check("05.1", [Fallback(model="claude-haiku-4-5"), Retry(1)])
+    with pytest.raises(NotYet, match=r"so the fallback never ran: retry once, Retry\(1\)"):
+        check("05.1", [Retry(2), Fallback(model="claude-haiku-4-5")])
+    with pytest.raises(NotYet, match=r"'agent_failed'.*Add Fallback\(model='claude-haiku-4-5'\)"):
+        check("05.1", [Retry(1)])
+    with pytest.raises(NotYet, match="answered on claude-sonnet-4-6: fall back to the smaller model"):
+        check("05.1", [Retry(1), Fallback(model="claude-sonnet-4-6")])
+    with pytest.raises(NotYet, match="Pass the list of failure policies"):
+        check("05.1", "Retry(1), Fallback")
+
+
+def test_05_2_breaker_right_and_wrong():
+    from mas.failures import CircuitBreaker, Fallback, Resilient, Retry
+
+    def wrapped(policies, breaker=None):
+        return Resilient(ValidatorAgent(client=make_client()), policies, breaker=breaker)
+
+    opened = wrapped([Retry(5)], CircuitBreaker(max_failures=2))
+    opened.breaker.record(None)  # a used breaker is fine: the check builds a fresh one with its settings
+    check("05.2", opened)
+    with pytest.raises(NotYet, match="no circuit breaker"):
+        check("05.2", wrapped([Retry(5)]))
+    with pytest.raises(NotYet, match=r"'agent_failed' after 2 validator request\(s\).*Retry more times"):
+        check("05.2", wrapped([Retry(1)], CircuitBreaker(max_failures=2)))
+    with pytest.raises(NotYet, match=r"opened after 3 failed calls; make it open after 2"):
+        check("05.2", wrapped([Retry(5)], CircuitBreaker(max_failures=3)))
+    with pytest.raises(NotYet, match="got 3 requests, not 2"):
+        check("05.2", wrapped([Retry(5), Fallback(model="claude-haiku-4-5")], CircuitBreaker(max_failures=2)))
+    with pytest.raises(NotYet, match="Pass your wrapped validator"):
+        check("05.2", ValidatorAgent(client=make_client()))
+
+
+# ---------------------------------------------------------------- 06
+
+ANGLES = ["key concepts", "real-world use", "limitations and risks"]
+
+
+def _parallel(angles, max_concurrency, **options):
+    from mas.llm import make_async_client
+    from mas.offline import Latency
+    from mas.parallel import ParallelResearcher
+
+    client = make_async_client(latency=Latency(base=0.01))
+    return ParallelResearcher(angles, async_client=client, max_concurrency=max_concurrency, **options)
+
+
+def test_06_1_fourth_angle_right_and_wrong():
+    check("06.1", _parallel([*ANGLES, "future developments"], 4))
+    with pytest.raises(NotYet, match=r"At most 3 calls were in flight at once: max_concurrency=3"):
+        check("06.1", _parallel([*ANGLES, "future developments"], 3))
+    with pytest.raises(NotYet, match="Add the angle 'future developments'"):
+        check("06.1", _parallel([*ANGLES, "history"], 4))
+    with pytest.raises(NotYet, match="The research stopped: .*max_tokens=50"):
+        check("06.1", _parallel([*ANGLES, "future developments"], 4, max_tokens=50))
+
+
+def test_06_2_one_slot_right_and_wrong():
+    check("06.2", _parallel(ANGLES, 1), 3)
+    with pytest.raises(NotYet, match="about 1 latencies.*one latency per angle"):
+        check("06.2", _parallel(ANGLES, 1), 1)
+    with pytest.raises(NotYet, match="max_concurrency=3; set it to 1"):
+        check("06.2", _parallel(ANGLES, 3), 3)
+
+
+# ---------------------------------------------------------------- 07
+
+
+@pytest.fixture(scope="module")
+def traced_run():
+    from mas.tracing import Tracer
+
+    with Tracer() as tracer, SQLiteMemory(":memory:") as memory:
+        Orchestrator(memory, client=make_client(), progress=None).run(TOPIC, run_id="t")
+    return tracer
+
+
+def test_07_1_costliest_agent_right_and_wrong(traced_run):
+    # hand-worked from the offline run: the writer's calls are 488 in / 348 out and 943 in / 363 out on
+    # claude-opus-4-6 at $5 / $25 per million tokens: $0.011140 + $0.013790 = $0.024930 of $0.045010 in all
+    totals = {}
+    for span in traced_run.spans:
+        totals[span.agent] = totals.get(span.agent, 0.0) + span.cost
+    assert max(totals, key=totals.get) == "Writer" and round(totals["Writer"], 6) == 0.02493
+    assert round(traced_run.summary().cost, 6) == 0.04501
+    check("07.1", traced_run, "Writer", 0.02493 / 0.04501)
+    check("07.1", traced_run, "Writer", 0.55)  # rounded is fine
+    with pytest.raises(NotYet, match="Validator cost .* but another agent cost more"):
+        check("07.1", traced_run, "Validator", 0.24)
+    with pytest.raises(NotYet, match="31% is the share of Writer's most expensive call"):
+        check("07.1", traced_run, "Writer", 0.01379 / 0.04501)
+    with pytest.raises(NotYet, match="a fraction of 1"):
+        check("07.1", traced_run, "Writer", 55)
+
+
+def test_07_2_tracer_price_right_and_wrong(monkeypatch):
+    from mas.agents import ResearcherAgent
+    from mas.pricing import PRICES, price
+    from mas.tracing import Tracer
+
+    def haiku_trace():
+        with Tracer() as tracer:
+            ResearcherAgent(client=make_client(), model="claude-haiku-5-5").run(f"<topic>{TOPIC}</topic>")
+        return tracer
+
+    tracer = haiku_trace()
+    with pytest.raises(NotYet, match="still unknown"):
+        check("07.2", tracer)
+    tracer.reprice({"claude-haiku-5-5": price(input=0.50, output=0.10)})  # the rates swapped
+    with pytest.raises(NotYet, match=r"Check the rates.*price\(input=0.10, output=0.50\)"):
+        check("07.2", tracer)
+    tracer.reprice({"claude-haiku-5-5": price(input=0.10, output=0.50)})
+    check("07.2", tracer)
+    monkeypatch.setitem(PRICES, "claude-haiku-5-5", price(0.10, 0.50))  # priced for everyone instead
+    with pytest.raises(NotYet, match="a price for everyone"):
+        check("07.2", haiku_trace())
+
+
+# ---------------------------------------------------------------- 09
+
+
+def _run_with_budget(max_calls):
+    from mas.budget import Budget
+
+    transport = OfflineTransport()
+    with Budget(max_calls=max_calls), SQLiteMemory(":memory:") as memory:
+        result = Orchestrator(memory, client=make_client(transport=transport, max_retries=0), progress=None).run(
+            TOPIC, run_id="b")
+    return result, transport.model.calls
+
+
+def test_09_1_smallest_budget_right_and_wrong():
+    short, sent = _run_with_budget(4)
+    assert (short.status, sent) == ("budget_exceeded", 4)
+    check("09.1", 5, short, sent)
+    with pytest.raises(NotYet, match="max_calls=6 is enough, but so is 5"):
+        check("09.1", 6, short, sent)
+    with pytest.raises(NotYet, match="With max_calls=4 the run stops as 'budget_exceeded'"):
+        check("09.1", 4, short, sent)
+    with pytest.raises(NotYet, match="refuses a call before it is sent"):
+        check("09.1", 5, short, 5)
+
+
+def _chain(levels, client, max_depth=3):
+    from mas.hierarchy import ResearchTeam
+
+    team = ResearchTeam(["Prompt caching"], angle="level", client=client, max_depth=max_depth)
+    for _ in range(levels - 1):
+        team = ResearchTeam(["Prompt caching", team], angle="level", client=client, max_depth=max_depth)
+    return team
+
+
+def test_09_2_depth_limit_right_and_wrong():
+    from mas.hierarchy import ResearchTeam
+
+    check("09.2", _chain, 4, 3)
+    with pytest.raises(NotYet, match="did not make 4 requests"):
+        check("09.2", _chain, 4, 4)
+    with pytest.raises(NotYet, match="A chain of 3 levels ran"):
+        check("09.2", _chain, 3, 2)
+    with pytest.raises(NotYet, match="A chain of 4 levels is refused already"):
+        check("09.2", _chain, 5, 4)
+    with pytest.raises(NotYet, match="built a tree 1 level"):
+        check("09.2", lambda levels, client: ResearchTeam(["a"] * levels, client=client), 4, 3)
+    with pytest.raises(NotYet, match="Leave max_depth at its default"):
+        check("09.2", lambda levels, client: _chain(levels, client, max_depth=5), 6, 5)

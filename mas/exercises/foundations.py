@@ -1,0 +1,117 @@
+"""Checks for the exercises of notebooks 01-03: shared memory, agents, the orchestrator.
+
+Each check takes what the learner built (a stored value, a class, a run's result) and tries it
+against the offline model; see `mas.exercises` for how checks are called.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Callable
+
+from mas.exercises.core import NotYet, expect
+
+SOURCE_NOTE = re.compile(r"\(source: [^)]*\)")
+
+
+# ---------------------------------------------------------------- 01 shared memory
+
+def check_json_value(stored: str, value: Any) -> str:
+    """01.1: a structured value stored with set_json is plain, readable JSON text that reads back the same."""
+    expect(isinstance(stored, str), "Pass the stored text, as read from the table with sqlite3.")
+    try:
+        decoded = json.loads(stored)
+    except ValueError:
+        raise NotYet(f"The stored text is not JSON: {stored[:60]!r}. Use set_json, not str(value).") from None
+    expect(decoded == value, f"The stored JSON reads back as {decoded!r}, not the value you stored.")
+    return "stored as readable JSON text, and it reads back the same"
+
+
+def check_keys_method(memory_class: type) -> str:
+    """01.2: `keys(prefix)` returns the keys with that prefix, in order, with `_` taken literally."""
+    import tempfile
+    from pathlib import Path
+
+    expect(hasattr(memory_class, "keys"), "Add a method `keys(self, prefix='')` to your PersistentMemory class.")
+    with tempfile.TemporaryDirectory() as tmp:
+        memory = memory_class(Path(tmp) / "check.db")
+        try:
+            for key in ("run_1/draft", "run_1/research", "runX1/draft", "notes"):
+                memory.set(key, "...")
+            got = memory.keys("run_1/")
+            expect(isinstance(got, list), f"`keys` should return a list, it returned {type(got).__name__}.")
+            expect("runX1/draft" not in got, "`keys('run_1/')` also returned 'runX1/draft': in SQL `LIKE`, `_` is a "
+                   "wildcard. Compare the prefix exactly, e.g. `substr(key, 1, ?) = ?`.")
+            expect(got == ["run_1/draft", "run_1/research"],
+                   f"`keys('run_1/')` returned {got}; expected ['run_1/draft', 'run_1/research'] (sorted).")
+            expect(len(memory.keys()) == 4, "`keys()` with no prefix should return every key.")
+        finally:
+            memory.close()
+    return "keys(prefix) returns exactly the keys under the prefix, in order"
+
+
+# ---------------------------------------------------------------- 02 agents
+
+def check_specialist(agent_class: type, role: str) -> str:
+    """02.1: a fourth specialist is one prompt in SYSTEM_PROMPTS and a subclass of BaseAgent."""
+    from mas.agents import BaseAgent
+    from mas.llm import make_client
+    from mas.prompts import SYSTEM_PROMPTS
+
+    expect(isinstance(agent_class, type) and issubclass(agent_class, BaseAgent),
+           "Make your agent a subclass of mas.agents.BaseAgent.")
+    expect(role in SYSTEM_PROMPTS, f"Add a system prompt for {role!r} to SYSTEM_PROMPTS.")
+    expect(getattr(agent_class, "role", None) == role, f"Set `role = {role!r}` in the subclass.")
+    agent = agent_class(client=make_client(offline=True))
+    expect(agent.system_prompt == SYSTEM_PROMPTS[role], "The agent should use the prompt from SYSTEM_PROMPTS.")
+    reply = agent.run("Some text to work on.")
+    expect(bool(reply.strip()) and len(agent.history) == 2, "A run should return text and keep both turns.")
+    return f"{agent_class.__name__} runs with its own prompt and keeps its history"
+
+
+def check_strict_validator(validator_class: type, research: str, faithful: str) -> str:
+    """02.2: a stricter validator rejects a draft without the research's source notes, approves a faithful one."""
+    from mas.llm import make_client
+
+    validator = validator_class(client=make_client(offline=True))
+    stripped = SOURCE_NOTE.sub("", faithful)
+    expect(stripped != faithful, "The faithful draft should carry the research's (source: ...) notes.")
+    verdict = validator.review(research, stripped)
+    expect(not verdict.approved, "Your validator approved a draft with every source note removed. A prompt asks, "
+           "it does not guarantee: add a check in code in `review`.")
+    expect(any("source" in issue.lower() for issue in verdict.issues),
+           "Rejecting is right; also say why, with an issue that names the missing source.")
+    expect(validator.review(research, faithful).approved, "Too strict: the faithful draft should still be approved.")
+    return "rejects a draft without sources, approves the faithful one"
+
+
+# ---------------------------------------------------------------- 03 orchestrator
+
+def check_refused_run(result: Any, saved: dict[str, str]) -> str:
+    """03.1: a refusing writer stops the run cleanly: failed, with the reason, and no draft saved."""
+    expect(result.status == "failed", f"The run's status is {result.status!r}; a refusal should stop it as 'failed'.")
+    expect("refused" in result.reason, "The reason should say the model refused.")
+    expect("research" in saved, "The research step ran before the refusal: it should be in memory.")
+    expect("draft_1" not in saved, "A refusal must never be saved as a draft.")
+    return "the refusal stopped the run as failed, with the reason, and saved no draft"
+
+
+def check_resume(calls_on_resume: list[str], resumed: Any, clean: Any) -> str:
+    """03.2: a resume after a crash at the revision makes only the missing calls."""
+    expect(resumed.status == "approved", f"The resumed run ended as {resumed.status!r}, not 'approved'.")
+    expect(calls_on_resume == ["Writer", "Validator"],
+           f"The resume made these calls: {calls_on_resume}. After a crash at the revision, only the "
+           "revision (Writer) and its check (Validator) are missing.")
+    expect(resumed.usage.calls == clean.usage.calls, "The whole run should make as many calls as a clean run.")
+    return "the resume repeated no completed call"
+
+
+CHECKS: dict[str, Callable[..., str]] = {
+    "01.1": check_json_value,
+    "01.2": check_keys_method,
+    "02.1": check_specialist,
+    "02.2": check_strict_validator,
+    "03.1": check_refused_run,
+    "03.2": check_resume,
+}

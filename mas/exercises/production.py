@@ -1,0 +1,219 @@
+"""Checks for the exercises of notebooks 05-07: failure policies, parallel agents, tracing and cost.
+
+Each check rebuilds the exercise's scenario on a fresh offline service and runs the learner's
+policies, breaker or researcher in it, or reads the learner's trace, so what passes is what
+the code does, not what it prints. See `mas.exercises` for how checks are called.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+from mas.exercises.core import CallLog, NotYet, expect, run_pipeline
+
+TOPIC = "How vector databases enable semantic search"  # the offline model has notes on it
+UNKNOWN_TOPIC = "Solar panel recycling"  # it has none: 5 generic points per angle
+SMALLER = "claude-haiku-4-5"
+
+
+# ---------------------------------------------------------------- 05 failure handling
+
+def _policies(answer: Any) -> list[Any]:
+    """The policy list of the learner's answer: the list itself, or the one inside a Resilient."""
+    from mas.failures import Resilient
+
+    policies = answer.policies if isinstance(answer, Resilient) else answer
+    expect(isinstance(policies, (list, tuple)) and all(callable(getattr(p, "recover", None)) for p in policies),
+           "Pass the list of failure policies you gave Resilient, e.g. [Retry(...), Fallback(...)] "
+           "(or the Resilient writer itself).")
+    return list(policies)
+
+
+def check_fallback(answer: Any, smaller: str = SMALLER) -> str:
+    """05.1: the writer's model is overloaded for six requests; retry once, then fall back to `smaller`."""
+    from mas.agents import WriterAgent
+    from mas.failures import Fallback, Resilient, Retry
+    from mas.hooks import call_hook
+    from mas.llm import make_client
+    from mas.offline import Fault, OfflineTransport
+
+    policies = _policies(answer)
+    # six 529s: the SDK's three requests (max_retries=2) for the first call, three for one retry
+    transport = OfflineTransport(faults=[Fault("overloaded", role="writer", times=6)])
+    client = make_client(transport=transport, max_retries=2)
+    writer, log = Resilient(WriterAgent(client=client), policies), CallLog()
+    with call_hook(log):
+        result, _ = run_pipeline(client, TOPIC, writer=writer)
+    fallback = next((p for p in policies if isinstance(p, Fallback)), None)
+    if result.status != "approved":
+        expect(fallback is not None, f"The run stopped as {result.status!r}: the writer's model was still "
+               f"overloaded when your policies ran out. Add Fallback(model={smaller!r}) after the Retry, for when "
+               "retrying is not enough.")
+        raise NotYet(f"The run stopped as {result.status!r} ({result.reason}). Retry once, then fall back: "
+                     f"[Retry(1), Fallback(model={smaller!r})].")
+    answered = [c for c in log.of("writer") if c.answered]
+    draft, failed_first = answered[0], log.of("writer").index(answered[0])
+    if draft.model != smaller:
+        expect(fallback is not None, f"The draft was written by {draft.model} after {failed_first} failed calls: "
+               f"your retries outlasted the overload, so nothing fell back. Retry once, then add "
+               f"Fallback(model={smaller!r}).")
+        expect(writer.outcomes[0] != "retry" or isinstance(policies[0], Retry),
+               "Your Fallback comes before the Retry, and the smaller model's requests were refused too (the same "
+               "busy service, offline), so the retry answered. Policies are tried in the order you list them: "
+               "Retry(1) first, then the Fallback.")
+        expect(writer.outcomes[0] != "retry", f"Your Retry called the overloaded model until it answered (after "
+               f"{failed_first} failed calls), so the fallback never ran: retry once, Retry(1), then fall back.")
+        raise NotYet(f"The fallback answered on {draft.model}: fall back to the smaller model, {smaller!r}.")
+    expect(failed_first == 2, f"The fallback answered after {failed_first} failed call(s) of the writer, not 2: "
+           "call it once more (Retry(1)) before falling back.")
+    expect(len(answered) < 2 or answered[1].model != smaller, "The revision was written by the smaller model too: the fallback should "
+           "answer only when the primary model fails.")
+    expect(transport.model.calls == 11, f"The service got {transport.model.calls} requests, not 11 (research, "
+           "3 + 3 failed and 1 fallback for the draft, validate, revise, validate). Fall back with "
+           "Fallback(model=...): a copy of the writer on the same client.")
+    return (f"one retry, then {smaller} wrote the draft; the revision was the primary model's again; "
+            f"{transport.model.calls} requests in all")
+
+
+def check_breaker(validator: Any, max_failures: int = 2) -> str:
+    """05.2: the validator's service is down; the validator is retried, but its circuit opens after 2 failures."""
+    from mas.agents import ValidatorAgent
+    from mas.failures import CircuitBreaker, Resilient
+    from mas.hooks import call_hook
+    from mas.llm import make_client
+    from mas.offline import Fault, OfflineTransport
+
+    expect(isinstance(validator, Resilient), "Pass your wrapped validator: Resilient(ValidatorAgent(...), "
+           "[policies], breaker=CircuitBreaker(...)).")
+    expect(callable(getattr(validator.agent, "review", None)), "Wrap the validator (a ValidatorAgent), not "
+           f"{validator.name}.")
+    expect(validator.breaker is not None, f"Your validator has no circuit breaker: add "
+           f"breaker=CircuitBreaker(max_failures={max_failures}) to Resilient.")
+    # the learner's breaker is open after their own run: a fresh one with the same settings
+    breaker = CircuitBreaker(validator.breaker.max_failures, reset_after=validator.breaker.reset_after)
+    transport = OfflineTransport(faults=[Fault("server_error", role="validator", times=None)])
+    client = make_client(transport=transport, max_retries=0)
+    wrapped, log = Resilient(ValidatorAgent(client=client), validator.policies, breaker=breaker), CallLog()
+    with call_hook(log):
+        result, saved = run_pipeline(client, TOPIC, validator=wrapped)
+    sent = len(log.of("validator"))
+    expect(result.status != "agent_failed", f"The run stopped as 'agent_failed' after {sent} validator "
+           "request(s): your policies gave up before the breaker refused a call. Retry more times than "
+           "max_failures (e.g. Retry(5)), so that the open circuit is what stops the run.")
+    expect(result.status == "circuit_open", f"The run ended as {result.status!r} ({result.reason}); with the "
+           "validator's service down it should stop as 'circuit_open'.")
+    expect(breaker.max_failures == max_failures, f"The circuit opened after {breaker.max_failures} failed calls; "
+           f"make it open after {max_failures}: CircuitBreaker(max_failures={max_failures}).")
+    expect(sent == max_failures, f"The validator's service got {sent} requests, not {max_failures}: once the "
+           "circuit is open nothing should reach it (a Fallback to another validator would call it again).")
+    expect("validation_1" not in saved, "A verdict was saved for a review that never happened.")
+    return f"{sent} failed calls opened the circuit; the run stopped as circuit_open with no verdict saved"
+
+
+# ---------------------------------------------------------------- 06 parallelism
+
+def _researched(researcher: Any) -> tuple[CallLog, str]:
+    """Run a ParallelResearcher on a topic the offline model has no notes on, counting calls in flight."""
+    from mas.hooks import RunStopped, call_hook
+    from mas.prompts import research_task
+
+    log = CallLog()
+    try:
+        with call_hook(log):
+            notes = researcher.run(research_task(UNKNOWN_TOPIC, "engineers"))
+    except RunStopped as err:  # too few angles answered: say why, as a hint
+        raise NotYet(f"The research stopped: {str(err).splitlines()[0]}") from None
+    return log, notes
+
+
+def check_fourth_angle(researcher: Any, angle: str = "future developments") -> str:
+    """06.1: a fourth angle, all four researched at once (max_concurrency=4): 4 calls, 20 points."""
+    from mas.parallel import ParallelResearcher
+
+    expect(isinstance(researcher, ParallelResearcher), "Pass your ParallelResearcher (from mas.parallel).")
+    expect(angle in researcher.angles, f"Add the angle {angle!r}: ParallelResearcher([*ANGLES, {angle!r}], ...).")
+    expect(len(researcher.angles) == 4, f"Your researcher has {len(researcher.angles)} angle(s): keep the notebook's "
+           f"three and add {angle!r}, four in all.")
+    log, notes = _researched(researcher)
+    expect(log.most == 4, f"At most {log.most} calls were in flight at once: max_concurrency="
+           f"{researcher.max_concurrency} keeps the others waiting. Set max_concurrency=4, so all four go at once.")
+    points = [line for line in notes.splitlines() if line.startswith("- ")]
+    expect(len(points) == 20, f"The research has {len(points)} points, not 20 (5 per angle)"
+           + (f": an angle failed, {researcher.errors[0]}" if researcher.errors else "."))
+    return "4 angles, 4 calls in flight at once, 20 points"
+
+
+def check_one_slot(researcher: Any, latencies: float) -> str:
+    """06.2: with max_concurrency=1 the three angles run one after another: three latencies, not one."""
+    from mas.parallel import ParallelResearcher
+
+    expect(isinstance(researcher, ParallelResearcher), "Pass your ParallelResearcher (from mas.parallel).")
+    expect(researcher.max_concurrency == 1, f"Your researcher has max_concurrency={researcher.max_concurrency}; "
+           "set it to 1: one slot.")
+    expect(len(researcher.angles) == 3, f"Use the notebook's three angles (ANGLES), not {len(researcher.angles)}.")
+    log, _ = _researched(researcher)
+    expect(log.most == 1, f"{log.most} calls were in flight at once; with one slot there should never be more than 1.")
+    expect(isinstance(latencies, (int, float)) and not isinstance(latencies, bool),
+           "Pass the time you measured, in latencies: round(elapsed / LATENCY).")
+    expect(round(latencies) == 3, f"You measured about {latencies:g} latencies (elapsed / LATENCY). With one slot "
+           "each angle waits for the one before it to get its reply, so the waits add up: expect one latency per "
+           "angle. Time the whole `run(...)` call.")
+    return "one call at a time: the three waits add up again, as in the plain loop"
+
+
+# ---------------------------------------------------------------- 07 observability and cost
+
+def check_costliest_agent(tracer: Any, agent: str, share: float) -> str:
+    """07.1: the agent whose calls cost the most in all, and its share of the run's cost."""
+    totals: dict[str, float] = {}
+    for span in tracer.spans:
+        expect(span.cost is not None, f"Call {span.index} ({span.model}) has no price: trace a run on a priced model.")
+        totals[span.agent] = totals.get(span.agent, 0.0) + span.cost
+    expect(bool(totals), "The tracer has no calls: pass the tracer of the traced run.")
+    expect(agent in totals, f"No agent named {agent!r} in the trace; its agents are {', '.join(totals)}.")
+    top = max(totals, key=totals.get)
+    expect(agent == top, f"{agent} cost ${totals[agent]:.4f} in all, but another agent cost more: add up each "
+           "agent's calls (tracer.by('agent')[name].cost) and take the largest.")
+    run_cost = sum(totals.values())
+    expect(isinstance(share, (int, float)) and 0 <= share <= 1, f"Give the share as a fraction of 1 (like 0.25), "
+           f"not {share!r}.")
+    right = totals[agent] / run_cost
+    if not math.isclose(share, right, abs_tol=0.005):
+        single = max(s.cost for s in tracer.spans if s.agent == agent)
+        expect(not math.isclose(share, single / run_cost, abs_tol=0.005), f"{share:.0%} is the share of {agent}'s "
+               "most expensive call; the exercise asks for all of its calls together.")
+        raise NotYet(f"{share:.0%} is not {agent}'s share: divide its cost by the whole run's "
+                     "(tracer.summary().cost).")
+    return f"{agent} cost ${totals[agent]:.4f} over its calls, {right:.0%} of the run"
+
+
+def check_tracer_price(tracer: Any, model: str = "claude-haiku-5-5", input: float = 0.10,
+                       output: float = 0.50) -> str:
+    """07.2: a price for an unpriced model, on one tracer only, and the cost it gives."""
+    from mas.pricing import PRICES, cost, price
+
+    spans = [s for s in tracer.spans if s.model == model]
+    expect(bool(spans), f"This tracer has no call on {model}: pass the tracer that traced it (haiku_tracer).")
+    rates = f"price(input={input:.2f}, output={output:.2f})"
+    expect(tracer.summary().cost is not None, f"The trace's cost is still unknown: give {model} its price on this "
+           f"tracer and recompute, tracer.reprice({{{model!r}: {rates}}}).")
+    for s in spans:
+        by_hand = cost(model, s, {model: price(input, output)})
+        expect(math.isclose(s.cost, by_hand), f"Call {s.index} costs ${s.cost:.6f}; at ${input:.2f} per million input "
+               f"tokens and ${output:.2f} per million output tokens it is ${by_hand:.6f}. Check the rates, in dollars "
+               f"per million tokens, and their order: {rates}.")
+    expect(model not in PRICES, f"The cost is right, but {model} now has a price for everyone (in "
+           f"mas.pricing.PRICES, e.g. from set_price): the exercise asks for this tracer only, with "
+           f"tracer.reprice(...). Undo the other with `del PRICES[{model!r}]`.")
+    return f"{model} priced on this tracer only: ${tracer.summary().cost:.6f}, as by hand"
+
+
+CHECKS: dict[str, Callable[..., str]] = {
+    "05.1": check_fallback,
+    "05.2": check_breaker,
+    "06.1": check_fourth_angle,
+    "06.2": check_one_slot,
+    "07.1": check_costliest_agent,
+    "07.2": check_tracer_price,
+}
