@@ -1,7 +1,8 @@
 """Test-run set-up: offline always, no live client, no network, and a real Redis server.
 
 Set in `pytest_configure` (before any notebook kernel starts, so kernels inherit it):
-- MAS_OFFLINE=1 and MAS_NO_LIVE=1 (the kill switch: building a live client raises);
+- the isolated environment of tests/isolation.py: MAS_OFFLINE=1, MAS_NO_LIVE=1 (the kill switch:
+  building a live client raises), no key, no `.env`, no MAS_* switches from a developer's shell;
 - the SDK's real HTTP transports refuse to send anything, so no test can reach the API;
 - a redis-server on 127.0.0.1 (a free port, no persistence), its URL in REDIS_URL.
 """
@@ -16,6 +17,7 @@ import httpx2
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "tests"))  # test helpers live beside the tests
+from isolation import isolate  # noqa: E402
 from redis_server import INSTALL_HINT, start_redis  # noqa: E402
 
 _redis = None
@@ -31,15 +33,7 @@ def _refuse(self, request, *args, **kwargs):
 
 def pytest_configure(config):
     global _redis
-    os.environ["MAS_OFFLINE"] = "1"
-    os.environ["MAS_NO_LIVE"] = "1"
-    os.environ.pop("ANTHROPIC_API_KEY", None)
-    os.environ.pop("ANTHROPIC_BASE_URL", None)
-    for switch in ("MAS_RECORD", "MAS_REPLAY", "MAS_REPLAY_FALLBACK", "MAS_FAULTS", "MAS_INTERACTIVE"):
-        os.environ.pop(switch, None)  # a developer's shell must not change what the suite does
-    import mas.llm
-
-    mas.llm._dotenv_loaded = True  # a developer's .env must not leak into the tests
+    isolate()  # offline, kill switch on, no key, no .env, no MAS_* switches (tests/isolation.py)
     httpx2.HTTPTransport.handle_request = _refuse
     httpx2.AsyncHTTPTransport.handle_async_request = _refuse
     if os.environ.get("MAS_TEST_REDIS_URL"):

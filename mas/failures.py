@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -45,7 +44,7 @@ import anthropic
 from mas.agents import VALIDATION_ATTEMPTS, AgentReplyError
 from mas.hooks import RunStopped
 from mas.human import REJECT, ApprovalForm, Decision, ask_human
-from mas.prompts import validate_task
+from mas.prompts import tag, validate_task
 from mas.schemas import ReplyError, Usage, ValidationResult
 
 KINDS = ("rate_limit", "overloaded", "server_error", "timeout", "connection", "bad_request",
@@ -267,7 +266,7 @@ class Skip:
     label = "skip"
 
     def recover(self, r: Resilient, step: Step, failure: AgentFailure) -> Any:
-        text = self.default_text if self.default_text is not None else _tag(step.key, "draft")
+        text = self.default_text if self.default_text is not None else (tag(step.key, "draft") or "")
         if not text:  # a first draft or research with no default: nothing to go on with
             raise _Failed(failure)
         return text
@@ -319,6 +318,10 @@ class Resilient:
         if hasattr(agent, "review") and any(isinstance(p, Skip) for p in self.policies):
             raise ValueError(f"{agent.name}: a validator's review can't be skipped (a skipped review is not an "
                              "approval); use Retry, Fallback or Escalate")
+        if hasattr(agent, "review") and any(isinstance(p, Escalate) and p.default.action == "approve"
+                                            for p in self.policies):
+            raise ValueError(f"{agent.name}: Escalate(default=APPROVE) on a validator would approve a draft that "
+                             "nobody reviewed whenever no person is there; leave the default (reject) or edit")
         for p in self.policies:
             if isinstance(p, Fallback) and p.model is not None and not hasattr(agent, "model"):
                 raise ValueError("Fallback(model=...) copies an agent that has a .model (a mas BaseAgent); "
@@ -337,12 +340,7 @@ class Resilient:
     @property
     def usage(self) -> Usage:
         """The wrapped agent's usage plus its fallbacks' (the orchestrator totals it per step)."""
-        total = self.agent.usage.model_copy()
-        for helper in self._helpers():
-            if isinstance(helper.usage, Usage):
-                for key, value in helper.usage.model_dump().items():
-                    setattr(total, key, getattr(total, key) + value)
-        return total
+        return sum((h.usage for h in self._helpers() if isinstance(h.usage, Usage)), self.agent.usage.model_copy())
 
     def reset(self) -> None:
         for agent in (self.agent, *self._helpers()):
@@ -355,7 +353,7 @@ class Resilient:
         return [*self._backups.values(), *given]
 
     def run(self, task: str) -> str:
-        return self._guard(Step(task, _tag(task, "draft"), lambda agent: agent.run(task), review=False))
+        return self._guard(Step(task, (tag(task, "draft") or ""), lambda agent: agent.run(task), review=False))
 
     def review(self, research: str, draft: str, attempts: int = VALIDATION_ATTEMPTS) -> ValidationResult:
         return self._guard(Step(validate_task(research, draft), draft,
@@ -435,20 +433,14 @@ class Resilient:
         if decision.action == "reject":
             raise HumanRejected(failure, why=f"rejected by {who} after: {failure}")
         if step.review:  # the person is the validator now: approve, or the issues to send back
+            if decision.action == "approve":
+                if decision.by != "human":
+                    raise AgentFailed(failure, why=f"nobody reviewed the draft, and a default cannot approve it: {failure}")
+                return ValidationResult(issues=[], approved=True)  # text sent with an approval is not an issue
             issues = [line.strip("-* ").strip() for line in decision.text.splitlines() if line.strip("-* ").strip()]
-            return ValidationResult(issues=issues, approved=decision.action == "approve")
+            return ValidationResult(issues=issues or ["rejected by a human reviewer"], approved=False)
         if decision.action == "edit":
             return decision.text
         if not step.draft.strip():
             raise AgentFailed(failure, why=f"approved by {who}, but there is no draft to keep: {failure}")
         return step.draft
-
-
-def _tag(text: str, name: str) -> str:
-    """The content of <name>...</name> in a task, or "".
-
-    >>> _tag("<draft>\\nOld draft.\\n</draft>", "draft")
-    'Old draft.'
-    """
-    m = re.search(rf"<{name}>\s*(.*?)\s*</{name}>", text, re.S)
-    return m.group(1) if m else ""

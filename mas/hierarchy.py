@@ -39,7 +39,7 @@ import anthropic
 from mas.agents import DEFAULT_MAX_TOKENS, AgentReplyError, ResearcherAgent
 from mas.hooks import RunStopped, call_hook
 from mas.llm import make_client
-from mas.prompts import DEFAULT_AUDIENCE
+from mas.prompts import DEFAULT_AUDIENCE, tag
 from mas.schemas import Usage
 
 if TYPE_CHECKING:
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_DEPTH = 3
 CHECK_ATTEMPTS = 2  # the first notes, plus one re-ask with the problem fed back
-_USAGE_FIELDS = ("calls", "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 # (depth of the team running now, the tightest max_depth on the way down); 0 = not in a team
 _depth: ContextVar[tuple[int, int | None]] = ContextVar("mas_team_depth", default=(0, None))
@@ -203,9 +202,9 @@ class ResearchTeam:
     def _research(self, task: str) -> str:
         if not task.strip():
             raise ValueError(f"{self.name} was given an empty task: give it <topic>...</topic> (mas.prompts.research_task)")
-        topic = _tag(task, "topic") or task.strip().splitlines()[0]
-        audience = _tag(task, "audience") or DEFAULT_AUDIENCE
-        context = _tag(task, "context")
+        topic = tag(task, "topic") or task.strip().splitlines()[0]
+        audience = tag(task, "audience") or DEFAULT_AUDIENCE
+        context = tag(task, "context")
         wider = f"{context.removeprefix('One angle of a wider research on: ')} > {topic}" if context else topic
         prefix = f"{self.name}:{hashlib.sha256(task.encode()).hexdigest()[:12]}:"
         parts = []
@@ -249,8 +248,7 @@ class ResearchTeam:
         try:
             return work()
         finally:  # what a member used counts even when it failed half-way
-            for f in _USAGE_FIELDS:
-                setattr(self.usage, f, getattr(self.usage, f) + getattr(member.usage, f) - getattr(before, f))
+            self.usage += member.usage - before
 
     def _load(self, key: str) -> str | None:
         return self.memory.get(key) if self.memory is not None else self._local.get(key)
@@ -270,8 +268,3 @@ class ResearchTeam:
 
 def _label(angle: str | ResearchTeam) -> str:
     return angle.angle if isinstance(angle, ResearchTeam) else angle
-
-
-def _tag(text: str, name: str) -> str | None:
-    m = re.search(rf"<{name}>\s*(.*?)\s*</{name}>", text, re.S)
-    return m.group(1) if m else None

@@ -67,9 +67,7 @@ def check_model(model: str) -> str:
 def is_offline() -> bool:
     """True when `make_client()` would give the offline model."""
     _load_dotenv()
-    return os.environ.get("MAS_OFFLINE", "").strip() not in ("", "0", "false") or not os.environ.get(
-        "ANTHROPIC_API_KEY", ""
-    ).strip()
+    return _flag("MAS_OFFLINE") or not os.environ.get("ANTHROPIC_API_KEY", "").strip()
 
 
 def make_client(*, offline: bool | None = None, timeout: float | None = None, max_retries: int | None = None,
@@ -149,12 +147,25 @@ def usage_of(message: Message) -> dict[str, int]:
 def _limits(timeout: float | None, max_retries: int | None) -> tuple[float, int]:
     _load_dotenv()
     if timeout is None:
-        timeout = float(os.environ.get("MAS_TIMEOUT") or DEFAULT_TIMEOUT)
+        timeout = _number("MAS_TIMEOUT", float, DEFAULT_TIMEOUT)
     if max_retries is None:
-        max_retries = int(os.environ.get("MAS_MAX_RETRIES") or DEFAULT_MAX_RETRIES)
+        max_retries = _number("MAS_MAX_RETRIES", int, DEFAULT_MAX_RETRIES)
     if timeout <= 0 or max_retries < 0:
         raise ValueError(f"timeout must be > 0 and max_retries >= 0, got timeout={timeout}, max_retries={max_retries}")
     return timeout, max_retries
+
+
+def _number(name: str, kind: type, default: float) -> float:
+    text = os.environ.get(name, "").strip()
+    try:
+        return kind(text) if text else default
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not a number; set it to e.g. {default} (or leave it empty)") from None
+
+
+def _flag(name: str) -> bool:
+    """An on/off environment setting: empty, 0, false, no and off mean off."""
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def _workshop_switch() -> bool:
@@ -163,7 +174,7 @@ def _workshop_switch() -> bool:
 
 
 def _check_kill_switch() -> None:
-    if os.environ.get(KILL_SWITCH_ENV, "").strip() not in ("", "0"):
+    if _flag(KILL_SWITCH_ENV):
         raise LiveClientForbidden(
             f"a live Anthropic client was requested while {KILL_SWITCH_ENV}=1 (the test suite's kill switch). "
             "Use make_client(offline=True) or a transport; a test that must build a live client "
@@ -176,16 +187,20 @@ def _announce_offline() -> None:
     if not _announced_offline:
         _announced_offline = True
         print("offline model: set ANTHROPIC_API_KEY to use Claude", file=sys.stderr)
+        sys.stderr.flush()  # in a notebook: out at once, so it always comes before the cell's own prints
 
 
 _dotenv_loaded = False
 
 
 def _load_dotenv() -> None:
-    """Read a `.env` once (searching up from the working directory); real env vars win."""
+    """Read a `.env` once (searching up from the working directory); real env vars win.
+    MAS_NO_DOTENV=1 skips it (the test suite sets it, so a developer's .env changes nothing there)."""
     global _dotenv_loaded
     if not _dotenv_loaded:
         _dotenv_loaded = True
+        if _flag("MAS_NO_DOTENV"):
+            return
         from dotenv import find_dotenv, load_dotenv
 
         load_dotenv(find_dotenv(usecwd=True), override=False)

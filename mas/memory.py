@@ -40,6 +40,7 @@ __all__ = ["Memory", "SQLiteMemory", "PersistentMemory", "RedisMemory", "MemoryC
 DEFAULT_DB_PATH = "data/memory.db"  # relative to the working directory; MAS_DB overrides it
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"  # REDIS_URL overrides it
 BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another process's write to finish
+CONNECT_TIMEOUT_S = 5.0  # an unreachable Redis host fails in seconds, not after the OS TCP timeout
 SEP = "/"  # between a namespace and a key: `run-42/draft` reads well in any client
 _JOURNAL_MODES = ("wal", "delete", "truncate", "persist")
 _STAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # SQLite's CURRENT_TIMESTAMP (UTC) plus microseconds
@@ -349,7 +350,7 @@ class RedisMemory(_BaseMemory):
         self.url = url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
         self.prefix = prefix
         self._down = (redis.ConnectionError, redis.TimeoutError)
-        client = redis.Redis.from_url(self.url, decode_responses=True)
+        client = redis.Redis.from_url(self.url, decode_responses=True, socket_connect_timeout=CONNECT_TIMEOUT_S)
         self._shared = _Shared(client)
         try:
             with self._client() as c:

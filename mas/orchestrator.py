@@ -32,7 +32,7 @@ import anthropic
 
 from mas.agents import VALIDATION_ATTEMPTS, AgentReplyError, BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
 from mas.hooks import RunStopped
-from mas.llm import default_model
+from mas.llm import default_model, make_client
 from mas.memory import Memory, SQLiteMemory
 from mas.prompts import DEFAULT_AUDIENCE, research_task, revise_task, write_task
 from mas.schemas import RunResult, Usage, ValidationResult
@@ -50,14 +50,33 @@ class Orchestrator:
             raise ValueError(f"max_revision_cycles must be >= 0, got {max_revision_cycles}")
         if validation_attempts < 1:
             raise ValueError(f"validation_attempts must be >= 1, got {validation_attempts}")
-        self.memory = memory if memory is not None else SQLiteMemory()
         self.max_revision_cycles = max_revision_cycles
         self.validation_attempts = validation_attempts
         self.progress = progress
+        # What the orchestrator creates itself, it closes (`close()`, or `with Orchestrator() as o:`).
+        self._owned: list = []
+        if memory is None:
+            memory = SQLiteMemory()
+            self._owned.append(memory)
+        self.memory = memory
+        if client is None and None in (researcher, writer, validator):
+            client = make_client()  # one client for the whole team: one connection pool, one fault plan
+            self._owned.append(client)
         model = model or default_model()
         self.researcher = researcher or ResearcherAgent(client=client, model=model, max_tokens=max_tokens)
         self.writer = writer or WriterAgent(client=client, model=model, max_tokens=max_tokens)
         self.validator = validator or ValidatorAgent(client=client, model=model, max_tokens=max_tokens)
+
+    def close(self) -> None:
+        """Close the memory and the client this orchestrator created (not ones passed in)."""
+        while self._owned:
+            self._owned.pop().close()
+
+    def __enter__(self) -> Orchestrator:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def run(self, topic: str | None = None, audience: str = DEFAULT_AUDIENCE, run_id: str | None = None) -> RunResult:
         """Run the pipeline on `topic`, or resume the run `run_id` where it stopped."""
@@ -131,9 +150,7 @@ class Orchestrator:
         try:
             result = work()
         finally:
-            for field in ("calls", "input_tokens", "output_tokens", "cache_creation_input_tokens",
-                          "cache_read_input_tokens"):
-                setattr(usage, field, getattr(usage, field) + getattr(agent.usage, field) - getattr(before, field))
+            usage += agent.usage - before  # this step's calls, failed ones included
             mem.set("usage", usage.model_dump_json())
         mem.set(key, result)
         self._say(_done_line(who, key, result))

@@ -39,7 +39,7 @@ import anthropic
 from mas.agents import DEFAULT_MAX_TOKENS, AgentReplyError, ResearcherAgent
 from mas.hooks import RunStopped
 from mas.llm import make_async_client
-from mas.prompts import DEFAULT_AUDIENCE, research_task
+from mas.prompts import DEFAULT_AUDIENCE, research_task, tag
 from mas.schemas import Usage
 
 T = TypeVar("T")
@@ -214,11 +214,6 @@ def merge_bullets(texts: Iterable[str]) -> list[str]:
     return out
 
 
-def _tag(text: str, name: str) -> str | None:
-    m = re.search(rf"<{name}>\s*(.*?)\s*</{name}>", text, re.S)
-    return m.group(1) if m else None
-
-
 class ParallelResearchFailed(RunStopped):
     """Fewer angles than `min_angles` gave research; the orchestrator stops the run as failed."""
 
@@ -260,8 +255,7 @@ class ParallelResearcher:
     @property
     def usage(self) -> Usage:
         """Calls and tokens of all the angles' agents, added up."""
-        return Usage(**{field: sum(getattr(agent.usage, field) for agent in self.agents)
-                        for field in Usage.model_fields})
+        return sum((agent.usage for agent in self.agents), Usage())
 
     def reset(self) -> None:
         for agent in self.agents:
@@ -272,8 +266,8 @@ class ParallelResearcher:
         return run_sync(self.arun(task))
 
     async def arun(self, task: str) -> str:
-        topic = _tag(task, "topic") or task.strip()
-        audience = _tag(task, "audience") or DEFAULT_AUDIENCE
+        topic = tag(task, "topic") or task.strip()
+        audience = tag(task, "audience") or DEFAULT_AUDIENCE
         subtasks = [Subtask(agent, research_task(f"{topic}: {angle}", audience), label=angle)
                     for agent, angle in zip(self.agents, self.angles)]
         results = await arun_parallel(subtasks, max_concurrency=self.max_concurrency, timeout=self.timeout)

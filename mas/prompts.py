@@ -7,6 +7,8 @@ guide recommends: the model can tell instructions from material, and so can the 
 
 from __future__ import annotations
 
+import re
+
 DEFAULT_AUDIENCE = "a general technical audience"  # for runs and tasks that name none
 
 SYSTEM_PROMPTS: dict[str, str] = {
@@ -56,3 +58,15 @@ def reask_task(error: str) -> str:
     """What the validator hears when its answer could not be read: the error, and the contract again."""
     return (f"Your answer could not be used: {error}\n\nAnswer again with exactly one JSON object and nothing "
             'else (no code fences, no prose): {"issues": ["..."], "approved": true|false}')
+
+
+def tag(text: str, name: str) -> str | None:
+    """The content of `<name>...</name>` in a task, stripped; None when the tag is absent.
+
+    >>> tag("<topic> Vector search </topic>", "topic")
+    'Vector search'
+    >>> tag("no tags here", "topic") is None
+    True
+    """
+    m = re.search(rf"<{name}>\s*(.*?)\s*</{name}>", text, re.S)
+    return m.group(1) if m else None

@@ -53,9 +53,28 @@ class Usage(BaseModel):
     cache_read_input_tokens: int = 0
 
     def add(self, usage: dict[str, int]) -> None:
+        """Count one call with this usage (a dict as `mas.usage_of` gives)."""
         self.calls += 1
         for key in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
             setattr(self, key, getattr(self, key) + usage.get(key, 0))
+
+    def __add__(self, other: Usage) -> Usage:
+        """Field by field.
+
+        >>> (Usage(calls=1, input_tokens=10) + Usage(calls=2, output_tokens=5)).model_dump()["calls"]
+        3
+        """
+        return Usage(**{f: getattr(self, f) + getattr(other, f) for f in Usage.model_fields})
+
+    def __iadd__(self, other: Usage) -> Usage:
+        """In place, so a count shared with others (a run's total) is updated where it is."""
+        for f in Usage.model_fields:
+            setattr(self, f, getattr(self, f) + getattr(other, f))
+        return self
+
+    def __sub__(self, other: Usage) -> Usage:
+        """What was added since `other` (an earlier copy of the same count)."""
+        return Usage(**{f: getattr(self, f) - getattr(other, f) for f in Usage.model_fields})
 
 
 class RunResult(BaseModel):

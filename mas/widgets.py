@@ -24,7 +24,6 @@ from mas.agents import BaseAgent
 from mas.llm import default_model, known_models, make_client, usage_of
 from mas.prompts import SYSTEM_PROMPTS, research_task
 
-ROLES = ("researcher", "writer", "validator")
 DEFAULT_TASK = research_task("How vector databases enable semantic search", "senior software engineers")
 
 
@@ -62,7 +61,7 @@ class Playground:
         self.prompts = dict(SYSTEM_PROMPTS)
         models = list(known_models())
         model = default_model()
-        self.role = W.Dropdown(options=ROLES, value="researcher", description="Role")
+        self.role = W.Dropdown(options=tuple(self.prompts), value="researcher", description="Role")  # new roles too
         self.model = W.Dropdown(options=models if model in models else [model, *models], value=model,
                                 description="Model")
         self.max_tokens = W.BoundedIntText(value=1024, min=1, max=64000, description="max_tokens")

@@ -46,7 +46,7 @@ from typing import Any, Iterator
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from mas.memory import DEFAULT_REDIS_URL, MemoryUnavailableError, RedisMemory, _glob_escape, _redact
+from mas.memory import CONNECT_TIMEOUT_S, DEFAULT_REDIS_URL, MemoryUnavailableError, RedisMemory, _glob_escape, _redact
 from mas.prompts import SYSTEM_PROMPTS
 
 RESULT = "result/"  # memory key of a job's reply: result/<job id>
@@ -103,7 +103,7 @@ class JobQueue:
         self.memory = RedisMemory(url, namespace=namespace, prefix=prefix)  # checks the namespace, pings
         self.namespace, self.url, self.prefix = namespace, self.memory.url, prefix
         self._base = f"{prefix}:{namespace}/queue:"
-        self._redis = redis.Redis.from_url(self.url, decode_responses=True)
+        self._redis = redis.Redis.from_url(self.url, decode_responses=True, socket_connect_timeout=CONNECT_TIMEOUT_S)
         self._take = self._redis.register_script(_TAKE_SCRIPT)
 
     def push(self, jobs: list[Job]) -> int:

@@ -227,8 +227,11 @@ def test_escalating_a_validator_makes_the_human_the_validator():
     edit = Decision("edit", "- Say where the numbers come from\n- Shorter title")
     verdict = Resilient(ValidatorAgent(client=client), [Escalate(ask=lambda q, d: edit)]).review(RESEARCH, "D", 1)
     assert verdict.issues == ["Say where the numbers come from", "Shorter title"] and not verdict.approved
-    verdict = Resilient(ValidatorAgent(client=client), [Escalate(default=APPROVE)]).review(RESEARCH, "D", 1)
+    approve = Decision("approve", by="human")
+    verdict = Resilient(ValidatorAgent(client=client), [Escalate(ask=lambda q, d: approve)]).review(RESEARCH, "D", 1)
     assert verdict.approved and verdict.issues == []
+    with pytest.raises(ValueError, match="nobody reviewed"):
+        Resilient(ValidatorAgent(client=client), [Escalate(default=APPROVE)])
 
 
 # ---------------------------------------------------------------- circuit breaker
@@ -427,3 +430,19 @@ def test_a_failing_revision_skipped_ends_at_the_revise_limit_with_the_best_draft
     assert (result.status, result.cycles, len(result.issues)) == ("max_cycles", 1, 2)
     assert result.report == run.get("draft_2") and "returning draft 2 of 2" in result.reason
     assert json.loads(run.get("issues")) == result.issues
+
+
+def test_a_validator_is_never_approved_by_a_default_decision():
+    from mas.agents import ValidatorAgent
+    from mas.failures import Escalate, Resilient
+    from mas.human import APPROVE, Decision
+    from mas.llm import make_client
+    from mas.offline import OfflineTransport
+
+    validator = ValidatorAgent(client=make_client(transport=OfflineTransport(faults="fenced_json@validator*9")))
+    with pytest.raises(ValueError, match="nobody reviewed"):
+        Resilient(validator, [Escalate(default=APPROVE)])
+    # a person approving, with a note: an approval, and the note is not turned into issues
+    human = Resilient(validator, [Escalate(ask=lambda question, draft: Decision("approve", text="looks fine", by="human"))])
+    verdict = human.review("- A point.", "A point.")
+    assert verdict.approved and verdict.issues == []

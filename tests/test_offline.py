@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import anthropic
 import httpx2
@@ -12,7 +11,8 @@ import pytest
 from pydantic import BaseModel
 
 from mas.llm import make_async_client, make_client, text_of
-from mas.offline import Fault, FaultPlan, Latency, OfflineModel, OfflineTransport, ScriptedTransport, error
+from mas.offline import (AsyncOfflineTransport, Fault, FaultPlan, Latency, OfflineModel, OfflineTransport,
+                         ScriptedTransport, error)
 from mas.offline.roles import UNSUPPORTED_CLAIM, check_draft, detect_role
 from mas.offline.tokens import count_request
 
@@ -214,17 +214,28 @@ def test_prompt_caching_writes_then_reads_a_long_enough_prefix():
 
 
 def test_async_calls_overlap_under_simulated_latency():
-    client = make_async_client(latency=Latency(base=0.2))
+    class Counting(AsyncOfflineTransport):
+        """Counts the requests in flight: with a blocking sleep there would never be more than one."""
+
+        in_flight = peak = 0
+
+        async def handle_async_request(self, request):
+            Counting.in_flight += 1
+            Counting.peak = max(Counting.peak, Counting.in_flight)
+            try:
+                return await super().handle_async_request(request)
+            finally:
+                Counting.in_flight -= 1
+
+    client = make_async_client(transport=Counting(latency=Latency(base=0.05)))
 
     async def run():
-        start = time.perf_counter()
-        replies = await asyncio.gather(*[client.messages.create(model=MODEL, max_tokens=20, messages=[
+        return await asyncio.gather(*[client.messages.create(model=MODEL, max_tokens=20, messages=[
             {"role": "user", "content": f"question {i}"}]) for i in range(5)])
-        return replies, time.perf_counter() - start
 
-    replies, elapsed = asyncio.run(run())
+    replies = asyncio.run(run())
     assert len({r.id for r in replies}) == 5
-    assert elapsed < 5 * 0.2  # overlapped, not one after another
+    assert Counting.peak == 5  # all five waited on their latency at once
 
 
 def test_latency_is_base_plus_per_output_token():

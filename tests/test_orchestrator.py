@@ -192,3 +192,21 @@ def test_command_resumes_a_crashed_run(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "research: already in memory" in out and "draft_1: already in memory" in out
     assert "Dispatching to Researcher" not in out
+
+
+def test_one_client_for_the_team_and_what_it_creates_it_closes(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAS_FAULTS", "overloaded@1")  # call numbers count across the whole team
+    monkeypatch.setenv("MAS_DB", str(tmp_path / "default.db"))
+    with Orchestrator(progress=None) as orch:
+        client = orch.researcher.client
+        assert orch.writer.client is client is orch.validator.client
+        result = orch.run(TOPIC, run_id="r")
+        assert result.approved
+        assert client._client._transport.model.calls == len(STEPS) + 1  # one fault, one SDK retry, for all agents
+    assert client.is_closed()
+    with pytest.raises(Exception, match="closed"):
+        orch.memory.get("x")
+    passed_in = SQLiteMemory(tmp_path / "mine.db")
+    Orchestrator(passed_in, client=make_client(), progress=None).close()
+    assert passed_in.get("x") is None  # not closed: it was passed in
+    passed_in.close()

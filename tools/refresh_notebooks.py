@@ -15,15 +15,21 @@ import sys
 from pathlib import Path
 
 import nbformat
+from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
+from nbval.kernel import CURRENT_ENV_KERNEL_NAME, NbvalKernelspecManager
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from isolation import isolate  # noqa: E402
 from redis_server import start_redis  # noqa: E402
 
 
 def refresh(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    # the kernel runs this Python (as nbval --nbval-current-env does), not whatever "python3" kernel
+    # a user has installed
+    manager = KernelManager(kernel_name=CURRENT_ENV_KERNEL_NAME, kernel_spec_manager=NbvalKernelspecManager())
+    client = NotebookClient(nb, km=manager, timeout=300, resources={"metadata": {"path": str(path.parent)}})
     client.execute()
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
@@ -33,10 +39,7 @@ def refresh(path: Path) -> None:
 
 
 def main(paths: list[str]) -> int:
-    os.environ.update(MAS_OFFLINE="1", MAS_NO_LIVE="1")
-    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "MAS_RECORD", "MAS_REPLAY", "MAS_REPLAY_FALLBACK", "MAS_FAULTS",
-                 "MAS_INTERACTIVE"):
-        os.environ.pop(name, None)
+    isolate()  # exactly the environment the test suite gives the notebooks (tests/isolation.py)
     server = start_redis()
     if server is not None:
         os.environ["REDIS_URL"] = server.url

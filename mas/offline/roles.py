@@ -27,6 +27,8 @@ import re
 from functools import cache
 from importlib import resources
 
+from mas.prompts import tag
+
 ROLES = ("researcher", "writer", "validator")
 _ROLE_WORDS = {"researcher": "researcher", "writer": "writer", "validator": "validator",
                "fact-checker": "validator", "reviewer": "validator"}
@@ -49,12 +51,6 @@ def detect_role(system: str) -> str | None:
     text = system.lower()
     found = [(m.start(), _ROLE_WORDS[m.group(1)]) for m in re.finditer(r"\b(" + "|".join(_ROLE_WORDS) + r")s?\b", text)]
     return min(found)[1] if found else None
-
-
-def tag(text: str, name: str) -> str | None:
-    """The content of `<name>...</name>` in a task, stripped; None when the tag is absent."""
-    m = re.search(rf"<{name}>\s*(.*?)\s*</{name}>", text, re.S)
-    return m.group(1) if m else None
 
 
 # --------------------------------------------------------------------------- researcher
