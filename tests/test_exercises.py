@@ -342,3 +342,161 @@ def test_09_2_depth_limit_right_and_wrong():
         check("09.2", lambda levels, client: ResearchTeam(["a"] * levels, client=client), 4, 3)
     with pytest.raises(NotYet, match="Leave max_depth at its default"):
         check("09.2", lambda levels, client: _chain(levels, client, max_depth=5), 6, 5)
+
+
+# ---------------------------------------------------------------- 04
+
+
+def _draft_class(forbid=True, min_length=1):
+    from pydantic import BaseModel, ConfigDict, Field
+
+    class Draft(BaseModel):
+        model_config = ConfigDict(extra="forbid" if forbid else "ignore")
+
+        title: str
+        sections: list[str] = Field(min_length=min_length)
+
+    return Draft
+
+
+def _ask_writer(draft_class, replies, attempts=3):
+    """The exercise's run: a scripted writer, asked for a Draft; its result (or error) and its transport."""
+    from mas.contracts import ContractError, ask_structured
+    from mas.offline import ScriptedTransport
+
+    script = ScriptedTransport(replies)
+    writer = WriterAgent(client=make_client(transport=script))
+    try:
+        return ask_structured(writer, write_task(TOPIC, "engineers", "- a point"), draft_class, attempts), script
+    except ContractError as err:
+        return err, script
+
+
+ANSWER = {"title": "Vector search", "sections": ["## Overview\n\nEmbeddings map text to vectors."]}
+FENCED = "```json\n" + json.dumps(ANSWER) + "\n```"
+
+
+def test_04_1_draft_contract_right_and_wrong(capsys):
+    draft = _draft_class()
+    result, script = _ask_writer(draft, [FENCED, json.dumps(ANSWER)])
+    check("04.1", draft, result, script)
+    assert "✓ 04.1" in capsys.readouterr().out
+
+    loose = _draft_class(forbid=False)
+    with pytest.raises(NotYet, match=r"accepted a field nobody asked for.*extra=\"forbid\""):
+        check("04.1", loose, *_ask_writer(loose, [FENCED, json.dumps(ANSWER)]))
+    empty_ok = _draft_class(min_length=0)
+    with pytest.raises(NotYet, match=r"accepted \"sections\": \[\].*Field\(min_length=1"):
+        check("04.1", empty_ok, *_ask_writer(empty_ok, [FENCED, json.dumps(ANSWER)]))
+    bare_first = _ask_writer(draft, [json.dumps(ANSWER)])  # no fence: accepted at once
+    with pytest.raises(NotYet, match=r"asked 1 time\(s\): its first reply was accepted.*code fence"):
+        check("04.1", draft, *bare_first)
+    prose_first = _ask_writer(draft, ["Here it is: " + json.dumps(ANSWER), json.dumps(ANSWER)])
+    with pytest.raises(NotYet, match="rejected, but not for a code fence"):
+        check("04.1", draft, *prose_first)
+    with pytest.raises(NotYet, match="Pass what ask_structured returned"):
+        check("04.1", draft, ANSWER, script)
+
+
+def test_04_2_failing_contract_right_and_wrong():
+    from mas.contracts import ReplyError
+
+    draft = _draft_class()
+    empty = json.dumps({"title": "Vector search", "sections": []})
+    error, script = _ask_writer(draft, [empty] * 2, attempts=2)
+    check("04.2", draft, error, len(script.requests))
+    assert len(script.requests) == 2 and len(error.reasons) == 2
+
+    three, _ = _ask_writer(draft, [empty] * 3)  # attempts left at 3
+    with pytest.raises(NotYet, match="holds 3 reasons, one per answer: pass attempts=2"):
+        check("04.2", draft, three, 3)
+    with pytest.raises(NotYet, match="got 2 requests, not 3"):
+        check("04.2", draft, error, 3)
+    with pytest.raises(NotYet, match="A ReplyError is one answer's error"):
+        check("04.2", draft, ReplyError("sections: too short"), 2)
+    with pytest.raises(NotYet, match="Pass the exception ask_structured raised"):
+        check("04.2", draft, None, 2)
+    with pytest.raises(NotYet, match=r"accepted \"sections\": \[\]"):
+        check("04.2", _draft_class(min_length=0), error, 2)
+
+
+# ---------------------------------------------------------------- 08
+
+
+@pytest.fixture
+def namespace(redis_url):
+    """A namespace of this test's own in the real Redis, emptied afterwards."""
+    import uuid
+
+    from mas.memory import RedisMemory
+    from mas.workers import JobQueue
+
+    name = f"test-exercises-{uuid.uuid4().hex[:12]}"
+    yield name
+    with JobQueue(name, redis_url) as queue, RedisMemory(redis_url, namespace=name) as memory:
+        queue.clear()
+        memory.clear()
+
+
+DOWN = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+
+def test_08_1_fifth_worker_right_and_wrong(redis_url, namespace):
+    from mas.memory import RedisMemory
+    from mas.prompts import research_task
+    from mas.workers import Job, run_jobs
+
+    jobs = [Job(id=name, task=research_task(subtopic, "engineers")) for name, subtopic in
+            [("caching", "Prompt caching"), ("retrieval", TOPIC), ("agents", "Multi-agent LLM systems")]]
+    four = run_jobs(f"{namespace}/four", jobs, redis_url, workers=2)
+    five = run_jobs(namespace, jobs, redis_url, workers=3)
+    assert five == four and len(four) == 3
+    with pytest.raises(NotYet, match="Each of the 3 jobs was taken exactly once.*delete one reply"):
+        check("08.1", namespace, four, five, url=redis_url)
+    with RedisMemory(redis_url, namespace=namespace) as memory:
+        memory.delete("result/caching")
+    with pytest.raises(NotYet, match=r"No reply in memory for \['caching'\]: call run_jobs again"):
+        check("08.1", namespace, four, five, url=redis_url)
+    replies = run_jobs(namespace, jobs, redis_url, workers=3)
+    check("08.1", namespace, four, replies, url=redis_url)
+
+    with pytest.raises(NotYet, match="pass what your last run_jobs call returned"):
+        check("08.1", namespace, four, {"caching": replies["caching"]}, url=redis_url)
+    with pytest.raises(NotYet, match="No job was ever taken in the namespace"):
+        check("08.1", f"{namespace}/never", four, replies, url=redis_url)
+    with pytest.raises(NotYet, match="(?s)No Redis answers at redis://127.0.0.1:1/0.*redis-server --port 6379"):
+        check("08.1", namespace, four, replies, url=DOWN)
+
+
+def _crash_and_resume(redis_url, namespace, max_retries=0):
+    """The exercise's runs on the real Redis: the validator fails once, then a fresh client resumes."""
+    from mas.memory import RedisMemory
+
+    with RedisMemory(redis_url, namespace=namespace) as memory:
+        memory.scoped("my-crash").clear()
+        broken = make_client(transport=OfflineTransport(faults=[Fault("server_error", role="validator")]),
+                             max_retries=max_retries)
+        first = Orchestrator(memory, client=broken, progress=None).run(TOPIC, run_id="my-crash")
+        fresh = OfflineTransport()
+        second = Orchestrator(memory, client=make_client(transport=fresh), progress=None).run(run_id="my-crash")
+    return first, second, fresh.model.calls
+
+
+def test_08_2_crash_resume_right_and_wrong(redis_url, namespace):
+    first, second, calls = _crash_and_resume(redis_url, namespace)
+    # crashed after research and draft 1; the resume: validation 1 again, draft 2, validation 2
+    assert (first.status, first.usage.calls, second.status, calls, second.usage.calls) == ("failed", 2, "approved", 3, 5)
+    check("08.2", namespace, first, second, calls, url=redis_url)
+    with pytest.raises(NotYet, match="5 is the run's calls in all"):
+        check("08.2", namespace, first, second, 5, url=redis_url)
+    with pytest.raises(NotYet, match=r"The resume made 3 calls, not 2"):
+        check("08.2", namespace, first, second, 2, url=redis_url)
+    with pytest.raises(NotYet, match="Nothing is saved under the run 'my-crash'"):
+        check("08.2", f"{namespace}/elsewhere", first, second, calls, url=redis_url)
+    with pytest.raises(NotYet, match="(?s)No Redis answers at redis://127.0.0.1:1/0.*redis-server --port 6379"):
+        check("08.2", namespace, first, second, calls, url=DOWN)
+
+    retried = _crash_and_resume(redis_url, namespace, max_retries=2)  # the SDK's retry answers the 500
+    assert retried[0].status == "approved"
+    with pytest.raises(NotYet, match="Your first run was approved.*max_retries=0"):
+        check("08.2", namespace, *retried, url=redis_url)
