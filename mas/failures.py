@@ -29,59 +29,26 @@ A person's "reject" stops the run as "rejected"; an interactive escalation stops
 Simplified on purpose: the breaker's half-open trial comes after a *count* of refused calls
 (`reset_after`), not a cool-down time, so it is deterministic and testable; production breakers
 usually wait N seconds. Only the sync `run` / `review` are wrapped (no `arun`).
+
+This module holds the policies and the wrapper; the kinds of failure and their records
+(`kind_of`, `failure_of`, `AgentFailure`, `AgentFailed`) are in `mas.failure_kinds`, the breaker
+in `mas.breaker`, and every one of those names can be imported from here as well.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import anthropic
-
 from mas.agents import VALIDATION_ATTEMPTS, AgentReplyError
+from mas.breaker import CircuitBreaker, CircuitOpen
+from mas.failure_kinds import KINDS, RETRYABLE, AgentFailed, AgentFailure, HumanRejected, failure_of, kind_of
 from mas.hooks import RunStopped
 from mas.human import REJECT, ApprovalForm, Decision, ask_human
 from mas.prompts import tag, validate_task
-from mas.schemas import ReplyError, Usage, ValidationResult
-
-KINDS = ("rate_limit", "overloaded", "server_error", "timeout", "connection", "bad_request",
-         "refusal", "max_tokens", "empty", "invalid", "circuit_open")
-# worth calling again: transient on the API's side, or a model that may answer better next time
-RETRYABLE = ("rate_limit", "overloaded", "server_error", "timeout", "connection", "empty", "invalid")
-
-
-@dataclass(frozen=True)
-class AgentFailure:
-    """One failed call of one agent, as data."""
-
-    agent: str  # the agent's name, e.g. "Writer" or "Writer (claude-haiku-4-5)" for a fallback
-    kind: str  # one of KINDS
-    message: str  # one line: what went wrong
-    attempts: int  # API errors: requests the SDK sent (1 + its own retries); bad replies: answers read; 0: refused
-
-    def __str__(self) -> str:
-        return f"{self.agent}: {self.kind} after {self.attempts} attempt(s): {self.message}"
-
-
-class AgentFailed(RunStopped):
-    """Every policy was tried and none recovered; `failure` is the last one, `failures` all of this call."""
-
-    status = "agent_failed"
-
-    def __init__(self, failure: AgentFailure, failures: list[AgentFailure] | None = None, why: str = ""):
-        self.failure, self.failures = failure, list(failures or [failure])
-        super().__init__(why or f"{failure}; no failure policy recovered")
-
-
-class CircuitOpen(AgentFailed):
-    status = "circuit_open"
-
-
-class HumanRejected(AgentFailed):
-    status = "rejected"
+from mas.schemas import Usage, ValidationResult
 
 
 class AwaitingHuman(RunStopped):
@@ -89,108 +56,6 @@ class AwaitingHuman(RunStopped):
     then run the same step again, or the whole run with `run(run_id=...)`."""
 
     status = "awaiting_human"
-
-
-def kind_of(err: BaseException) -> str | None:
-    """The failure kind of an error from an agent call; None for what no policy should absorb
-    (a bug, a budget or other `RunStopped`, a human's rejection).
-
-    >>> import httpx2
-    >>> req = httpx2.Request("POST", "https://api.invalid/v1/messages")
-    >>> kind_of(anthropic.APITimeoutError(req))
-    'timeout'
-    >>> kind_of(anthropic.OverloadedError("busy", response=httpx2.Response(529, request=req), body=None))
-    'overloaded'
-    >>> kind_of(anthropic.BadRequestError("no", response=httpx2.Response(400, request=req), body=None))
-    'bad_request'
-    >>> kind_of(KeyError("a bug")) is None
-    True
-    """
-    if isinstance(err, AgentReplyError):
-        return err.kind
-    if isinstance(err, HumanRejected):
-        return None
-    if isinstance(err, AgentFailed):  # a nested Resilient (say, as a fallback) that gave up
-        return err.failure.kind
-    if isinstance(err, (ReplyError, anthropic.APIResponseValidationError)):
-        return "invalid"
-    if isinstance(err, anthropic.APITimeoutError):  # before its parent, APIConnectionError
-        return "timeout"
-    if isinstance(err, anthropic.APIConnectionError):
-        return "connection"
-    if isinstance(err, anthropic.APIStatusError):
-        code = err.status_code
-        return ("rate_limit" if code == 429 else "overloaded" if code == 529 else "timeout" if code == 408
-                else "server_error" if code >= 500 else "bad_request")
-    return None
-
-
-def failure_of(agent: str, err: BaseException, kind: str, answers: int = 1) -> AgentFailure:
-    """The structured record of an error. An API error's attempts are counted by the SDK itself:
-    every request carries `x-stainless-retry-count`, the retries that preceded it."""
-    if isinstance(err, AgentFailed):  # a nested Resilient's record, under this wrapper's name for it
-        return dataclasses.replace(err.failure, agent=agent)
-    if isinstance(err, anthropic.APIError):
-        attempts = int(err.request.headers.get("x-stainless-retry-count", "0")) + 1
-        status = f" {err.status_code}" if isinstance(err, anthropic.APIStatusError) else ""
-        message = f"{type(err).__name__}{status}: {getattr(err, 'api_message', None) or err.message}"
-    else:
-        attempts = answers if kind == "invalid" else 1  # a reply came back; the validator read `answers` of them
-        message = str(err)
-        if isinstance(err, AgentReplyError) and message.startswith(f"{err.agent}: "):
-            message = message[len(err.agent) + 2:]
-    return AgentFailure(agent, kind, (message.splitlines() or [kind])[0], attempts)
-
-
-class CircuitBreaker:
-    """Opens after `max_failures` consecutive failures; refuses calls while open; closes on a success.
-
-    With `reset_after=k`, after k refused calls the next one is let through as a trial
-    ("half_open"): a success closes the circuit, a failure opens it again for another k.
-
-    >>> breaker, failed = CircuitBreaker(max_failures=2), AgentFailure("Writer", "overloaded", "529", 3)
-    >>> breaker.record(failed); breaker.state
-    'closed'
-    >>> breaker.record(failed); breaker.state, breaker.allow(), breaker.refused
-    ('open', False, 1)
-    >>> breaker.record(None); breaker.state, breaker.allow()
-    ('closed', True)
-    """
-
-    def __init__(self, max_failures: int = 3, *, reset_after: int | None = None):
-        if max_failures < 1 or (reset_after is not None and reset_after < 1):
-            raise ValueError(f"max_failures and reset_after must be >= 1, got {max_failures}, {reset_after}")
-        self.max_failures, self.reset_after = max_failures, reset_after
-        self.failures = 0  # consecutive
-        self.refused = 0  # calls refused since it opened (or since the last trial)
-        self.last: AgentFailure | None = None
-
-    @property
-    def state(self) -> str:
-        if self.failures < self.max_failures:
-            return "closed"
-        return "half_open" if self.reset_after is not None and self.refused >= self.reset_after else "open"
-
-    def allow(self) -> bool:
-        """May the next call go through? (Counts it as refused when not.)"""
-        state = self.state
-        if state == "open":
-            self.refused += 1
-        elif state == "half_open":
-            self.refused = 0  # one trial; its failure re-opens the circuit for another `reset_after`
-        return state != "open"
-
-    def record(self, failure: AgentFailure | None) -> None:
-        if failure is None:
-            self.failures, self.refused, self.last = 0, 0, None
-        else:
-            self.failures, self.last = self.failures + 1, failure
-
-    def reason(self, agent: str) -> str:
-        trial = f"; a trial call goes through after {self.reset_after} refused" if self.reset_after else ""
-        last = f" (last: {self.last.kind}: {self.last.message})" if self.last else ""
-        return (f"circuit open: {agent} failed {self.failures} time(s) in a row{last}; "
-                f"calls are refused without a request{trial}")
 
 
 @dataclass

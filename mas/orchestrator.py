@@ -31,6 +31,7 @@ from typing import Callable
 import anthropic
 
 from mas.agents import VALIDATION_ATTEMPTS, AgentReplyError, BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
+from mas.failure_kinds import one_line
 from mas.hooks import RunStopped
 from mas.llm import default_model, make_client
 from mas.memory import Memory, SQLiteMemory
@@ -102,8 +103,8 @@ class Orchestrator:
             self._pipeline(mem, topic, audience, usage)
         except (anthropic.APIError, AgentReplyError, RunStopped) as err:
             mem.set("status", err.status if isinstance(err, RunStopped) else "failed")
-            mem.set("reason", _one_line(err))
-            self._say(f"[Orchestrator] Stopped: {_one_line(err)} (resume with run_id={run_id!r})")
+            mem.set("reason", one_line(err))
+            self._say(f"[Orchestrator] Stopped: {one_line(err)} (resume with run_id={run_id!r})")
         return self._result(mem, run_id, usage)
 
     # ------------------------------------------------------------------ the steps
@@ -195,14 +196,3 @@ def _json_list(items: list[str]) -> str:
 
 def _load_list(text: str | None) -> list[str]:
     return json.loads(text) if text else []
-
-
-def _one_line(err: BaseException) -> str:
-    """An error as one readable line: the API's own message, not the raw error body."""
-    if isinstance(err, anthropic.APIStatusError):
-        body = err.body if isinstance(err.body, dict) else {}
-        message = (body.get("error") or {}).get("message") or err.message
-        return f"{type(err).__name__} {err.status_code}: {message}".splitlines()[0]
-    if isinstance(err, anthropic.APIError):
-        return f"{type(err).__name__}: {err.message}".splitlines()[0]
-    return str(err).splitlines()[0]

@@ -37,6 +37,7 @@ from typing import Any, Coroutine, Iterable, Sequence, TypeVar
 import anthropic
 
 from mas.agents import DEFAULT_MAX_TOKENS, AgentReplyError, ResearcherAgent
+from mas.failure_kinds import one_line
 from mas.hooks import RunStopped
 from mas.llm import make_async_client
 from mas.prompts import DEFAULT_AUDIENCE, research_task, tag
@@ -140,12 +141,7 @@ async def _one(index: int, subtask: Subtask, slots: asyncio.Semaphore, timeout: 
 
 def describe_api_error(err: anthropic.APIError) -> str:
     """One line: the error class, the HTTP status and the API's own message (not the raw body)."""
-    detail = err.message
-    body = getattr(err, "body", None)
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        detail = body["error"].get("message", detail)
-    status = getattr(err, "status_code", None)
-    return f"{type(err).__name__}{f' {status}' if status else ''}: {detail}".splitlines()[0]
+    return one_line(err)  # the same line a failure policy records and a stopped run reports
 
 
 # --------------------------------------------------------------------------- the sync entry point

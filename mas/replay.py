@@ -6,17 +6,9 @@ An instructor with a key records; a room without keys replays the same replies:
     client = replay_client("data/session.jsonl")   # no key: the recorded replies, in the recorded order
 
 Both are httpx2 transports under the real SDK, the seam the offline model uses, so the SDK's
-request building, retries, parsing and streaming run exactly as they do live.
-
-The file is JSON Lines, one exchange a line, appended and flushed as each reply ends:
-
-    {"method": "POST", "path": "/v1/messages", "request": {the JSON body},
-     "status": 200, "headers": {"content-type": ..., "request-id": ...}, "body": "...", "complete": true}
-
-`body` is the response as received: the message JSON, or for a streamed reply the whole
-event-stream text. A transport error (a timeout) is written as `"error": {"type", "message"}` and
-raised again on replay. Request headers are never written, and of the response's only those in
-KEPT_HEADERS: keys (`x-api-key`, `authorization`), cookies and organisation ids can't reach the file.
+request building, retries, parsing and streaming run exactly as they do live. The recording side
+(`RecordingTransport`, the file format, `load_recording`) is in `mas.recording`; this module
+replays, and re-exports those names, so every name of record and replay imports from here.
 
 Matching: a request gets the recorded exchange with the same `request_key()`: method, path and
 body as sorted-keys JSON, minus VOLATILE_FIELDS:
@@ -43,7 +35,7 @@ import os
 import threading
 from collections import deque
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterator
+from typing import Any
 
 import anthropic
 import httpx2
@@ -51,22 +43,18 @@ import httpx2
 from mas import llm
 from mas.offline import wire
 from mas.offline.transport import AsyncOfflineTransport, OfflineTransport
+# recording (and the file format) lives in mas.recording; its names stay importable from here
+from mas.recording import (KEPT_HEADERS, RECORD_ENV, RecordingTransport, TransportMismatch,  # noqa: F401
+                           body_of, check_side, load_recording, path_of)
 
-RECORD_ENV, REPLAY_ENV, FALLBACK_ENV = "MAS_RECORD", "MAS_REPLAY", "MAS_REPLAY_FALLBACK"
+REPLAY_ENV, FALLBACK_ENV = "MAS_REPLAY", "MAS_REPLAY_FALLBACK"
 VOLATILE_FIELDS = ("stream", "metadata")  # left out of the key: see the module docstring
-# the response headers worth keeping: what the SDK reads (retry timing) and the id to quote in a bug report
-KEPT_HEADERS = ("content-type", "request-id", "retry-after", "retry-after-ms", "x-should-retry")
-_WRITE_LOCK = threading.Lock()
 _shared_replays: dict[tuple, ReplayTransport] = {}  # client_from_env's: one place in each recording per process
 
 
 class NotInRecording(anthropic.AnthropicError):
     """A replayed request the recording does not hold, with no fallback asked for. An SDK error
     type, so the SDK neither wraps nor retries it: a setup problem should stop at once."""
-
-
-class TransportMismatch(anthropic.AnthropicError, TypeError):
-    """A sync transport under an async client, or the reverse (an SDK error type for the same reason)."""
 
 
 def request_key(method: str, path: str, body: Any) -> str:
@@ -79,98 +67,6 @@ def request_key(method: str, path: str, body: Any) -> str:
     if isinstance(body, dict):
         body = {k: v for k, v in body.items() if k not in VOLATILE_FIELDS}
     return json.dumps([method.upper(), path, body], sort_keys=True, ensure_ascii=False)
-
-
-# ---------------------------------------------------------------------------------- recording
-
-class _TeeStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
-    """Passes the reply's bytes on as they arrive (a live stream still streams) and keeps a copy;
-    `done(body, complete)` runs once, when the body ends or is closed early."""
-
-    def __init__(self, response: httpx2.Response, done: Callable[[bytes, bool], None]):
-        self.response, self.done, self.parts, self.finished = response, done, [], False
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self.response.iter_bytes():  # decoded: the copy never holds gzip bytes
-            self.parts.append(chunk)
-            yield chunk
-        self._finish(True)
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self.response.aiter_bytes():
-            self.parts.append(chunk)
-            yield chunk
-        self._finish(True)
-
-    def close(self) -> None:
-        self.response.close()
-        self._finish(False)
-
-    async def aclose(self) -> None:
-        await self.response.aclose()
-        self._finish(False)
-
-    def _finish(self, complete: bool) -> None:
-        if not self.finished:
-            self.finished = True
-            self.done(b"".join(self.parts), complete)
-
-
-class RecordingTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
-    """Wraps any transport (sync, async or both) and appends each exchange to the file at `path`.
-    `recorded` counts the lines written."""
-
-    def __init__(self, inner: httpx2.BaseTransport | httpx2.AsyncBaseTransport, path: str | Path):
-        self.inner, self.path, self.recorded = inner, Path(path), 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        body = _body_of(request.read())
-        try:
-            response = _side(self.inner, httpx2.BaseTransport, "RecordingTransport").handle_request(request)
-        except httpx2.RequestError as err:
-            self._write(request, body, {"error": {"type": type(err).__name__, "message": str(err)}})
-            raise
-        return self._tee(request, body, response)
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        body = _body_of(await request.aread())
-        try:
-            inner = _side(self.inner, httpx2.AsyncBaseTransport, "RecordingTransport")
-            response = await inner.handle_async_request(request)
-        except httpx2.RequestError as err:
-            self._write(request, body, {"error": {"type": type(err).__name__, "message": str(err)}})
-            raise
-        return self._tee(request, body, response)
-
-    def _tee(self, request: httpx2.Request, body: Any, response: httpx2.Response) -> httpx2.Response:
-        response.request = request
-        kept = {name: response.headers[name] for name in KEPT_HEADERS if name in response.headers}
-
-        def done(content: bytes, complete: bool) -> None:
-            self._write(request, body, {"status": response.status_code, "headers": kept,
-                                        "body": content.decode("utf-8", errors="replace"), "complete": complete})
-
-        # the caller gets every header but the two that described the undecoded bytes
-        headers = [(k, v) for k, v in response.headers.multi_items()
-                   if k.lower() not in ("content-encoding", "content-length")]
-        return httpx2.Response(response.status_code, headers=headers, stream=_TeeStream(response, done),
-                               extensions=response.extensions)
-
-    def _write(self, request: httpx2.Request, body: Any, outcome: dict) -> None:
-        line = json.dumps({"method": request.method, "path": _path_of(request), "request": body, **outcome},
-                          ensure_ascii=False) + "\n"
-        data = line.encode("utf-8")
-        # one O_APPEND write per line, under a lock shared by every recorder: the lines of clients and
-        # threads writing to the same file never interleave, and each is on disk when the reply ends
-        with _WRITE_LOCK:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                while data:
-                    data = data[os.write(fd, data):]
-            finally:
-                os.close(fd)
-            self.recorded += 1
 
 
 # ---------------------------------------------------------------------------------- replaying
@@ -192,17 +88,17 @@ class ReplayTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         self._lock = threading.Lock()
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        body = _body_of(request.read())
+        body = body_of(request.read())
         exchange = self._take(request, body)
         if exchange is None:
-            return _side(self.fallback[0], httpx2.BaseTransport, "the fallback").handle_request(request)
+            return check_side(self.fallback[0], httpx2.BaseTransport, "the fallback").handle_request(request)
         return _replayed(request, body, exchange)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        body = _body_of(await request.aread())
+        body = body_of(await request.aread())
         exchange = self._take(request, body)
         if exchange is None:
-            fallback = _side(self.fallback[1], httpx2.AsyncBaseTransport, "the fallback")
+            fallback = check_side(self.fallback[1], httpx2.AsyncBaseTransport, "the fallback")
             return await fallback.handle_async_request(request)
         return _replayed(request, body, exchange)
 
@@ -210,7 +106,7 @@ class ReplayTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         """The next recorded exchange for this request (the last one again when they have run out),
         or None when the fallback should answer; raises NotInRecording when there is none."""
         with self._lock:
-            queue = self._queues.get(request_key(request.method, _path_of(request), body))
+            queue = self._queues.get(request_key(request.method, path_of(request), body))
             if queue:
                 self.served += 1
                 return queue.popleft() if len(queue) > 1 else queue[0]
@@ -221,7 +117,7 @@ class ReplayTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         raise NotInRecording(self._explain(request, body))
 
     def _explain(self, request: httpx2.Request, body: Any) -> str:
-        path, fields = _path_of(request), body if isinstance(body, dict) else {}
+        path, fields = path_of(request), body if isinstance(body, dict) else {}
         said = f"{request.method} {path} (model {fields.get('model')!r}, last user message " \
                f"{_last_user_text(fields)[:60]!r}) is not in the recording {self.path} " \
                f"({len(self.exchanges)} exchanges)."
@@ -235,28 +131,6 @@ class ReplayTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
                 "messages, max_tokens...). To let the offline model answer the others, use "
                 "replay_client(path, fallback=True) or ReplayTransport(path, fallback=True), or set "
                 f"{FALLBACK_ENV}=1; or record this request again with a key.")
-
-
-def load_recording(path: str | Path) -> list[dict]:
-    """The exchanges of a recording, in order; a clear error for a missing file or a bad line."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no recording at {path}: record one first with record_client({str(path)!r}) "
-                                f"or {RECORD_ENV}={path}")
-    exchanges = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            exchange = json.loads(line)
-        except ValueError as err:
-            raise ValueError(f"{path}, line {number}: not a JSON line ({err})") from None
-        if not (isinstance(exchange, dict) and {"method", "path"} <= exchange.keys()
-                and ("error" in exchange or {"status", "headers", "body"} <= exchange.keys())):
-            raise ValueError(f"{path}, line {number}: not a recorded exchange "
-                             "(it needs method, path, request, and status, headers and body, or error)")
-        exchanges.append(exchange)
-    return exchanges
 
 
 def message_from_sse(text: str) -> dict:
@@ -313,7 +187,7 @@ def _replayed(request: httpx2.Request, body: Any, exchange: dict) -> httpx2.Resp
             msg = json.loads(content)
             unstreamable = {b["type"] for b in msg["content"]} - {"text", "tool_use"}
             if unstreamable:
-                raise NotInRecording(f"{_path_of(request)}: the recording holds this reply as a whole message with "
+                raise NotInRecording(f"{path_of(request)}: the recording holds this reply as a whole message with "
                                      f"{', '.join(sorted(unstreamable))} blocks, which the replay cannot stream; "
                                      "ask without streaming, or record it streamed")
             content = b"".join(chunk for chunk, _ in wire.sse_events(msg))
@@ -336,27 +210,6 @@ def _fallbacks(fallback: Any) -> tuple[Any, Any]:
         raise TypeError(f"fallback must be True, False, None or an httpx2 transport, not {type(fallback).__name__}")
     return (fallback if isinstance(fallback, httpx2.BaseTransport) else None,
             fallback if isinstance(fallback, httpx2.AsyncBaseTransport) else None)
-
-
-def _side(transport: Any, kind: type, who: str) -> Any:
-    if not isinstance(transport, kind):
-        wanted = "an async (AsyncAnthropic)" if kind is httpx2.AsyncBaseTransport else "a sync (Anthropic)"
-        raise TransportMismatch(f"{who} was used by {wanted} client but wraps {type(transport).__name__}: wrap "
-                        "OfflineTransport / httpx2.HTTPTransport for Anthropic, AsyncOfflineTransport / "
-                        "httpx2.AsyncHTTPTransport for AsyncAnthropic")
-    return transport
-
-
-def _body_of(raw: bytes) -> Any:
-    try:
-        return json.loads(raw) if raw else None
-    except ValueError:
-        return raw.decode("utf-8", errors="replace")
-
-
-def _path_of(request: httpx2.Request) -> str:
-    query = request.url.query.decode()
-    return request.url.path + (f"?{query}" if query else "")
 
 
 def _last_user_text(body: dict) -> str:

@@ -46,8 +46,9 @@ from typing import Any, Iterator
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from mas.memory import CONNECT_TIMEOUT_S, DEFAULT_REDIS_URL, MemoryUnavailableError, RedisMemory, _glob_escape, _redact
+from mas.memory import MemoryUnavailableError
 from mas.prompts import SYSTEM_PROMPTS
+from mas.redis_memory import CONNECT_TIMEOUT_S, DEFAULT_REDIS_URL, RedisMemory, glob_escape, redact_url
 
 RESULT = "result/"  # memory key of a job's reply: result/<job id>
 POLL_S = 0.05  # how often the coordinator looks at memory and at its workers
@@ -98,7 +99,7 @@ class JobQueue:
     """The Redis side of a run's jobs: push, take, finish, requeue; results live in `self.memory`."""
 
     def __init__(self, namespace: str, url: str | None = None, *, prefix: str = "mas"):
-        import redis  # optional, as in mas.memory: `import mas` stays light
+        import redis  # optional, as in mas.redis_memory: `import mas` stays light
 
         self.memory = RedisMemory(url, namespace=namespace, prefix=prefix)  # checks the namespace, pings
         self.namespace, self.url, self.prefix = namespace, self.memory.url, prefix
@@ -203,7 +204,7 @@ class JobQueue:
 
     def _keys(self, pattern: str) -> list[str]:
         with self._errors():
-            return sorted(set(self._redis.scan_iter(match=_glob_escape(self._base) + pattern, count=1000)))
+            return sorted(set(self._redis.scan_iter(match=glob_escape(self._base) + pattern, count=1000)))
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         with self._errors():
@@ -216,7 +217,7 @@ class JobQueue:
         try:
             yield
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise MemoryUnavailableError(f"cannot reach Redis at {_redact(self.url)} ({exc})") from None
+            raise MemoryUnavailableError(f"cannot reach Redis at {redact_url(self.url)} ({exc})") from None
 
 
 def work(namespace: str, url: str | None = None, *, worker: str = "w1", prefix: str = "mas",

@@ -25,7 +25,8 @@ START_REDIS = ("Start a throwaway server (in memory only, no files):\n\n    redi
 
 def _open(kind: str, namespace: str, url: str | None) -> Any:
     """A JobQueue or RedisMemory on `namespace`; NotYet saying how to start Redis when none answers."""
-    from mas.memory import DEFAULT_REDIS_URL, MemoryUnavailableError, _redact
+    from mas.memory import MemoryUnavailableError
+    from mas.redis_memory import DEFAULT_REDIS_URL, redact_url as _redact
 
     url = url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
     try:

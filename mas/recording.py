@@ -1,0 +1,187 @@
+"""Recording a session with the model: an httpx2 transport that writes every exchange to a file.
+
+    client = record_client("data/session.jsonl")   # mas.replay: live Claude, every exchange appended
+    RecordingTransport(OfflineTransport(), "data/rehearsal.jsonl")   # or around any transport
+
+The file is JSON Lines, one exchange a line, appended and flushed as each reply ends:
+
+    {"method": "POST", "path": "/v1/messages", "request": {the JSON body},
+     "status": 200, "headers": {"content-type": ..., "request-id": ...}, "body": "...", "complete": true}
+
+`body` is the response as received: the message JSON, or for a streamed reply the whole
+event-stream text. A transport error (a timeout) is written as `"error": {"type", "message"}` and
+raised again on replay. Request headers are never written, and of the response's only those in
+KEPT_HEADERS: keys (`x-api-key`, `authorization`), cookies and organisation ids can't reach the file.
+`load_recording` reads the file back, line by line, with a clear error for a line that is not an exchange.
+
+Separate from `mas.replay` because writing a recording and answering from one share nothing but
+this file format: the recorder runs with a key (or the offline model), the replay with neither.
+`mas.replay` holds the replay, the matching of requests and the client factories, and re-exports
+everything public here.
+
+Simplified on purpose: bodies are stored as UTF-8 text, as the API sends them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Iterator
+
+import anthropic
+import httpx2
+
+RECORD_ENV = "MAS_RECORD"  # the workshop switch that records (see mas.replay.client_from_env)
+# the response headers worth keeping: what the SDK reads (retry timing) and the id to quote in a bug report
+KEPT_HEADERS = ("content-type", "request-id", "retry-after", "retry-after-ms", "x-should-retry")
+_WRITE_LOCK = threading.Lock()
+
+
+class TransportMismatch(anthropic.AnthropicError, TypeError):
+    """A sync transport under an async client, or the reverse (an SDK error type for the same reason)."""
+
+
+class _TeeStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
+    """Passes the reply's bytes on as they arrive (a live stream still streams) and keeps a copy;
+    `done(body, complete)` runs once, when the body ends or is closed early."""
+
+    def __init__(self, response: httpx2.Response, done: Callable[[bytes, bool], None]):
+        self.response, self.done, self.parts, self.finished = response, done, [], False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.response.iter_bytes():  # decoded: the copy never holds gzip bytes
+            self.parts.append(chunk)
+            yield chunk
+        self._finish(True)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.response.aiter_bytes():
+            self.parts.append(chunk)
+            yield chunk
+        self._finish(True)
+
+    def close(self) -> None:
+        self.response.close()
+        self._finish(False)
+
+    async def aclose(self) -> None:
+        await self.response.aclose()
+        self._finish(False)
+
+    def _finish(self, complete: bool) -> None:
+        if not self.finished:
+            self.finished = True
+            self.done(b"".join(self.parts), complete)
+
+
+class RecordingTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
+    """Wraps any transport (sync, async or both) and appends each exchange to the file at `path`.
+    `recorded` counts the lines written."""
+
+    def __init__(self, inner: httpx2.BaseTransport | httpx2.AsyncBaseTransport, path: str | Path):
+        self.inner, self.path, self.recorded = inner, Path(path), 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        body = body_of(request.read())
+        try:
+            response = check_side(self.inner, httpx2.BaseTransport, "RecordingTransport").handle_request(request)
+        except httpx2.RequestError as err:
+            self._write(request, body, {"error": {"type": type(err).__name__, "message": str(err)}})
+            raise
+        return self._tee(request, body, response)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        body = body_of(await request.aread())
+        try:
+            inner = check_side(self.inner, httpx2.AsyncBaseTransport, "RecordingTransport")
+            response = await inner.handle_async_request(request)
+        except httpx2.RequestError as err:
+            self._write(request, body, {"error": {"type": type(err).__name__, "message": str(err)}})
+            raise
+        return self._tee(request, body, response)
+
+    def _tee(self, request: httpx2.Request, body: Any, response: httpx2.Response) -> httpx2.Response:
+        response.request = request
+        kept = {name: response.headers[name] for name in KEPT_HEADERS if name in response.headers}
+
+        def done(content: bytes, complete: bool) -> None:
+            self._write(request, body, {"status": response.status_code, "headers": kept,
+                                        "body": content.decode("utf-8", errors="replace"), "complete": complete})
+
+        # the caller gets every header but the two that described the undecoded bytes
+        headers = [(k, v) for k, v in response.headers.multi_items()
+                   if k.lower() not in ("content-encoding", "content-length")]
+        return httpx2.Response(response.status_code, headers=headers, stream=_TeeStream(response, done),
+                               extensions=response.extensions)
+
+    def _write(self, request: httpx2.Request, body: Any, outcome: dict) -> None:
+        line = json.dumps({"method": request.method, "path": path_of(request), "request": body, **outcome},
+                          ensure_ascii=False) + "\n"
+        data = line.encode("utf-8")
+        # one O_APPEND write per line, under a lock shared by every recorder: the lines of clients and
+        # threads writing to the same file never interleave, and each is on disk when the reply ends
+        with _WRITE_LOCK:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                while data:
+                    data = data[os.write(fd, data):]
+            finally:
+                os.close(fd)
+            self.recorded += 1
+
+
+def load_recording(path: str | Path) -> list[dict]:
+    """The exchanges of a recording, in order; a clear error for a missing file or a bad line."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no recording at {path}: record one first with record_client({str(path)!r}) "
+                                f"or {RECORD_ENV}={path}")
+    exchanges = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            exchange = json.loads(line)
+        except ValueError as err:
+            raise ValueError(f"{path}, line {number}: not a JSON line ({err})") from None
+        if not (isinstance(exchange, dict) and {"method", "path"} <= exchange.keys()
+                and ("error" in exchange or {"status", "headers", "body"} <= exchange.keys())):
+            raise ValueError(f"{path}, line {number}: not a recorded exchange "
+                             "(it needs method, path, request, and status, headers and body, or error)")
+        exchanges.append(exchange)
+    return exchanges
+
+
+def check_side(transport: Any, kind: type, who: str) -> Any:
+    """`transport`, when it is of `kind` (sync or async); else a TransportMismatch naming `who`."""
+    if not isinstance(transport, kind):
+        wanted = "an async (AsyncAnthropic)" if kind is httpx2.AsyncBaseTransport else "a sync (Anthropic)"
+        raise TransportMismatch(f"{who} was used by {wanted} client but wraps {type(transport).__name__}: wrap "
+                        "OfflineTransport / httpx2.HTTPTransport for Anthropic, AsyncOfflineTransport / "
+                        "httpx2.AsyncHTTPTransport for AsyncAnthropic")
+    return transport
+
+
+def body_of(raw: bytes) -> Any:
+    """A request's body as JSON, or as text when it is not JSON; None when empty.
+
+    >>> body_of(b'{"model": "m"}'), body_of(b"plain"), body_of(b"")
+    ({'model': 'm'}, 'plain', None)
+    """
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return raw.decode("utf-8", errors="replace")
+
+
+def path_of(request: httpx2.Request) -> str:
+    """The path and query of a request, what an exchange records (never the host).
+
+    >>> path_of(httpx2.Request("POST", "https://api.anthropic.com/v1/messages?beta=true"))
+    '/v1/messages?beta=true'
+    """
+    query = request.url.query.decode()
+    return request.url.path + (f"?{query}" if query else "")
