@@ -28,7 +28,6 @@ and the tree is declared up front; the check on notes is local code, not another
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import Counter
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -39,7 +38,7 @@ import anthropic
 from mas.agents import DEFAULT_MAX_TOKENS, AgentReplyError, ResearcherAgent
 from mas.hooks import RunStopped, call_hook
 from mas.llm import make_client
-from mas.prompts import DEFAULT_AUDIENCE, tag
+from mas.prompts import DEFAULT_AUDIENCE, bullets, tag
 from mas.schemas import Usage
 
 if TYPE_CHECKING:
@@ -74,15 +73,6 @@ def calls_by_depth() -> Iterator[Counter]:
 
     with call_hook(hook):
         yield counts
-
-
-def bullets(text: str) -> list[str]:
-    """The bullet (or numbered) lines of a text, without their markers.
-
-    >>> bullets("## Notes\\n- one fact\\n* two facts\\n3. three\\nprose")
-    ['one fact', 'two facts', 'three']
-    """
-    return [m.group(1).strip() for m in re.finditer(r"^\s*(?:[-*•]|\d+[.)])\s+(\S.*)$", text, re.M)]
 
 
 def check_notes(text: str) -> list[str]:

@@ -29,10 +29,9 @@ own (notebook 05 adds policies), and one agent per subtask, since an agent keeps
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 from dataclasses import dataclass
-from typing import Any, Coroutine, Iterable, Sequence, TypeVar
+from typing import Any, Coroutine, Sequence, TypeVar
 
 import anthropic
 
@@ -40,7 +39,7 @@ from mas.agents import DEFAULT_MAX_TOKENS, AgentReplyError, ResearcherAgent
 from mas.failure_kinds import one_line
 from mas.hooks import RunStopped
 from mas.llm import make_async_client
-from mas.prompts import DEFAULT_AUDIENCE, research_task, tag
+from mas.prompts import DEFAULT_AUDIENCE, merge_bullets, research_task, tag
 from mas.schemas import Usage
 
 T = TypeVar("T")
@@ -187,27 +186,6 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
 # --------------------------------------------------------------------------- a parallel researcher
 
-_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+(\S.*?)\s*$")
-
-
-def merge_bullets(texts: Iterable[str]) -> list[str]:
-    """The bullet points of several research texts, in order, each once (compared ignoring case,
-    spacing and a final full stop). A text with no bullets at all gives its non-heading lines.
-
-    >>> merge_bullets(["## Notes\\n- A fact.\\n- B fact", "- a  fact\\n1. C fact", "D fact, as prose"])
-    ['A fact.', 'B fact', 'C fact', 'D fact, as prose']
-    """
-    seen, out = set(), []
-    for text in texts:
-        lines = [m.group(1) for line in text.splitlines() if (m := _BULLET.match(line))]
-        if not lines:  # a reply that ignored the bullet format: keep its content rather than drop it
-            lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-        for line in lines:
-            key = " ".join(line.lower().split()).rstrip(".")
-            if key not in seen:
-                seen.add(key)
-                out.append(line)
-    return out
 
 
 class ParallelResearchFailed(RunStopped):

@@ -8,6 +8,7 @@ guide recommends: the model can tell instructions from material, and so can the 
 from __future__ import annotations
 
 import re
+from typing import Iterable
 
 DEFAULT_AUDIENCE = "a general technical audience"  # for runs and tasks that name none
 
@@ -70,3 +71,36 @@ def tag(text: str, name: str) -> str | None:
     """
     m = re.search(rf"<{name}>\s*(.*?)\s*</{name}>", text, re.S)
     return m.group(1) if m else None
+
+
+_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+(\S.*?)\s*$")
+
+
+def bullets(text: str) -> list[str]:
+    """The bullet (or numbered) lines of a text, without their markers: the research format.
+
+    >>> bullets("## Notes\\n- one fact\\n* two facts\\n3. three\\nprose")
+    ['one fact', 'two facts', 'three']
+    """
+    return [m.group(1) for line in text.splitlines() if (m := _BULLET.match(line))]
+
+
+def merge_bullets(texts: Iterable[str]) -> list[str]:
+    """The bullet points of several research texts, in order, each once (compared ignoring case,
+    spacing and a final full stop). A text with no bullets at all gives its non-heading lines.
+
+    >>> merge_bullets(["## Notes\\n- A fact.\\n- B fact", "- a  fact\\n1. C fact", "D fact, as prose"])
+    ['A fact.', 'B fact', 'C fact', 'D fact, as prose']
+    """
+    seen, out = set(), []
+    for text in texts:
+        # a reply that ignored the bullet format: keep its content rather than drop it
+        lines = bullets(text) or [line.strip() for line in text.splitlines()
+                                  if line.strip() and not line.lstrip().startswith("#")]
+        for line in lines:
+            key = " ".join(line.lower().split()).rstrip(".")
+            if key not in seen:
+                seen.add(key)
+                out.append(line)
+    return out
+

@@ -47,12 +47,12 @@ from typing import Any, Iterator
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from mas.memory import MemoryUnavailableError
+from mas import prompts
 from mas.prompts import SYSTEM_PROMPTS
 from mas.redis_memory import CONNECT_TIMEOUT_S, DEFAULT_REDIS_URL, RedisMemory, glob_escape, redact_url
 
 RESULT = "result/"  # memory key of a job's reply: result/<job id>
 POLL_S = 0.05  # how often the coordinator looks at memory and at its workers
-_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+(\S.*)$")
 
 # Take the next job and count the attempt in one atomic step (a script runs alone in Redis).
 _TAKE_SCRIPT = """
@@ -352,12 +352,7 @@ def merge_bullets(replies: list[str]) -> str:
     >>> merge_bullets(["## A\\n\\n- one\\n- two", "* two\\n1. three\\nA closing remark."])
     '- one\\n- two\\n- three'
     """
-    points: dict[str, None] = {}
-    for reply in replies:
-        for line in reply.splitlines():
-            if m := _BULLET.match(line):
-                points.setdefault(m.group(1).strip(), None)
-    return "\n".join(f"- {p}" for p in points)
+    return "\n".join(f"- {point}" for point in prompts.merge_bullets(replies))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,7 @@ import re
 from functools import cache
 from importlib import resources
 
-from mas.prompts import tag
+from mas.prompts import bullets, tag
 
 ROLES = ("researcher", "writer", "validator")
 _ROLE_WORDS = {"researcher": "researcher", "writer": "writer", "validator": "validator",
@@ -101,9 +101,7 @@ def topic_of(task: str) -> str:
 
 def bullets_of(research_text: str) -> list[str]:
     """The research points: its bullet or numbered lines, without their markers."""
-    points = [re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", line).strip() for line in research_text.splitlines()
-              if re.match(r"^\s*(?:[-*•]|\d+[.)])\s+\S", line)]
-    return points or [s for s in _sentences(research_text) if len(_content(s)) >= 3]
+    return bullets(research_text) or [s for s in _sentences(research_text) if len(_content(s)) >= 3]
 
 
 def write(task: str) -> str:
