@@ -349,3 +349,16 @@ def test_scripted_transport_streams_and_serves_async():
 def test_count_request_is_the_same_estimate_everywhere():
     body = {"model": MODEL, "system": "abcd" * 10, "messages": [{"role": "user", "content": "efgh" * 5}]}
     assert count_request(body) == 10 + (3 + 5)
+
+
+@pytest.mark.filterwarnings("ignore:The model 'claude-sonnet-4-5' is deprecated:DeprecationWarning")
+def test_the_cacheable_minimum_depends_on_the_model_as_in_the_api():
+    system = [{"type": "text", "text": "x" * 4 * 2000, "cache_control": {"type": "ephemeral"}}]  # 2,000 tokens
+
+    def cached(model):
+        reply = make_client().messages.create(model=model, max_tokens=5, system=system,
+                                              messages=[{"role": "user", "content": "hi"}])
+        return reply.usage.cache_creation_input_tokens
+
+    assert cached("claude-opus-4-6") == 0  # its minimum is 4,096 tokens
+    assert cached("claude-sonnet-4-5") == 2000  # its minimum is 1,024

@@ -24,9 +24,16 @@ from mas.offline import roles, structured, wire
 from mas.offline.faults import HTTP_FAULTS, Fault, FaultPlan, damage
 from mas.offline.tokens import count_request, cut, estimate, request_pieces
 
-# The smallest prefix the API caches; shorter prefixes are processed normally. The API's
-# minimum depends on the model (1,024 to 4,096 tokens, per Anthropic's prompt-caching docs).
+# The smallest prefix the API caches; shorter prefixes are processed normally, with no error.
+# It depends on the model. Source: Anthropic's prompt-caching docs (as quoted in
+# anthropics/anthropic-sdk-python#1194 and by API gateways' docs), checked 2026-11-25; models not
+# listed get the lowest documented minimum, 1,024.
 MIN_CACHE_TOKENS = 1024
+MIN_CACHE_TOKENS_BY_MODEL = {
+    "claude-opus-4-6": 4096, "claude-opus-4-5": 4096, "claude-opus-4-5-20251101": 4096,
+    "claude-haiku-4-5": 4096, "claude-haiku-4-5-20251001": 4096,
+    "claude-sonnet-4-5": 1024, "claude-sonnet-4-5-20250929": 1024,
+}
 RETRY_AFTER_MS = "20"  # sent with 429/529/5xx so the SDK's own retries wait 20 ms, not seconds
 
 
@@ -53,7 +60,7 @@ class Answer:
 
 class OfflineModel:
     def __init__(self, faults: FaultPlan | list[Fault] | str | None = None, latency: Latency | tuple | None = None,
-                 min_cache_tokens: int = MIN_CACHE_TOKENS):
+                 min_cache_tokens: int | None = None):
         if faults is None:
             faults = FaultPlan.from_env()
         elif isinstance(faults, str):
@@ -62,7 +69,7 @@ class OfflineModel:
             faults = FaultPlan(faults)
         self.faults = faults
         self.latency = Latency(*latency) if isinstance(latency, tuple) else latency or Latency()
-        self.min_cache_tokens = min_cache_tokens
+        self.min_cache_tokens = min_cache_tokens  # None: the model's own minimum, as the API has it
         self.calls = 0  # requests to /v1/messages, retries included
         self._cached_prefixes: set[str] = set()
         self._lock = threading.Lock()
@@ -154,7 +161,10 @@ class OfflineModel:
         if marks:
             prefix = pieces[: marks[-1] + 1]
             prefix_tokens = sum(tokens for tokens, _, _ in prefix)
-            if prefix_tokens >= self.min_cache_tokens:
+            minimum = self.min_cache_tokens
+            if minimum is None:
+                minimum = MIN_CACHE_TOKENS_BY_MODEL.get(body["model"], MIN_CACHE_TOKENS)
+            if prefix_tokens >= minimum:
                 key = wire.digest([body["model"], [k for _, _, k in prefix]])
                 with self._lock:
                     hit = key in self._cached_prefixes
