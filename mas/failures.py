@@ -151,6 +151,12 @@ class Escalate:
     # the escalation on screen: (step key, the form, the failure it asks about)
     waiting: tuple[str, ApprovalForm, AgentFailure] | None = field(default=None, repr=False)
 
+    @property
+    def form(self) -> ApprovalForm | None:
+        """The form on screen that the stopped run is waiting for; None when nothing waits (not asked
+        yet, or its decision already used)."""
+        return self.waiting[1] if self.waiting is not None else None
+
     def answer_for(self, step: Step) -> tuple[Decision, AgentFailure] | None:
         """The person's decision on an earlier escalation of this very step, once given."""
         if self.waiting is None or self.waiting[0] != step.key:

@@ -13,9 +13,9 @@ It is *told*: `interactive=True`, or the environment variable `MAS_INTERACTIVE=1
 - interactive: an ipywidgets form (the question, the draft in a text box, Approve /
   Use my edit / Reject buttons) is displayed and returned. A running cell cannot receive the
   button clicks (the kernel handles the click only after the cell ends), so the caller does not
-  wait: `form.decision` is None until the person clicks. `mas.failures.Escalate` turns that
-  into a run stopped as "awaiting_human", which the same `orchestrator.run(run_id=...)` resumes
-  once the form is answered.
+  wait: `form.decision` is None until the person clicks (or code answers, `form.decide(...)`).
+  `mas.failures.Escalate` turns that into a run stopped as "awaiting_human", which the same
+  `orchestrator.run(run_id=...)` resumes once the form is answered.
 
 Simplified on purpose: one person, one question at a time, no timeout on the form.
 ipywidgets is imported only when a form is built, so `import mas` stays light.
@@ -97,19 +97,21 @@ class ApprovalForm:
 
     # the three button handlers
     def approve(self) -> None:
-        self._decide(Decision("approve"))
+        self.decide(Decision("approve"))
 
     def edit(self) -> None:
         if not self.text.value.strip():
             self.status.value = "<b>The text box is empty</b>: write the text to use, or approve or reject."
             return
-        self._decide(Decision("edit", self.text.value))
+        self.decide(Decision("edit", self.text.value))
 
     def reject(self) -> None:
-        self._decide(Decision("reject"))
+        self.decide(Decision("reject"))
 
-    def _decide(self, decision: Decision) -> None:
-        if self.decision is not None:  # the first click decides; a second one changes nothing
+    def decide(self, decision: Decision) -> None:
+        """Record `decision` as a click does (the buttons call this). Code answers a form with it
+        when nobody is there to click: `form.decide(Decision("approve", by="default"))`."""
+        if self.decision is not None:  # the first decision stands; a second one changes nothing
             return
         self.decision = decision
         for button in (self.approve_button, self.edit_button, self.reject_button):

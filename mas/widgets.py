@@ -41,11 +41,11 @@ def call_stats(agent: BaseAgent, seconds: float | None) -> dict[str, Any]:
 def format_stats(stats: dict[str, Any], show_time: bool = True) -> str:
     """One line for a call.
 
-    >>> format_stats({"model": "m", "input_tokens": 10, "output_tokens": 5, "seconds": 0.25, "cost": None})
-    'm · 10 in / 5 out tokens · 0.25 s · cost unknown'
+    >>> format_stats({"model": "m", "input_tokens": 1200, "output_tokens": 5, "seconds": 0.25, "cost": None})
+    'm · 1,200 in / 5 out tokens · 0.25 s · cost unknown'
     """
     cost = "cost unknown" if stats["cost"] is None else f"${stats['cost']:.4f}"
-    parts = [stats["model"], f"{stats['input_tokens']} in / {stats['output_tokens']} out tokens"]
+    parts = [stats["model"], f"{stats['input_tokens']:,} in / {stats['output_tokens']:,} out tokens"]
     if show_time and stats["seconds"] is not None:
         parts.append(f"{stats['seconds']:.2f} s")
     return " · ".join([*parts, cost])
@@ -99,7 +99,7 @@ class Playground:
                                compare])
         self.widget = W.Tab(children=[single, side_by_side])
         self.widget.set_title(0, "Playground")
-        self.widget.set_title(1, "Compare two prompts")
+        self.widget.set_title(1, "Compare A / B")
 
     def role_hint(self) -> W.HTML:
         return W.HTML("Both variants run as the role chosen in the Playground tab, on its task and model.")
@@ -131,7 +131,7 @@ class Playground:
         from mas.agents import ResearcherAgent, ValidatorAgent, WriterAgent
 
         topic = topic or _topic_of(self.task.value)
-        kw = dict(client=self.client, model=self.model.value, max_tokens=max(self.max_tokens.value, 1024))
+        kw = dict(client=self.client, model=self.model.value, max_tokens=self.max_tokens.value)
         lines: list[str] = []
         with SQLiteMemory(":memory:") as memory:
             orch = Orchestrator(memory, progress=lines.append,
@@ -143,18 +143,20 @@ class Playground:
 
         price = cost(self.model.value, result.usage.model_dump())
         self.status.value = f"<b>{result.status}</b>: {html.escape(result.reason)}"
-        self.stats.value = (f"{result.usage.calls} calls · {result.usage.input_tokens} in / "
-                            f"{result.usage.output_tokens} out tokens · "
+        self.stats.value = (f"{result.usage.calls} calls · {result.usage.input_tokens:,} in / "
+                            f"{result.usage.output_tokens:,} out tokens · "
                             + ("cost unknown" if price is None else f"${price:.4f}"))
         self.reply.value = _pre("\n".join(lines) + "\n\n" + result.report)
         return result.report
 
     def compare(self) -> tuple[str, str]:
-        out = []
+        """Both variants on the same task; their stats (tokens, cost) are kept in `compare_stats`."""
+        out, self.compare_stats = [], []
         for prompt, view in ((self.variant_a.value, self.reply_a), (self.variant_b.value, self.reply_b)):
             agent = self.agent(system_prompt=prompt)
             text, seconds = self._timed(agent, self.task.value)
             stats = format_stats(call_stats(agent, seconds), self.show_time) if seconds is not None else ""
+            self.compare_stats.append(stats)
             view.value = f"<div>{stats}</div>{_pre(text)}"
             out.append(text)
         return out[0], out[1]

@@ -402,8 +402,10 @@ def test_interactive_escalation_stops_awaiting_a_human_then_resumes_with_the_cli
     escalate = Escalate(interactive=True, show=forms.append)
     agent = Resilient(WriterAgent(client=client, model=PRIMARY), [escalate])
     orch = orchestrate(memory, transport, writer=agent)
+    assert escalate.form is None  # nothing asked yet
     waiting = orch.run(TOPIC, run_id="r")
     assert waiting.status == "awaiting_human" and len(forms) == 1 and transport.model.calls == 2
+    assert escalate.form is forms[0]  # the form the run waits for
     assert memory.scoped("r").get("draft_1") is None
     with pytest.raises(AwaitingHuman):  # asking again before the click sends nothing
         agent.run(escalate.waiting[0])
@@ -417,6 +419,22 @@ def test_interactive_escalation_stops_awaiting_a_human_then_resumes_with_the_cli
     assert agent.outcomes[0] == ("escalate:approve" if press == "approve_button" else "escalate:edit")
     assert (result.status, result.cycles, agent.outcomes[1:]) == ("approved", 1, ["ok"])
     assert transport.model.calls == 5  # research, the cut-off draft; then validate, revise, validate
+    assert escalate.form is None  # its decision was used: nothing waits any more
+
+
+def test_code_can_answer_the_waiting_form_with_a_default_when_nobody_clicks(memory):
+    transport = OfflineTransport(faults=[Fault("truncate", role="writer")])
+    escalate = Escalate(interactive=True, show=lambda form: None)
+    agent = Resilient(WriterAgent(client=make_client(transport=transport, max_retries=0), model=PRIMARY), [escalate])
+    orch = orchestrate(memory, transport, writer=agent)
+    assert orch.run(TOPIC, run_id="r").status == "awaiting_human"
+    form = escalate.form
+    form.decide(Decision("approve", by="default"))  # what an unattended notebook run does
+    form.reject_button.click()  # too late: the first decision stands
+    assert form.decision == Decision("approve", by="default") and form.reject_button.disabled
+    result = orch.run(run_id="r")
+    assert (result.status, agent.outcomes) == ("approved", ["escalate:approve", "ok"])
+    assert memory.scoped("r").get("draft_1") == form.draft and transport.model.calls == 5
 
 
 def test_a_failing_revision_skipped_ends_at_the_revise_limit_with_the_best_draft(memory):

@@ -25,6 +25,11 @@ _MUST_REJECT = [
     ({**GOOD, "sections": "## Overview"}, ("Your Draft accepted one string as \"sections\": make it a list of "
      "strings, list[str].")),
     ({**GOOD, "title": ["Vector search"]}, "Your Draft accepted a list as \"title\": make it a string, str."),
+    ({"sections": GOOD["sections"]}, ("Your Draft accepted a reply with no \"title\": a default such as "
+     "title: str = \"Untitled\" fills in what the writer left out, and nobody notices. Give title no default, "
+     "so that a missing title is an error the writer is asked to fix.")),
+    ({"title": GOOD["title"]}, ("Your Draft accepted a reply with no \"sections\": a default fills in what the "
+     "writer left out. Give sections no default, so that leaving them out is an error.")),
 ]
 
 
@@ -97,7 +102,8 @@ def check_draft_contract(draft_class: Any, result: Any, script: Any) -> str:
            f"{reason!r}. Make it the right JSON inside a code fence, so that the re-ask is about the fence.")
     expect(len(requests) == 2, f"It took {len(requests)} requests, not 2: only the first reply should be fenced; "
            "the second, the bare JSON, is accepted.")
-    return "Draft rejects extra fields, empty sections and wrong types; the fence cost one re-ask, 2 requests"
+    return ("Draft rejects extra and missing fields, empty sections and wrong types; the fence cost one re-ask, "
+            "2 requests")
 
 
 # ---------------------------------------------------------------- 04.2 a reply that fails the contract

@@ -32,13 +32,15 @@ def check_tight_max_tokens(playground: Any) -> str:
             "uses, and max_tokens only caps them")
 
 
-def check_most_expensive(tracer: Any, agent_name: str) -> str:
-    """10.2: read a trace: the agent of the most expensive single call."""
+def check_most_expensive(tracer: Any, agent_name: str, call_index: int) -> str:
+    """10.2: read a trace: the most expensive single call, its agent and its number."""
     priced = [s for s in tracer.spans if s.cost is not None]
     expect(bool(priced), "The trace has no priced calls: trace a run with a model that has a price.")
     top = max(priced, key=lambda s: s.cost)
     expect(agent_name == top.agent, f"Not quite: {agent_name!r} is not the agent of the most expensive call. "
            "Sort the spans by their `cost`.")
+    expect(call_index == top.index, f"Right agent, wrong call: the {top.agent} made several calls, and call "
+           f"{call_index} is not the costliest. Compare the spans one by one, not the agents' totals.")
     return f"{top.agent}'s call {top.index} cost ${top.cost:.4f}, the most of the run"
 
 
