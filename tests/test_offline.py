@@ -74,7 +74,7 @@ def test_the_validator_really_checks_the_draft():
 def test_unknown_topic_gives_research_angles_and_a_flawed_first_draft():
     client = make_client()
     research = text_of(ask(client, RESEARCHER, "<topic>Sourdough baking</topic>"))
-    assert "- What Sourdough baking is" in research and "Offline model" in research
+    assert "- Sourdough baking: what it is" in research and "Offline model" in research
     draft = text_of(ask(client, WRITER, f"<research>{research}</research>"))
     verdict = json.loads(text_of(ask(client, VALIDATOR, f"<research>{research}</research><draft>{draft}</draft>")))
     assert verdict["approved"] is False

@@ -219,9 +219,9 @@ def test_parallel_research_merges_the_angles_in_order():
     notes = researcher.run(research_task(UNKNOWN, "engineers"))
     points = bullets_of(notes)
     assert len(points) == 15 and transport.requests == 3 and transport.max_in_flight == 3
-    assert [p for p in points if p.startswith("What ")] == [f"What {UNKNOWN}: {a} is, and the problem it solves."
-                                                          for a in DEFAULT_ANGLES]
-    assert notes.startswith(f"## Research: {UNKNOWN}\n\n- What {UNKNOWN}: key concepts is")
+    assert [p for p in points if "what it is" in p] == [f"{UNKNOWN} ({a}): what it is, and the problem it solves."
+                                                       for a in DEFAULT_ANGLES]
+    assert notes.startswith(f"## Research: {UNKNOWN}\n\n- {UNKNOWN} (key concepts): what it is")
     single = [a.usage for a in researcher.agents]
     assert researcher.usage.calls == 3
     assert researcher.usage.output_tokens == sum(u.output_tokens for u in single) > 0
@@ -260,7 +260,7 @@ def test_the_orchestrator_with_a_parallel_researcher_runs_end_to_end_and_is_appr
     assert result.usage.calls == 3 + 4  # three angles, then draft, validate, revise, validate
     research = memory.scoped("p").get("research")
     assert len(bullets_of(research)) == 15
-    assert "What Solar panel recycling: limitations and risks is" in result.report
+    assert "Solar panel recycling (limitations and risks): what it is" in result.report
 
 
 def test_one_failed_angle_is_named_in_the_research_and_the_run_goes_on(memory):

@@ -77,12 +77,16 @@ def research(task: str) -> str:
         bullets = best[2]
         footer = ""
     else:
+        # "Solar panel recycling: key concepts" (a topic and an angle, as parallel research asks) reads as
+        # "Solar panel recycling (key concepts): what it is, ..."
+        subject, _, angle = topic.partition(": ")
+        label = f"{subject} ({angle})" if angle else subject
         bullets = [
-            f"What {topic} is, and the problem it solves.",
-            f"How {topic} works, at the level of its main components.",
-            f"Where {topic} is used in practice, and by whom.",
-            f"The trade-offs of {topic}: cost, performance and failure modes.",
-            f"How {topic} compares with the main alternatives.",
+            f"{label}: what it is, and the problem it solves.",
+            f"{label}: how it works, at the level of its main components.",
+            f"{label}: where it is used in practice, and by whom.",
+            f"{label}: the trade-offs in cost, performance and failure modes.",
+            f"{label}: how it compares with the main alternatives.",
         ]
         footer = "\n\n_Offline model: its notes cover only a few topics, so these are the angles to research._"
     return f"## Research: {topic}\n\n" + "\n".join(f"- {b}" for b in bullets) + footer
