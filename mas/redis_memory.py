@@ -39,6 +39,13 @@ return now
 """
 
 
+START_REDIS_HINT = (
+    "Start a throwaway server (in memory only, no files):\n\n    redis-server --port 6379 --save '' --appendonly no\n\n"
+    "(install it with `sudo apt-get install redis-server`, or `brew install redis` on macOS), then "
+    "`export REDIS_URL=redis://localhost:6379/0` before you start Python or Jupyter."
+)
+
+
 class RedisMemory(_BaseMemory):
     """The memory contract on a Redis server: one hash per key, `{prefix}:{namespace}/{key}`.
 
@@ -132,9 +139,8 @@ class RedisMemory(_BaseMemory):
         except self._down as exc:
             # `from None`: the client's own traceback (sockets, retries) says nothing more useful.
             raise MemoryUnavailableError(
-                f"cannot reach Redis at {redact_url(self.url)} ({exc}). Start a server with "
-                "`redis-server --port 6379` (install it: `sudo apt-get install redis-server`), "
-                "or point REDIS_URL at a running one."
+                f"cannot reach Redis at {redact_url(self.url)} ({exc}). Point REDIS_URL at a running "
+                f"server, or:\n{START_REDIS_HINT}"
             ) from None
 
     def _release(self, client: Any) -> None:

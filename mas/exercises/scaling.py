@@ -17,10 +17,9 @@ from typing import Any
 
 from mas.exercises.core import NotYet, expect
 
-START_REDIS = ("Start a throwaway server (in memory only, no files):\n\n    redis-server --port 6379 --save '' "
-               "--appendonly no\n\n(install it with `sudo apt-get install redis-server`, or `brew install redis` on "
-               "macOS), then `export REDIS_URL=redis://localhost:6379/0` before you start Jupyter, restart the "
-               "kernel and run the notebook again.")
+from mas.redis_memory import START_REDIS_HINT
+
+START_REDIS = START_REDIS_HINT + " Then restart the kernel and run the notebook again."
 
 
 def _open(kind: str, namespace: str, url: str | None) -> Any:
