@@ -128,3 +128,14 @@ def test_text_of_joins_every_text_block_whatever_comes_first():
 def test_usage_of_fills_absent_cache_fields_with_zero():
     assert usage_of(_message([])) == {"input_tokens": 3, "output_tokens": 2, "cache_creation_input_tokens": 0,
                                       "cache_read_input_tokens": 7}
+
+
+def test_every_public_name_resolves_and_the_patterns_load_on_first_use():
+    import subprocess
+    import sys
+
+    code = ("import sys, mas; loaded = 'mas.tracing' in sys.modules; "
+            "assert all(getattr(mas, n) is not None for n in mas.__all__); "
+            "print(loaded, 'mas.tracing' in sys.modules, 'redis' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True", "False"]  # not at import; after use; redis itself only when a RedisMemory is made
