@@ -55,6 +55,15 @@ def pytest_unconfigure(config):
 
 
 @pytest.fixture
+def memory(tmp_path):
+    """A SQLiteMemory on a file of the test's own, closed afterwards."""
+    from mas.memory import SQLiteMemory
+
+    with SQLiteMemory(tmp_path / "memory.db") as mem:
+        yield mem
+
+
+@pytest.fixture
 def redis_url() -> str:
     """The URL of the test run's real redis-server; skips (with how to install it) when there is none."""
     if _redis is None and not os.environ.get("MAS_TEST_REDIS_URL"):

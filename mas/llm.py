@@ -79,7 +79,7 @@ def make_client(*, offline: bool | None = None, timeout: float | None = None, ma
     model (`faults=`, `latency=`, ...). Without a `transport`, the workshop switches apply:
     MAS_RECORD=path records the session to a file, MAS_REPLAY=path replays one (`mas.replay`).
     """
-    timeout, max_retries = _limits(timeout, max_retries)
+    timeout, max_retries = limits(timeout, max_retries)
     if transport is None and _workshop_switch():
         from mas.replay import client_from_env  # MAS_RECORD / MAS_REPLAY: see mas/replay.py
 
@@ -92,7 +92,7 @@ def make_client(*, offline: bool | None = None, timeout: float | None = None, ma
     if transport is not None:
         return anthropic.Anthropic(api_key=OFFLINE_API_KEY, base_url=OFFLINE_BASE_URL, timeout=timeout,
                                    max_retries=max_retries, http_client=httpx2.Client(transport=transport))
-    _check_kill_switch()
+    check_kill_switch()
     return anthropic.Anthropic(timeout=timeout, max_retries=max_retries)
 
 
@@ -100,7 +100,7 @@ def make_async_client(*, offline: bool | None = None, timeout: float | None = No
                       transport: httpx2.AsyncBaseTransport | None = None,
                       **offline_options: Any) -> anthropic.AsyncAnthropic:
     """The async twin of `make_client()`: a real `anthropic.AsyncAnthropic`."""
-    timeout, max_retries = _limits(timeout, max_retries)
+    timeout, max_retries = limits(timeout, max_retries)
     if transport is None and _workshop_switch():
         from mas.replay import client_from_env
 
@@ -114,7 +114,7 @@ def make_async_client(*, offline: bool | None = None, timeout: float | None = No
     if transport is not None:
         return anthropic.AsyncAnthropic(api_key=OFFLINE_API_KEY, base_url=OFFLINE_BASE_URL, timeout=timeout,
                                         max_retries=max_retries, http_client=httpx2.AsyncClient(transport=transport))
-    _check_kill_switch()
+    check_kill_switch()
     return anthropic.AsyncAnthropic(timeout=timeout, max_retries=max_retries)
 
 
@@ -133,6 +133,22 @@ def text_of(message: Message) -> str:
     return "".join(block.text for block in message.content if block.type == "text")
 
 
+def last_user_text(request: dict) -> str:
+    """The text of a request's last user message (its text blocks joined), "" when there is none.
+
+    >>> last_user_text({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+    ...                               {"role": "user", "content": [{"type": "text", "text": "c"}]}]})
+    'c'
+    """
+    for message in reversed(request.get("messages") or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content", "")
+            if isinstance(content, str):
+                return content
+            return "\n".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+    return ""
+
+
 def usage_of(message: Message) -> dict[str, int]:
     """The token usage of a reply as plain numbers (cache fields are 0 when absent)."""
     u = message.usage
@@ -144,7 +160,8 @@ def usage_of(message: Message) -> dict[str, int]:
     }
 
 
-def _limits(timeout: float | None, max_retries: int | None) -> tuple[float, int]:
+def limits(timeout: float | None, max_retries: int | None) -> tuple[float, int]:
+    """The timeout and retry count a client gets: the arguments, else MAS_TIMEOUT / MAS_MAX_RETRIES, else defaults."""
     _load_dotenv()
     if timeout is None:
         timeout = _number("MAS_TIMEOUT", float, DEFAULT_TIMEOUT)
@@ -173,7 +190,8 @@ def _workshop_switch() -> bool:
     return bool(os.environ.get("MAS_RECORD", "").strip() or os.environ.get("MAS_REPLAY", "").strip())
 
 
-def _check_kill_switch() -> None:
+def check_kill_switch() -> None:
+    """Raise `LiveClientForbidden` when MAS_NO_LIVE is on: every way of building a live client calls this."""
     if _flag(KILL_SWITCH_ENV):
         raise LiveClientForbidden(
             f"a live Anthropic client was requested while {KILL_SWITCH_ENV}=1 (the test suite's kill switch). "

@@ -119,7 +119,7 @@ class ReplayTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
     def _explain(self, request: httpx2.Request, body: Any) -> str:
         path, fields = path_of(request), body if isinstance(body, dict) else {}
         said = f"{request.method} {path} (model {fields.get('model')!r}, last user message " \
-               f"{_last_user_text(fields)[:60]!r}) is not in the recording {self.path} " \
+               f"{_last_user_words(fields)[:60]!r}) is not in the recording {self.path} " \
                f"({len(self.exchanges)} exchanges)."
         same_path = [e.get("request") for e in self.exchanges if (e["method"], e["path"]) == (request.method, path)]
         if same_path:
@@ -212,20 +212,15 @@ def _fallbacks(fallback: Any) -> tuple[Any, Any]:
             fallback if isinstance(fallback, httpx2.AsyncBaseTransport) else None)
 
 
-def _last_user_text(body: dict) -> str:
-    for message in reversed(body.get("messages") or []):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, list):
-                content = " ".join(b.get("text", "") for b in content if isinstance(b, dict))
-            return " ".join(str(content).split())
-    return ""
-
-
 def _differences(asked: dict, recorded: dict) -> list[str]:
     """The top-level fields (the key's, so not VOLATILE_FIELDS) whose values differ."""
     return sorted(k for k in asked.keys() | recorded.keys()
                   if k not in VOLATILE_FIELDS and asked.get(k) != recorded.get(k))
+
+
+def _last_user_words(body: dict) -> str:
+    """The last user message on one line, for an error message."""
+    return " ".join(llm.last_user_text(body).split())
 
 
 # ---------------------------------------------------------------------------------- clients
@@ -238,8 +233,8 @@ def record_client(path: str | Path, transport: httpx2.BaseTransport | None = Non
     if transport is not None:
         return llm.make_client(transport=RecordingTransport(transport, path), timeout=timeout,
                                max_retries=max_retries)
-    llm._check_kill_switch()
-    timeout, max_retries = llm._limits(timeout, max_retries)
+    llm.check_kill_switch()
+    timeout, max_retries = llm.limits(timeout, max_retries)
     _require_key()
     live = httpx2.HTTPTransport(limits=anthropic.DEFAULT_CONNECTION_LIMITS)
     return anthropic.Anthropic(timeout=timeout, max_retries=max_retries,
@@ -252,8 +247,8 @@ def async_record_client(path: str | Path, transport: httpx2.AsyncBaseTransport |
     if transport is not None:
         return llm.make_async_client(transport=RecordingTransport(transport, path), timeout=timeout,
                                      max_retries=max_retries)
-    llm._check_kill_switch()
-    timeout, max_retries = llm._limits(timeout, max_retries)
+    llm.check_kill_switch()
+    timeout, max_retries = llm.limits(timeout, max_retries)
     _require_key()
     live = httpx2.AsyncHTTPTransport(limits=anthropic.DEFAULT_CONNECTION_LIMITS)
     return anthropic.AsyncAnthropic(timeout=timeout, max_retries=max_retries, http_client=

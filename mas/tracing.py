@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from mas.hooks import call_hook
-from mas.llm import text_of, usage_of
+from mas.llm import last_user_text, text_of, usage_of
 from mas.pricing import Price, uncached_cost
 from mas.pricing import cost as price_cost
 # the chart and the tables are drawn in mas.timeline; these names stay importable from here too
@@ -146,7 +146,7 @@ class Tracer:
 
     def hook(self, agent: Any, request: dict) -> Any:
         """The `mas.hooks` hook: called before a call, returns what to run after it."""
-        prompt = _last_user_text(request)
+        prompt = last_user_text(request)
         label = _step.get() or task_kind(prompt)
         with self._lock:
             index = next(self._count)
@@ -340,13 +340,3 @@ def _cut(text: str, limit: int | None) -> str:
 
 def _tokens(span: Span) -> dict[str, int]:
     return {name: getattr(span, name) for name in TOKEN_FIELDS}
-
-
-def _last_user_text(request: dict) -> str:
-    for message in reversed(request.get("messages") or []):
-        if message.get("role") == "user":
-            content = message.get("content", "")
-            if isinstance(content, str):
-                return content
-            return "\n".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
-    return ""

@@ -16,7 +16,6 @@ from mas.failures import (AgentFailed, AgentFailure, AwaitingHuman, CircuitBreak
 from mas.hooks import RunStopped, call_hook
 from mas.human import APPROVE, REJECT, ApprovalForm, Decision, ask_human
 from mas.llm import make_client
-from mas.memory import SQLiteMemory
 from mas.offline import Fault, OfflineTransport, ScriptedTransport, error, text_message
 from mas.orchestrator import Orchestrator
 from mas.prompts import revise_task, write_task
@@ -36,12 +35,6 @@ def writer(transport, retries=2, **kw):
 def orchestrate(memory, transport, **agents):
     client = make_client(transport=transport, max_retries=2)
     return Orchestrator(memory, client=client, model=PRIMARY, progress=None, **agents)
-
-
-@pytest.fixture
-def memory(tmp_path):
-    with SQLiteMemory(tmp_path / "memory.db") as mem:
-        yield mem
 
 
 # ---------------------------------------------------------------- layer 1: the SDK's own retries

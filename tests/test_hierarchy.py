@@ -20,7 +20,6 @@ from mas.agents import AgentReplyError, BaseAgent
 from mas.budget import Budget, BudgetExceeded, Spent
 from mas.hierarchy import DepthLimitExceeded, ResearchTeam, calls_by_depth, current_depth
 from mas.llm import make_async_client, make_client
-from mas.memory import SQLiteMemory
 from mas.offline import AsyncOfflineTransport, Latency, OfflineTransport, ScriptedTransport, error, text_message
 from mas.orchestrator import Orchestrator
 from mas.prompts import SYSTEM_PROMPTS, research_task
@@ -209,12 +208,6 @@ def test_a_budget_holds_over_mas_parallels_background_loop():
 
 
 # ---------------------------------------------------------------------------------- the orchestrator
-
-@pytest.fixture
-def memory(tmp_path):
-    with SQLiteMemory(tmp_path / "memory.db") as mem:
-        yield mem
-
 
 def orchestrate(memory, transport=None, **kw):
     transport = transport or OfflineTransport()

@@ -24,12 +24,6 @@ STEPS = ["research", "draft_1", "validation_1", "draft_2", "validation_2"]  # on
 HERE = Path(__file__).parent
 
 
-@pytest.fixture
-def memory(tmp_path):
-    with SQLiteMemory(tmp_path / "memory.db") as mem:
-        yield mem
-
-
 def orchestrate(memory, transport=None, **kw):
     transport = transport or OfflineTransport()
     kw.setdefault("progress", None)

@@ -16,7 +16,6 @@ import pytest
 from mas.agents import ResearcherAgent
 from mas.hooks import RunStopped, call_hook
 from mas.llm import make_async_client, make_client
-from mas.memory import SQLiteMemory
 from mas.offline import AsyncOfflineTransport, Fault, Latency
 from mas.offline.roles import bullets_of
 from mas.orchestrator import Orchestrator
@@ -241,12 +240,6 @@ def test_parallel_researcher_validates_its_settings():
     for n in (0, 4):
         with pytest.raises(ValueError, match="min_angles must be between 1 and the number of angles"):
             ParallelResearcher(async_client=client(), min_angles=n)
-
-
-@pytest.fixture
-def memory(tmp_path):
-    with SQLiteMemory(tmp_path / "memory.db") as mem:
-        yield mem
 
 
 def orchestrate(memory, researcher):

@@ -13,7 +13,6 @@ import pytest
 from mas import pricing
 from mas.agents import BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
 from mas.llm import OFFLINE_BASE_URL, known_models, make_async_client, make_client
-from mas.memory import SQLiteMemory
 from mas.offline import AsyncOfflineTransport, Fault, Latency, OfflineTransport, ScriptedTransport, text_message
 from mas.orchestrator import Orchestrator
 from mas.pricing import PRICES, cost, price, set_price, uncached_cost
@@ -23,12 +22,6 @@ from mas.tracing import Span, Timeline, Tracer, load_jsonl, step
 TOPIC = "How vector databases enable semantic search"
 AGENTS = ["Researcher", "Writer", "Validator", "Writer", "Validator"]
 STEPS = ["research", "write", "validate", "revise", "validate"]
-
-
-@pytest.fixture
-def memory(tmp_path):
-    with SQLiteMemory(tmp_path / "memory.db") as mem:
-        yield mem
 
 
 def orchestrator(memory, transport=None, model="claude-opus-4-6", **kw):

@@ -21,7 +21,7 @@ from typing import Any
 import httpx2
 
 from mas.offline import roles, structured, wire
-from mas.offline.faults import HTTP_FAULTS, Fault, FaultPlan, damage
+from mas.offline.faults import HTTP_FAULTS, REPLY_FAULTS, Fault, FaultPlan, damage
 from mas.offline.tokens import count_request, cut, estimate, request_pieces
 
 # The smallest prefix the API caches; shorter prefixes are processed normally, with no error.
@@ -107,7 +107,7 @@ class OfflineModel:
             return Answer(timeout=True)
 
         content, stop_reason = self._content(body, system)
-        if fault in ("malformed_json", "fenced_json", "prose_json", "refusal", "empty", "truncate"):
+        if fault in REPLY_FAULTS:
             text = "".join(b["text"] for b in content if b["type"] == "text")
             if fault == "truncate":
                 text, stop_reason = cut(text, max(1, estimate(text) // 3)), "max_tokens"

@@ -29,7 +29,6 @@ from importlib import resources
 
 from mas.prompts import bullets, tag
 
-ROLES = ("researcher", "writer", "validator")
 _ROLE_WORDS = {"researcher": "researcher", "writer": "writer", "validator": "validator",
                "fact-checker": "validator", "reviewer": "validator"}
 UNSUPPORTED_CLAIM = "In practice, most teams report a tenfold productivity gain within their first week of adoption."
