@@ -1,40 +1,56 @@
 # Two commands set everything up: `make demo` runs the main job offline, `make test` runs the suite.
-# Both create .venv on first use and are quick once it is there (pip runs again only when
-# pyproject.toml changes).
+# Both create the venv on first use and install only what they need, with the versions of
+# constraints.txt (generated from uv.lock); pip runs again only when those files change.
+# Another Python or venv: make test PYTHON=python3.13 VENV=.venv-3.13
 PYTHON ?= python3
-VENV   := .venv
+VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
 TOPIC  ?= How vector databases enable semantic search
 AUDIENCE ?= senior software engineers
 
-.PHONY: demo test lab notebooks bench clean
+.PHONY: demo test lab notebooks bench lock doctor clean
 
-$(STAMP): pyproject.toml constraints.txt
+# The venv itself: a supported Python with its venv module (Debian and Ubuntu ship it apart).
+$(VENV)/.created:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "mas needs Python 3.11 or newer; set PYTHON=python3.11 (or newer)")'
 	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { echo "Python's venv module is missing: sudo apt-get install python3-venv (Debian/Ubuntu)"; exit 1; }
-	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv --clear $(VENV)
+	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
-	touch $(STAMP)
+	touch $@
 
-demo: $(STAMP)
+# One stamp per extra: the module alone (demo), the course (lab), the suite (test).
+$(VENV)/.installed-%: pyproject.toml constraints.txt | $(VENV)/.created
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.$(if $(filter core,$*),,[$*])'
+	touch $@
+
+demo: $(VENV)/.installed-core
 	$(BIN)/mas run "$(TOPIC)" --audience "$(AUDIENCE)"
 
-test: $(STAMP)
+test: $(VENV)/.installed-test
 	MAS_OFFLINE=1 $(BIN)/python -m pytest -q
 
-lab: $(STAMP)
+lab: $(VENV)/.installed-lab
 	$(BIN)/jupyter lab notebooks/
+
+doctor: $(VENV)/.installed-core
+	$(BIN)/mas doctor
 
 # Re-execute every notebook offline and save its outputs in place (what nbval compares against).
 # One notebook: make notebooks NB=notebooks/03_orchestrator.ipynb
-notebooks: $(STAMP)
+notebooks: $(VENV)/.installed-test
 	$(BIN)/python tools/refresh_notebooks.py $(or $(NB),notebooks/*.ipynb)
 
 # Every bench runs; the target fails at the end if one missed its target (each prints which).
-bench: $(STAMP)
+bench: $(VENV)/.installed-test
 	@status=0; for f in bench/bench_*.py; do echo "== $$f"; MAS_OFFLINE=1 $(BIN)/python $$f || status=1; done; exit $$status
+
+# Maintainers: re-resolve uv.lock (every supported Python, Linux, macOS and Windows) against PyPI
+# and regenerate constraints.txt from it. Upgrading is: make lock && make notebooks && make test.
+lock: | $(VENV)/.created
+	$(BIN)/python -m pip install --quiet 'uv>=0.13'
+	$(BIN)/uv lock --upgrade
+	$(BIN)/uv export --frozen --format requirements-txt --all-extras --no-hashes --no-emit-project \
+		--output-file constraints.txt
 
 clean:
 	rm -rf $(VENV) build *.egg-info data reports

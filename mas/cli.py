@@ -2,6 +2,7 @@
 
     mas run "TOPIC" [--audience ...] [--db PATH] [--run-id ID] [--max-cycles N] [--model ...] [--out FILE]
     mas hello                     one call through the SDK: the reply, the model, the token usage
+    mas doctor                    checks the setup, one line each (ok / warn / fail, with the fix)
 
 `mas run` works offline without a key, shows progress as it goes, prints the final report, and
 exits 0 when the report is approved, 1 when the run stopped (failed, or not approved within the
@@ -65,6 +66,12 @@ def hello(args: argparse.Namespace) -> int:
     return 0
 
 
+def doctor(args: argparse.Namespace) -> int:
+    from mas.doctor import main as doctor_main
+
+    return doctor_main()
+
+
 def _cycles(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -88,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("hello", help="one call through the SDK (offline without a key)")
     p.add_argument("--model", help="model id (default: MAS_MODEL or claude-opus-4-6)")
     p.set_defaults(func=hello)
+    p = sub.add_parser("doctor", help="check the setup: Python, packages, key, model, Redis, JupyterLab")
+    p.set_defaults(func=doctor)
     return parser
 
 

@@ -78,7 +78,9 @@ class ApprovalForm:
     """
 
     def __init__(self, question: str, draft: str = ""):
-        import ipywidgets as widgets  # lazily: only when someone is asked
+        from mas.extras import require
+
+        widgets = require("ipywidgets", "the approval form")  # lazily: only when someone is asked
 
         self.question, self.draft = question, draft
         self.decision: Decision | None = None

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import os
 import sys
-import typing
 import warnings
 from typing import Any
 
 import anthropic
 import httpx2
-from anthropic.types import Message, ModelParam
+from anthropic.types import Message
 
 DEFAULT_MODEL = "claude-opus-4-6"
 DEFAULT_TIMEOUT = 60.0  # seconds for one request; the SDK's own default is 10 minutes
@@ -38,12 +37,6 @@ class LiveClientForbidden(RuntimeError):
     """A live client was asked for while the kill switch (MAS_NO_LIVE=1) is on."""
 
 
-def known_models() -> tuple[str, ...]:
-    """The model ids this version of the SDK lists (its `ModelParam` literal)."""
-    literal = typing.get_args(ModelParam)[0]
-    return typing.get_args(literal)
-
-
 def default_model() -> str:
     """The model from `MAS_MODEL`, or the course's default; warns on an id the SDK does not list."""
     _load_dotenv()
@@ -53,7 +46,9 @@ def default_model() -> str:
 
 
 def check_model(model: str) -> str:
-    known = known_models()
+    from mas.offline.catalog import listed_models
+
+    known = listed_models()
     if model not in known:
         warnings.warn(
             f"model {model!r} is not in this SDK's model list; the API may reject it. "

@@ -123,8 +123,9 @@ class RecordingTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         data = line.encode("utf-8")
         # one O_APPEND write per line, under a lock shared by every recorder: the lines of clients and
         # threads writing to the same file never interleave, and each is on disk when the reply ends
+        # (O_BINARY, on Windows: no newline translation)
         with _WRITE_LOCK:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
             try:
                 while data:
                     data = data[os.write(fd, data):]

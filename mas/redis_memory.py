@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
+from mas.extras import require
 from mas.memory import MemoryUnavailableError, _BaseMemory, _check_value, _Shared
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"  # REDIS_URL overrides it
@@ -39,8 +40,9 @@ return now
 """
 
 
+START_REDIS = "redis-server --port 6379 --save '' --appendonly no"  # a throwaway server: in memory, no files
 START_REDIS_HINT = (
-    "Start a throwaway server (in memory only, no files):\n\n    redis-server --port 6379 --save '' --appendonly no\n\n"
+    f"Start a throwaway server (in memory only, no files):\n\n    {START_REDIS}\n\n"
     "(install it with `sudo apt-get install redis-server`, or `brew install redis` on macOS), then "
     "`export REDIS_URL=redis://localhost:6379/0` before you start Python or Jupyter."
 )
@@ -57,10 +59,7 @@ class RedisMemory(_BaseMemory):
 
     def __init__(self, url: str | None = None, namespace: str = "", *, prefix: str = "mas") -> None:
         super().__init__(namespace)
-        try:
-            import redis  # optional: only a RedisMemory needs it, so `import mas` stays light
-        except ImportError:
-            raise ImportError("RedisMemory needs the redis package: pip install 'mas[redis]'") from None
+        redis = require("redis", "RedisMemory")  # optional: only a RedisMemory needs it, so `import mas` stays light
         if not prefix or not isinstance(prefix, str):
             raise ValueError(f"prefix must be a non-empty string, got {prefix!r}")
         self.url = url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
@@ -157,13 +156,15 @@ def glob_escape(text: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    """The URL without its password, fit for an error message or a notebook output.
+    """The URL without its credentials (user, password, query), fit for an error message or an output.
 
     >>> redact_url("redis://:s3cret@cache.example:6379/0"), redact_url("redis://localhost:6379/0")
-    ('redis://:***@cache.example:6379/0', 'redis://localhost:6379/0')
+    ('redis://***@cache.example:6379/0', 'redis://localhost:6379/0')
+    >>> redact_url("https://user:tok@gateway.example/anthropic?key=abc#x")
+    'https://***@gateway.example/anthropic?***'
     """
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=netloc, query="***" if parts.query else "", fragment=""))

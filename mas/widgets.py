@@ -18,12 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import ipywidgets as W
-
 from mas.agents import BaseAgent
-from mas.llm import default_model, known_models, make_client, usage_of
+from mas.extras import require
+from mas.llm import default_model, make_client, usage_of
+from mas.offline.catalog import listed_models
 from mas.prompts import SYSTEM_PROMPTS, research_task
 
+W = require("ipywidgets", "mas.widgets")  # the `lab` extra
 DEFAULT_TASK = research_task("How vector databases enable semantic search", "senior software engineers")
 
 
@@ -59,7 +60,7 @@ class Playground:
         self.client = client or make_client()
         self.show_time = show_time  # notebooks under test hide wall-clock times, which change every run
         self.prompts = dict(SYSTEM_PROMPTS)
-        models = list(known_models())
+        models = list(listed_models())
         model = default_model()
         self.role = W.Dropdown(options=tuple(self.prompts), value="researcher", description="Role")  # new roles too
         self.model = W.Dropdown(options=models if model in models else [model, *models], value=model,

@@ -46,6 +46,7 @@ from typing import Any, Iterator
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from mas.extras import require
 from mas.memory import MemoryUnavailableError
 from mas import prompts
 from mas.prompts import SYSTEM_PROMPTS
@@ -99,7 +100,7 @@ class JobQueue:
     """The Redis side of a run's jobs: push, take, finish, requeue; results live in `self.memory`."""
 
     def __init__(self, namespace: str, url: str | None = None, *, prefix: str = "mas"):
-        import redis  # optional, as in mas.redis_memory: `import mas` stays light
+        redis = require("redis", "JobQueue")  # optional, as in mas.redis_memory: `import mas` stays light
 
         self.memory = RedisMemory(url, namespace=namespace, prefix=prefix)  # checks the namespace, pings
         self.namespace, self.url, self.prefix = namespace, self.memory.url, prefix

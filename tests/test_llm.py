@@ -10,6 +10,7 @@ import mas
 import mas.llm
 from mas.llm import LiveClientForbidden, make_async_client, make_client, text_of, usage_of
 from mas.offline import AsyncOfflineTransport, OfflineTransport
+from mas.offline.catalog import listed_models
 
 
 def _transport(client):
@@ -95,12 +96,14 @@ def test_explicit_limits_never_the_sdk_default(no_key, monkeypatch):
 
 def test_model_from_env_and_a_warning_for_unknown_ids(monkeypatch):
     monkeypatch.delenv("MAS_MODEL", raising=False)
-    assert mas.llm.default_model() == "claude-opus-4-6"
-    assert "claude-opus-4-6" in mas.llm.known_models()
-    monkeypatch.setenv("MAS_MODEL", "claude-sonnet-4-6")
-    assert mas.llm.default_model() == "claude-sonnet-4-6"
+    assert mas.llm.default_model() == mas.llm.DEFAULT_MODEL
+    # the SDK's own list, whatever release is installed: no literal of one release here
+    listed = listed_models()
+    assert listed and all(model.startswith("claude-") for model in listed)
+    monkeypatch.setenv("MAS_MODEL", listed[-1])
+    assert mas.llm.default_model() == listed[-1]
     monkeypatch.setenv("MAS_MODEL", "claude-made-up-9")
-    with pytest.warns(UserWarning, match="not in this SDK's model list.*claude-opus-4-6"):
+    with pytest.warns(UserWarning, match=f"not in this SDK's model list.*{listed[0]}"):
         assert mas.llm.default_model() == "claude-made-up-9"
 
 

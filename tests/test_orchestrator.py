@@ -72,6 +72,7 @@ def test_resume_after_a_failure_at_each_step_reissues_no_completed_call(memory, 
     assert result.status == "approved" and result.usage.calls == len(STEPS)
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
 @pytest.mark.parametrize("kill_after", range(1, len(STEPS)))
 def test_resume_after_the_process_is_killed_after_each_step(tmp_path, kill_after):
     db = tmp_path / "memory.db"

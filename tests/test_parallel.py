@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import threading
 
 import httpx2
@@ -281,6 +282,7 @@ def test_subtasks_must_be_subtasks():
         run_parallel([(ResearcherAgent(async_client=client()), "task")], max_concurrency=1)
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
 def test_an_interrupted_wait_cancels_the_calls_it_started():
     ended = threading.Event()
     errors = []

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx2
 
-from mas.offline import roles, structured, wire
+from mas.offline import catalog, roles, structured, wire
 from mas.offline.faults import HTTP_FAULTS, REPLY_FAULTS, Fault, FaultPlan, damage
 from mas.offline.tokens import count_request, cut, estimate, request_pieces
 
@@ -76,9 +76,12 @@ class OfflineModel:
 
     def answer(self, request: httpx2.Request) -> Answer:
         path = request.url.path
+        if request.method == "GET" and path.startswith("/v1/models"):
+            return Answer(_models(path, request.url.query.decode()))
         if request.method != "POST" or path not in ("/v1/messages", "/v1/messages/count_tokens"):
             return Answer(wire.error_response(404, "not_found_error", f"{request.method} {path}: not found "
-                                              "(the offline model answers POST /v1/messages and /v1/messages/count_tokens)"))
+                                              "(the offline model answers POST /v1/messages, "
+                                              "/v1/messages/count_tokens and GET /v1/models)"))
         try:
             body = json.loads(request.read() or b"{}")
         except ValueError as err:
@@ -172,6 +175,20 @@ class OfflineModel:
                 usage["input_tokens"] = total - prefix_tokens
                 usage["cache_read_input_tokens" if hit else "cache_creation_input_tokens"] = prefix_tokens
         return usage
+
+
+def _models(path: str, query: str) -> httpx2.Response:
+    """The Models API: the list (one page of it), or one model by id."""
+    if path in ("/v1/models", "/v1/models/"):
+        listing = catalog.page(query)
+        if isinstance(listing, str):
+            return wire.error_response(400, "invalid_request_error", listing)
+        return wire.json_response(200, listing)
+    model_id = path.removeprefix("/v1/models/")
+    info = catalog.retrieve(model_id)
+    if info is None:
+        return wire.error_response(404, "not_found_error", f"model: {model_id}")
+    return wire.json_response(200, info)
 
 
 def _invalid(body: Any, counting: bool) -> str | None:

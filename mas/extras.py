@@ -1,0 +1,42 @@
+"""Optional parts: import them, or say in one line which extra installs them.
+
+`pip install mas` gives the module alone (`import mas`, `mas run`); the course's JupyterLab and
+widgets are the `lab` extra, Redis the `redis` extra. A part that needs one imports it here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+EXTRA_OF = {"ipywidgets": "lab", "IPython": "lab", "redis": "redis"}
+MAKE_TARGET = {"lab": "make lab", "redis": "make test"}
+
+
+class MissingExtra(ImportError):
+    """An optional package is not installed; `fix` says what installs it."""
+
+    def __init__(self, package: str, needed_by: str):
+        self.package, self.needed_by, self.extra = package, needed_by, EXTRA_OF.get(package, package)
+        self.fix = install_hint(self.extra)
+        super().__init__(f"{needed_by} needs {package}, which is not installed: {self.fix}")
+
+
+def install_hint(extra: str) -> str:
+    """The command that installs an extra.
+
+    >>> install_hint("lab")
+    "pip install -c constraints.txt -e '.[lab]' (or make lab), or pip install 'mas[lab]'"
+    """
+    return (f"pip install -c constraints.txt -e '.[{extra}]' (or {MAKE_TARGET.get(extra, 'make test')}), "
+            f"or pip install 'mas[{extra}]'")
+
+
+def require(package: str, needed_by: str) -> ModuleType:
+    """Import `package`, or raise `MissingExtra` naming the extra that installs it."""
+    try:
+        return importlib.import_module(package)
+    except ModuleNotFoundError as err:
+        if err.name != package and not (err.name or "").startswith(package + "."):
+            raise  # a broken install of something else: not ours to reword
+        raise MissingExtra(package, needed_by) from None
