@@ -430,6 +430,7 @@ def _use_inherited(memory: SQLiteMemory, results) -> None:
 
 
 @pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # forking is the point
 def test_sqlite_refuses_a_connection_inherited_through_fork(tmp_path):
     fork = multiprocessing.get_context("fork")
     with SQLiteMemory(tmp_path / "memory.db") as memory:
