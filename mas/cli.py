@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from mas.llm import check_model, default_model, make_client, text_of, usage_of
+from mas.settings import SettingsError, settings
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run" and not args.topic and not args.run_id:
         print("mas: give a TOPIC, or --run-id of a run to resume", file=sys.stderr)
+        return 2
+    try:
+        settings()  # a switch with a bad value is one line here, before any work starts
+    except SettingsError as err:
+        print(f"mas: {err}", file=sys.stderr)
         return 2
     return args.func(args)
 

@@ -15,7 +15,6 @@ the Models API (`client.models.retrieve` / `list`), which the offline model answ
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 import warnings
@@ -28,7 +27,8 @@ import anthropic
 
 from mas import llm
 from mas.extras import install_hint
-from mas.redis_memory import DEFAULT_REDIS_URL, START_REDIS, redact_url
+from mas.redis_memory import START_REDIS, redact_url
+from mas.settings import load_dotenv, settings
 
 Status = Literal["ok", "warn", "fail"]
 NEWEST_SHOWN = 5  # how many of the newest served models the model line names
@@ -110,7 +110,7 @@ def check_key() -> Check:
 
 
 def check_base_url() -> Check:
-    url = os.environ.get("ANTHROPIC_BASE_URL", "").strip()
+    url = settings().base_url
     if not url:
         return Check("ok", "base url", "ANTHROPIC_BASE_URL not set: the SDK's default (Anthropic's API)")
     if not re.match(r"https?://[^/\s]+", url):
@@ -121,7 +121,7 @@ def check_base_url() -> Check:
 
 def check_mode() -> tuple[Check, bool]:
     if llm.is_offline():
-        why = "MAS_OFFLINE is on" if os.environ.get("ANTHROPIC_API_KEY", "").strip() else "no key"
+        why = "MAS_OFFLINE is on" if settings().api_key is not None else "no key"
         return Check("ok", "mode", f"offline ({why}): deterministic, no network"), True
     return Check("ok", "mode", "live: requests go to the API"), False
 
@@ -160,7 +160,7 @@ def check_model(client: anthropic.Anthropic, model: str, offline: bool) -> list[
 
 
 def check_redis() -> Check:
-    url = os.environ.get("REDIS_URL", "").strip() or DEFAULT_REDIS_URL
+    url = settings().redis_url
     try:
         import redis
     except ImportError:
@@ -233,17 +233,18 @@ def _api_failure(err: anthropic.APIError) -> Check:
 
 
 def _server() -> str:
-    return redact_url(os.environ.get("ANTHROPIC_BASE_URL", "").strip() or "https://api.anthropic.com")
+    return redact_url(settings().base_url or "https://api.anthropic.com")
 
 
 def _key_source() -> str | None:
     """Where the key came from (never the key): a `.env` file, or the environment (which wins over it)."""
-    key = os.environ.get("ANTHROPIC_API_KEY", "").strip()
-    if not key:
+    secret = settings().api_key
+    if secret is None:
         return None
-    from dotenv import dotenv_values, find_dotenv
+    key = secret.get_secret_value()
+    from dotenv import dotenv_values
 
-    dotenv = find_dotenv(usecwd=True)
+    dotenv = load_dotenv()
     in_file = (dotenv_values(dotenv).get("ANTHROPIC_API_KEY") or "").strip() if dotenv else ""
     return f"from {dotenv}" if in_file == key else "from the environment"
 

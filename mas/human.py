@@ -24,7 +24,6 @@ ipywidgets is imported only when a form is built, so `import mas` stays light.
 from __future__ import annotations
 
 import html
-import os
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Literal
 
@@ -67,7 +66,9 @@ def interactive_default(interactive: bool | None = None) -> bool:
     """
     if interactive is not None:
         return interactive
-    return os.environ.get(INTERACTIVE_ENV, "").strip().lower() in ("1", "true", "yes")
+    from mas.settings import settings
+
+    return settings().interactive
 
 
 class ApprovalForm:

@@ -14,7 +14,6 @@ Simplified on purpose: one model for every agent (`MAS_MODEL`), and explicit lim
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 from typing import Any
@@ -23,12 +22,13 @@ import anthropic
 import httpx2
 from anthropic.types import Message
 
-DEFAULT_MODEL = "claude-opus-4-6"
-DEFAULT_TIMEOUT = 60.0  # seconds for one request; the SDK's own default is 10 minutes
-DEFAULT_MAX_RETRIES = 2
+from mas.settings import Settings, settings
+
 OFFLINE_BASE_URL = "https://offline.mas.invalid"  # never resolved: the offline transport answers first
 OFFLINE_API_KEY = "offline"  # the SDK wants some key; this one opens nothing
 KILL_SWITCH_ENV = "MAS_NO_LIVE"  # set by the test suite: no live client can be built
+DEFAULT_TIMEOUT = Settings.model_fields["timeout"].default  # seconds for one request; the SDK's default is 10 min
+DEFAULT_MAX_RETRIES = Settings.model_fields["max_retries"].default
 
 _announced_offline = False
 
@@ -39,10 +39,7 @@ class LiveClientForbidden(RuntimeError):
 
 def default_model() -> str:
     """The model from `MAS_MODEL`, or the course's default; warns on an id the SDK does not list."""
-    _load_dotenv()
-    model = os.environ.get("MAS_MODEL", "").strip() or DEFAULT_MODEL
-    check_model(model)
-    return model
+    return check_model(settings().model)
 
 
 def check_model(model: str) -> str:
@@ -61,8 +58,7 @@ def check_model(model: str) -> str:
 
 def is_offline() -> bool:
     """True when `make_client()` would give the offline model."""
-    _load_dotenv()
-    return _flag("MAS_OFFLINE") or not os.environ.get("ANTHROPIC_API_KEY", "").strip()
+    return settings().is_offline
 
 
 def make_client(*, offline: bool | None = None, timeout: float | None = None, max_retries: int | None = None,
@@ -157,37 +153,23 @@ def usage_of(message: Message) -> dict[str, int]:
 
 def limits(timeout: float | None, max_retries: int | None) -> tuple[float, int]:
     """The timeout and retry count a client gets: the arguments, else MAS_TIMEOUT / MAS_MAX_RETRIES, else defaults."""
-    _load_dotenv()
-    if timeout is None:
-        timeout = _number("MAS_TIMEOUT", float, DEFAULT_TIMEOUT)
-    if max_retries is None:
-        max_retries = _number("MAS_MAX_RETRIES", int, DEFAULT_MAX_RETRIES)
+    s = settings()
+    timeout = s.timeout if timeout is None else timeout
+    max_retries = s.max_retries if max_retries is None else max_retries
     if timeout <= 0 or max_retries < 0:
         raise ValueError(f"timeout must be > 0 and max_retries >= 0, got timeout={timeout}, max_retries={max_retries}")
     return timeout, max_retries
 
 
-def _number(name: str, kind: type, default: float) -> float:
-    text = os.environ.get(name, "").strip()
-    try:
-        return kind(text) if text else default
-    except ValueError:
-        raise ValueError(f"{name}={text!r} is not a number; set it to e.g. {default} (or leave it empty)") from None
-
-
-def _flag(name: str) -> bool:
-    """An on/off environment setting: empty, 0, false, no and off mean off."""
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
-
-
 def _workshop_switch() -> bool:
     """MAS_RECORD=path (record the session) or MAS_REPLAY=path (replay one) is set."""
-    return bool(os.environ.get("MAS_RECORD", "").strip() or os.environ.get("MAS_REPLAY", "").strip())
+    s = settings()
+    return s.record is not None or s.replay is not None
 
 
 def check_kill_switch() -> None:
     """Raise `LiveClientForbidden` when MAS_NO_LIVE is on: every way of building a live client calls this."""
-    if _flag(KILL_SWITCH_ENV):
+    if settings().no_live:
         raise LiveClientForbidden(
             f"a live Anthropic client was requested while {KILL_SWITCH_ENV}=1 (the test suite's kill switch). "
             "Use make_client(offline=True) or a transport; a test that must build a live client "
@@ -201,19 +183,3 @@ def _announce_offline() -> None:
         _announced_offline = True
         print("offline model: set ANTHROPIC_API_KEY to use Claude", file=sys.stderr)
         sys.stderr.flush()  # in a notebook: out at once, so it always comes before the cell's own prints
-
-
-_dotenv_loaded = False
-
-
-def _load_dotenv() -> None:
-    """Read a `.env` once (searching up from the working directory); real env vars win.
-    MAS_NO_DOTENV=1 skips it (the test suite sets it, so a developer's .env changes nothing there)."""
-    global _dotenv_loaded
-    if not _dotenv_loaded:
-        _dotenv_loaded = True
-        if _flag("MAS_NO_DOTENV"):
-            return
-        from dotenv import find_dotenv, load_dotenv
-
-        load_dotenv(find_dotenv(usecwd=True), override=False)

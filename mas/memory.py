@@ -34,10 +34,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator, Protocol, Self, runtime_checkable
 
+from mas.settings import settings
+
 __all__ = ["Memory", "SQLiteMemory", "PersistentMemory", "RedisMemory", "MemoryClosedError",  # noqa: F822 (RedisMemory: see __getattr__)
            "MemoryUnavailableError", "next_stamp"]
 
-DEFAULT_DB_PATH = "data/memory.db"  # relative to the working directory; MAS_DB overrides it
 BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another process's write to finish
 SEP = "/"  # between a namespace and a key: `run-42/draft` reads well in any client
 _JOURNAL_MODES = ("wal", "delete", "truncate", "persist")
@@ -188,7 +189,7 @@ class SQLiteMemory(_BaseMemory):
         super().__init__(namespace)
         if journal_mode.lower() not in _JOURNAL_MODES:
             raise ValueError(f"journal_mode must be one of {_JOURNAL_MODES}, got {journal_mode!r}")
-        self.path = Path(path if path is not None else os.environ.get("MAS_DB") or DEFAULT_DB_PATH)
+        self.path = Path(path if path is not None else settings().db)
         if str(self.path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: the module starts no transactions of its own; ours are explicit.
@@ -315,8 +316,7 @@ def _parse_stamp(text: str) -> datetime:
     return stamp.replace(tzinfo=timezone.utc) if stamp.tzinfo is None else stamp.astimezone(timezone.utc)
 
 
-_FROM_REDIS_MEMORY = {"RedisMemory": "RedisMemory", "DEFAULT_REDIS_URL": "DEFAULT_REDIS_URL",
-                      "CONNECT_TIMEOUT_S": "CONNECT_TIMEOUT_S"}
+_FROM_REDIS_MEMORY = {"RedisMemory": "RedisMemory", "CONNECT_TIMEOUT_S": "CONNECT_TIMEOUT_S"}
 
 
 def __getattr__(name: str):

@@ -14,7 +14,6 @@ across keys; one client per memory, shared by its scoped views.
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
@@ -22,8 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from mas.extras import require
 from mas.memory import MemoryUnavailableError, _BaseMemory, _check_value, _Shared
+from mas.settings import settings
 
-DEFAULT_REDIS_URL = "redis://localhost:6379/0"  # REDIS_URL overrides it
 CONNECT_TIMEOUT_S = 5.0  # an unreachable Redis host fails in seconds, not after the OS TCP timeout
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -62,7 +61,7 @@ class RedisMemory(_BaseMemory):
         redis = require("redis", "RedisMemory")  # optional: only a RedisMemory needs it, so `import mas` stays light
         if not prefix or not isinstance(prefix, str):
             raise ValueError(f"prefix must be a non-empty string, got {prefix!r}")
-        self.url = url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+        self.url = url or settings().redis_url
         self.prefix = prefix
         self._down = (redis.ConnectionError, redis.TimeoutError)
         client = redis.Redis.from_url(self.url, decode_responses=True, socket_connect_timeout=CONNECT_TIMEOUT_S)

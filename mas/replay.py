@@ -31,7 +31,6 @@ sends them.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections import deque
 from pathlib import Path
@@ -44,6 +43,7 @@ from mas import llm
 from mas.offline import wire
 from mas.offline.transport import AsyncOfflineTransport, OfflineTransport
 # recording (and the file format) lives in mas.recording; its names stay importable from here
+from mas.settings import settings
 from mas.recording import (KEPT_HEADERS, RECORD_ENV, RecordingTransport, TransportMismatch,  # noqa: F401
                            body_of, check_side, load_recording, path_of)
 
@@ -276,7 +276,8 @@ def client_from_env(*, asynchronous: bool = False, offline: bool | None = None, 
     recorded); MAS_RECORD=path -> a recording client, live when `make_client` would be live, else
     over the offline model.
     """
-    record, replay = os.environ.get(RECORD_ENV, "").strip(), os.environ.get(REPLAY_ENV, "").strip()
+    switches = settings()
+    record, replay = switches.record, switches.replay
     if record and replay:
         raise ValueError(f"{RECORD_ENV} and {REPLAY_ENV} are both set: set {RECORD_ENV} to record a session, "
                          f"{REPLAY_ENV} to replay one")
@@ -284,7 +285,7 @@ def client_from_env(*, asynchronous: bool = False, offline: bool | None = None, 
         # every client built from the switch shares one replay, as every client of a live session
         # shares the API: a notebook that makes a new client per cell still gets the recorded order
         # (a re-recorded file, changed on disk, starts afresh)
-        fallback = os.environ.get(FALLBACK_ENV, "").strip() not in ("", "0", "false")
+        fallback = switches.replay_fallback
         stat = Path(replay).stat() if Path(replay).exists() else None
         key = (str(Path(replay).resolve()), stat and (stat.st_mtime_ns, stat.st_size), fallback)
         if key not in _shared_replays:
@@ -301,6 +302,7 @@ def client_from_env(*, asynchronous: bool = False, offline: bool | None = None, 
 
 
 def _require_key() -> None:
-    if not (os.environ.get("ANTHROPIC_API_KEY", "").strip() or os.environ.get("ANTHROPIC_AUTH_TOKEN", "").strip()):
+    switches = settings()
+    if switches.api_key is None and switches.auth_token is None:
         raise ValueError("recording a live session needs ANTHROPIC_API_KEY (in the environment or .env); "
                          "to record the offline model instead, pass transport=OfflineTransport()")

@@ -50,7 +50,8 @@ from mas.extras import require
 from mas.memory import MemoryUnavailableError
 from mas import prompts
 from mas.prompts import SYSTEM_PROMPTS
-from mas.redis_memory import CONNECT_TIMEOUT_S, DEFAULT_REDIS_URL, RedisMemory, glob_escape, redact_url
+from mas.redis_memory import CONNECT_TIMEOUT_S, RedisMemory, glob_escape, redact_url
+from mas.settings import settings
 
 RESULT = "result/"  # memory key of a job's reply: result/<job id>
 POLL_S = 0.05  # how often the coordinator looks at memory and at its workers
@@ -277,7 +278,7 @@ def start_workers(namespace: str, count: int, url: str | None = None, *, prefix:
     Output goes to `log_dir/<worker>.log`, or nowhere."""
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
-    env = {**os.environ, "REDIS_URL": url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL}
+    env = {**os.environ, "REDIS_URL": url or settings().redis_url}
     workers = []
     for i in range(1, count + 1):
         name = f"w{i}-{secrets.token_hex(3)}"  # unique: never shares a dead worker's processing list

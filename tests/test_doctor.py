@@ -14,7 +14,8 @@ import pytest
 
 from mas import doctor
 from mas.extras import MissingExtra, require
-from mas.llm import DEFAULT_MODEL, make_client
+from mas.llm import make_client
+from mas.settings import DEFAULT_MODEL
 from mas.offline import OfflineTransport
 from mas.offline.catalog import listed_models
 

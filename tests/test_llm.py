@@ -96,7 +96,7 @@ def test_explicit_limits_never_the_sdk_default(no_key, monkeypatch):
 
 def test_model_from_env_and_a_warning_for_unknown_ids(monkeypatch):
     monkeypatch.delenv("MAS_MODEL", raising=False)
-    assert mas.llm.default_model() == mas.llm.DEFAULT_MODEL
+    assert mas.llm.default_model() == mas.settings.DEFAULT_MODEL
     # the SDK's own list, whatever release is installed: no literal of one release here
     listed = listed_models()
     assert listed and all(model.startswith("claude-") for model in listed)

@@ -12,7 +12,8 @@ import pytest
 
 from mas import pricing
 from mas.agents import BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
-from mas.llm import DEFAULT_MODEL, OFFLINE_BASE_URL, make_async_client, make_client
+from mas.llm import OFFLINE_BASE_URL, make_async_client, make_client
+from mas.settings import DEFAULT_MODEL
 from mas.offline import AsyncOfflineTransport, Fault, Latency, OfflineTransport, ScriptedTransport, text_message
 from mas.orchestrator import Orchestrator
 from mas.pricing import PRICES, cost, price, set_price, uncached_cost

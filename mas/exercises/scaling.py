@@ -11,7 +11,6 @@ replies) and that a re-run does only the missing job.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -25,9 +24,10 @@ START_REDIS = START_REDIS_HINT + " Then restart the kernel and run the notebook 
 def _open(kind: str, namespace: str, url: str | None) -> Any:
     """A JobQueue or RedisMemory on `namespace`; NotYet saying how to start Redis when none answers."""
     from mas.memory import MemoryUnavailableError
-    from mas.redis_memory import DEFAULT_REDIS_URL, redact_url as _redact
+    from mas.redis_memory import redact_url as _redact
+    from mas.settings import settings
 
-    url = url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    url = url or settings().redis_url
     try:
         if kind == "queue":
             from mas.workers import JobQueue

@@ -14,7 +14,6 @@ The same plan can come from the environment for a demo: `MAS_FAULTS="overloaded@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 # kind -> (HTTP status, API error type) for faults that are HTTP errors
@@ -60,7 +59,9 @@ class FaultPlan:
 
     @classmethod
     def from_env(cls) -> FaultPlan:
-        return cls.parse(os.environ.get("MAS_FAULTS", ""))
+        from mas.settings import settings
+
+        return cls.parse(settings().faults)
 
     @classmethod
     def parse(cls, spec: str) -> FaultPlan:

@@ -1,0 +1,108 @@
+"""Every switch of `mas` in one place: the `MAS_*` variables, the SDK's own, and `.env`, read one way.
+
+    from mas.settings import settings
+    settings().model          # MAS_MODEL, or the course's default
+    settings().offline        # True without a key, or with MAS_OFFLINE=1
+
+A `.env` file (found by python-dotenv, searching up from the working directory) is loaded into
+the environment once, before the first read, so every switch honours it, and so does the SDK
+when a learner builds `anthropic.Anthropic()` by hand; variables already set win over it.
+`MAS_NO_DOTENV=1` skips it (the test suite sets it). Each switch is then parsed by pydantic
+(pydantic-settings): on/off switches take 1/0, true/false, yes/no, on/off and nothing else; an
+invalid value is one line naming the variable and what it accepts (`SettingsError`).
+
+Read once: the parsed settings are kept for as long as the environment's values for these names
+stay the same, so a notebook cell that sets `os.environ["MAS_MODEL"]` is seen at the next read.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "claude-opus-4-6"
+DEFAULT_DB_PATH = Path("data") / "memory.db"
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+NO_DOTENV = "MAS_NO_DOTENV"
+
+
+class SettingsError(ValueError):
+    """A switch with a value it does not accept; the message names the variable and what it takes."""
+
+    def __init__(self, variable: str, value: str, accepts: str):
+        self.variable, self.value, self.accepts = variable, value, accepts
+        super().__init__(f"{variable}={value!r} is not valid: it accepts {accepts} (or leave it empty)")
+
+
+class Settings(BaseSettings):
+    """The switches, by the variable that sets each one. Empty means unset."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, env_ignore_empty=True, extra="ignore", frozen=True)
+
+    api_key: SecretStr | None = Field(None, alias="ANTHROPIC_API_KEY", description="your key (never shown)")
+    auth_token: SecretStr | None = Field(None, alias="ANTHROPIC_AUTH_TOKEN", description="a bearer token")
+    base_url: str | None = Field(None, alias="ANTHROPIC_BASE_URL", description="a Messages-API server's URL")
+    offline: bool = Field(False, alias="MAS_OFFLINE", description="on/off (1/0, true/false, yes/no, on/off)")
+    model: str = Field(DEFAULT_MODEL, alias="MAS_MODEL", min_length=1, description="a model id")
+    timeout: float = Field(60.0, alias="MAS_TIMEOUT", gt=0, description="seconds > 0, e.g. 60")
+    max_retries: int = Field(2, alias="MAS_MAX_RETRIES", ge=0, description="a whole number >= 0, e.g. 2")
+    faults: str = Field("", alias="MAS_FAULTS", description="a fault plan, e.g. overloaded@1,fenced_json@validator")
+    interactive: bool = Field(False, alias="MAS_INTERACTIVE", description="on/off")
+    record: Path | None = Field(None, alias="MAS_RECORD", description="a file to record the session to")
+    replay: Path | None = Field(None, alias="MAS_REPLAY", description="a recorded session's file")
+    replay_fallback: bool = Field(False, alias="MAS_REPLAY_FALLBACK", description="on/off")
+    db: Path = Field(DEFAULT_DB_PATH, alias="MAS_DB", description="a SQLite file's path")
+    redis_url: str = Field(DEFAULT_REDIS_URL, alias="REDIS_URL", description="a redis:// URL")
+    no_live: bool = Field(False, alias="MAS_NO_LIVE", description="on/off (the test suite's kill switch)")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strip(cls, value: object) -> object:
+        return value.strip() if isinstance(value, str) else value  # " 1 " is 1, for every kind of switch
+
+    @property
+    def is_offline(self) -> bool:
+        """The offline model answers: MAS_OFFLINE is on, or there is no key."""
+        return self.offline or self.api_key is None
+
+
+VARIABLES = tuple(field.alias for field in Settings.model_fields.values())
+
+
+def settings() -> Settings:
+    """The settings for the environment as it is now (parsed once per distinct environment)."""
+    load_dotenv()
+    return _parse(tuple(os.environ.get(name) for name in VARIABLES))
+
+
+@lru_cache(maxsize=16)
+def _parse(values: tuple[str | None, ...]) -> Settings:
+    """`values` (the environment's, for VARIABLES) is the cache key; pydantic-settings reads them."""
+    try:
+        return Settings()
+    except ValidationError as err:
+        name = str(err.errors()[0]["loc"][0])
+        accepts = Settings.model_fields[_field_of(name)].description or "another value"
+        raise SettingsError(name, os.environ.get(name, ""), accepts) from None
+
+
+def _field_of(alias: str) -> str:
+    return next(field for field, info in Settings.model_fields.items() if info.alias == alias)
+
+
+@lru_cache(maxsize=1)
+def load_dotenv() -> str | None:
+    """Load the nearest `.env` into the environment, once (variables already set win); its path."""
+    if os.environ.get(NO_DOTENV, "").strip().lower() in ("1", "true", "yes", "on"):
+        return None
+    from dotenv import find_dotenv
+    from dotenv import load_dotenv as load
+
+    path = find_dotenv(usecwd=True)
+    if path:
+        load(path, override=False)
+    return path or None
