@@ -284,6 +284,15 @@ def test_subtasks_must_be_subtasks():
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
 def test_an_interrupted_wait_cancels_the_calls_it_started():
+    # a shell's background job starts with Ctrl-C ignored; this test is about what Ctrl-C does
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _interrupt_a_wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt_a_wait():
     ended = threading.Event()
     errors = []
 
