@@ -1,40 +1,64 @@
-"""Agents: a role, a system prompt, a conversation history, and one call to the model.
+"""Agents: a role, a system prompt, a conversation history, and the one place that calls the model.
 
     agent = WriterAgent(client=mas.make_client())
-    draft = agent.run(write_task(...))     # calls client.messages.create, keeps both turns
-    agent.reset()                          # forgets the conversation
+    draft = agent.run(write_task(...))              # client.messages.create; keeps both turns
+    notes = agent.ask(task, Notes)                  # an answer read strictly as a pydantic model
+    agent.count_tokens(task)                        # client.messages.count_tokens, nothing sent to the model
+    agent.reset()                                   # forgets the conversation
 
-Every model call runs the hooks of `mas.hooks` before and after it, so tracing and budgets
-(notebooks 07, 09) plug in there and no agent code changes. Adding a
-specialist is one prompt in `mas.prompts.SYSTEM_PROMPTS` and a two-line subclass.
+Every request an agent makes (create, parse, count_tokens; sync or async) goes through
+`BaseAgent._call`, which runs the hooks of `mas.hooks` around it, so tracing and budgets
+(notebooks 07, 09) see and can refuse every one, and no other module of `mas` talks to the model.
+Adding a specialist is one prompt in `mas.prompts.SYSTEM_PROMPTS` and a two-line subclass.
 
 A reply that is empty, refused, or cut off at `max_tokens` raises `AgentReplyError`, not an
-`IndexError` three steps later; the failed turn is not kept in the history.
+`IndexError` three steps later; the failed turn is not kept in the history. `ask` re-asks an
+answer that does not fit its contract (`mas.contracts`) with the error fed back, and never fills
+in a default.
+
+`Agent` is what the rest of `mas` needs of an agent (the orchestrator, failure policies, parallel
+runs and teams): a `name`, a `role` ("validator" marks a validator, which also has `review`), its
+`usage`, `reset`, and `run` / `arun`.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import anthropic
+import pydantic
 from anthropic.types import Message
 
+from mas.contracts import Usage, ValidationResult, explain, parse_reply, reask
+from mas.errors import AgentReplyError, ContractError, ReplyError
 from mas.hooks import before_call
 from mas.llm import default_model, make_async_client, make_client, text_of, usage_of
 from mas.prompts import SYSTEM_PROMPTS, reask_task, validate_task
-from mas.contracts import ContractError, ask_structured
-from mas.schemas import Usage, ValidationResult
 
+T = TypeVar("T", bound=pydantic.BaseModel)
 DEFAULT_MAX_TOKENS = 2048
-VALIDATION_ATTEMPTS = 3  # the first answer plus two re-asks with the error fed back
+ASK_ATTEMPTS = VALIDATION_ATTEMPTS = 3  # the first answer plus two re-asks with the error fed back
+COUNTABLE = ("model", "messages", "system", "tools", "tool_choice", "thinking", "output_config")  # count_tokens' body
 
 
-class AgentReplyError(RuntimeError):
-    """A reply an agent cannot use. `kind`: empty | refusal | max_tokens | invalid."""
+@runtime_checkable
+class Agent(Protocol):
+    """What every agent-like class offers (BaseAgent, Resilient, ResearchTeam, ParallelResearcher)."""
 
-    def __init__(self, agent: str, kind: str, message: str, reply: str = ""):
-        super().__init__(f"{agent}: {message}")
-        self.agent, self.kind, self.reply = agent, kind, reply
+    name: str
+    role: str  # "validator" for one that also has `review(research, draft, attempts)`
+
+    @property
+    def usage(self) -> Usage: ...
+
+    def reset(self) -> None: ...
+
+    def run(self, task: str) -> str: ...
+
+
+def is_validator(agent: Any) -> bool:
+    """A validator is recognised by its role."""
+    return getattr(agent, "role", None) == "validator"
 
 
 class BaseAgent:
@@ -70,40 +94,113 @@ class BaseAgent:
             self._async_client = make_async_client()
         return self._async_client
 
+    def with_model(self, model: str) -> BaseAgent:
+        """A copy of this agent on another model: same client and prompt, its own usage and name."""
+        twin = type(self).__new__(type(self))
+        twin.__dict__.update(self.__dict__, model=model, usage=Usage(), history=list(self.history),
+                             last_message=None, name=f"{self.name} ({model})")
+        return twin
+
+    # ------------------------------------------------------------------ the verbs
+
     def run(self, task: str) -> str:
         """Send `task` (with the history so far) and return the reply's text; both turns are kept."""
-        request = self._request(task)
-        done = before_call(self, request)  # tracing, budgets (mas.hooks); a hook may refuse the call
-        try:
-            message = self.client.messages.create(**request)
-        except BaseException as err:
-            done(None, err)
-            raise
-        done(message, None)
-        return self._keep(task, message)
+        return self._keep(task, self._call("create", self._request(task)))
 
     async def arun(self, task: str) -> str:
         """`run` on the async client, for agents that work in parallel."""
-        request = self._request(task)
+        return self._keep(task, await self._acall(self._request(task)))
+
+    def ask(self, task: str, schema: type[T], attempts: int = ASK_ATTEMPTS, *, structured: bool = False,
+            reask_text: Any = None) -> T:
+        """Ask `task` and read the answer as `schema`; an answer that does not fit is re-asked with
+        the error, at most `attempts` answers in all, then `ContractError` (never a default).
+
+        Plain (`structured=False`): the reply must be exactly the JSON object (`parse_reply`).
+        `structured=True`: the SDK's structured outputs (`messages.parse(output_format=schema)`),
+        where the API constrains the JSON; the stop reason is still checked before it is trusted.
+        Starts from an empty history, so a repeated question costs the same each time.
+        """
+        if attempts < 1:
+            raise ValueError(f"attempts must be >= 1, got {attempts}")
+        self.reset()
+        reasons: list[str] = []
+        for _ in range(attempts):
+            try:
+                if structured:
+                    return self._parsed(task, schema)
+                text = self.run(task)
+                return parse_reply(text, schema, self.last_message.stop_reason if self.last_message else None)
+            except (ReplyError, AgentReplyError) as err:
+                if isinstance(err, AgentReplyError) and err.kind not in ("refusal", "max_tokens", "empty"):
+                    raise
+                reasons.append(err.reason)
+                if isinstance(err, AgentReplyError) or structured:
+                    # the unusable answer stays in the conversation, so the re-ask reads naturally
+                    self.history += [{"role": "user", "content": task},
+                                     {"role": "assistant", "content": err.reply or "(an answer that did not fit)"}]
+            task = reask_text(reasons[-1]) if reask_text else reask(schema, reasons[-1])
+        raise ContractError(schema, reasons)
+
+    def count_tokens(self, task: str | None = None, *, request: dict | None = None) -> int:
+        """The input tokens of `task` as this agent would send it (or of a whole `request`), counted
+        by the API's `count_tokens`: nothing is generated, nothing is kept."""
+        body = request if request is not None else self._request(task or "")
+        return self._call("count_tokens", {k: v for k, v in body.items() if k in COUNTABLE}).input_tokens
+
+    def reset(self) -> None:
+        """Forget the conversation (the usage so far is kept)."""
+        self.history.clear()
+
+    # ------------------------------------------------------------------ the one call site
+
+    def _call(self, kind: str, request: dict[str, Any]) -> Any:
+        """The only place `mas` sends a request to the model: the hooks around `client.messages.<kind>`."""
         done = before_call(self, request)  # tracing, budgets (mas.hooks); a hook may refuse the call
+        try:
+            result = getattr(self.client.messages, kind)(**request)
+        except BaseException as err:
+            done(None, err)
+            raise
+        done(result, None)
+        return result
+
+    async def _acall(self, request: dict[str, Any]) -> Message:
+        done = before_call(self, request)
         try:
             message = await self.async_client.messages.create(**request)
         except BaseException as err:
             done(None, err)
             raise
         done(message, None)
-        return self._keep(task, message)
+        return message
 
-    def reset(self) -> None:
-        """Forget the conversation (the usage so far is kept)."""
-        self.history.clear()
+    def _parsed(self, task: str, schema: type[T]) -> T:
+        try:
+            message = self._call("parse", {**self._request(task), "output_format": schema})
+        except pydantic.ValidationError as err:
+            # the SDK parses inside parse(): for invalid JSON the error carries the text itself
+            first = err.errors()[0]
+            text = first["input"] if first["type"] == "json_invalid" and isinstance(first["input"], str) else ""
+            raise ReplyError(explain(err, text.strip()), text) from None
+        self.last_message = message
+        self.usage.add(usage_of(message))
+        text = text_of(message)
+        if message.stop_reason in ("max_tokens", "refusal"):
+            parse_reply(text, schema, message.stop_reason)  # raises with the reason, even if the JSON parsed
+        if message.parsed_output is None:
+            raise ReplyError("the reply had no text block to parse", text)
+        self.history += [{"role": "user", "content": task}, {"role": "assistant", "content": text}]
+        return message.parsed_output
 
     def _request(self, task: str) -> dict[str, Any]:
-        system: Any = self.system_prompt
-        if self.cache_system_prompt:
-            system = [{"type": "text", "text": self.system_prompt, "cache_control": {"type": "ephemeral"}}]
-        return {"model": self.model, "max_tokens": self.max_tokens, "system": system,
-                "messages": [*self.history, {"role": "user", "content": task}]}
+        request: dict[str, Any] = {"model": self.model, "max_tokens": self.max_tokens}
+        if self.cache_system_prompt and self.system_prompt:
+            request["system"] = [{"type": "text", "text": self.system_prompt, "cache_control": {"type": "ephemeral"}}]
+        elif self.system_prompt:  # an empty system prompt is left out, as in a request without one
+            request["system"] = self.system_prompt
+        request["messages"] = [*self.history, {"role": "user", "content": task}]
+        return request
 
     def _keep(self, task: str, message: Message) -> str:
         self.last_message = message
@@ -139,7 +236,7 @@ class ValidatorAgent(BaseAgent):
         Each review starts from an empty history, so a cycle's input does not grow with the last one's.
         """
         try:
-            return ask_structured(self, validate_task(research, draft), ValidationResult, attempts, reask_task)
+            return self.ask(validate_task(research, draft), ValidationResult, attempts, reask_text=reask_task)
         except ContractError as err:
             raise AgentReplyError(self.name, "invalid", f"no valid verdict after {len(err.reasons)} answers; "
                                   f"last: {err.reasons[-1]}") from None

@@ -18,7 +18,7 @@ Counting the input (a choice, made explicit by `input_count=`):
   per message, computed locally. It is exactly what the offline model bills, so offline budgets
   are exact to the token; live, Claude's tokenizer differs (code and non-English text take more
   tokens), so the refusal is approximate there. `spent` always records the real usage.
-- "api": `client.messages.count_tokens` through the agent's own (sync) client: exact live, but
+- "api": `agent.count_tokens`, the API's count through the agent's own (sync) client: exact live, but
   one more request before every model call (free of charge, separately rate-limited, a network
   round trip, and a blocking one inside async code). Choose it live when the limit must hold.
 A budget with only `max_calls` counts nothing.
@@ -40,28 +40,13 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from mas.hooks import After, RunStopped, call_hook
+from mas.errors import BudgetExceeded
+from mas.hooks import After, call_hook, counting
+from mas.errors import RunStopped
 from mas.llm import usage_of
 
 INPUT_COUNTS = ("estimate", "api")
-COUNTABLE = ("model", "messages", "system", "tools", "tool_choice", "thinking", "output_config", "cache_control")
 Price = Callable[[str, dict], "float | None"]
-
-
-class BudgetExceeded(RunStopped):
-    """A call refused before it was sent, because its worst case would pass a limit.
-
-    `limit` is "calls", "tokens" or "cost"; `maximum` the limit; `spent` and `reserved` (by calls
-    in flight) what was used before it; `needed` what this call could use (None: price unknown).
-    """
-
-    status = "budget_exceeded"
-
-    def __init__(self, message: str, *, limit: str, maximum: float, spent: float, reserved: float,
-                 needed: float | None, agent: str):
-        super().__init__(message)
-        self.limit, self.maximum, self.spent, self.reserved, self.needed, self.agent = (
-            limit, maximum, spent, reserved, needed, agent)
 
 
 @dataclass(frozen=True)
@@ -183,13 +168,14 @@ class Budget:
 
     def count_input(self, agent: Any, request: dict) -> int:
         if self.input_count == "api":
-            body = {k: v for k, v in request.items() if k in COUNTABLE}
-            return agent.client.messages.count_tokens(**body).input_tokens
+            return agent.count_tokens(request=request)  # through the agent's one call site, like every request
         from mas.offline.tokens import count_request
 
         return count_request(request)
 
-    def __call__(self, agent: Any, request: dict) -> After:
+    def __call__(self, agent: Any, request: dict) -> After | None:
+        if counting(request):
+            return None  # a token count is free and sends nothing to the model: not a call to budget
         name = getattr(agent, "name", type(agent).__name__)
         need = self.worst_case(agent, request)  # outside the lock: "api" counting is a request
         with self._lock:

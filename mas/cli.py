@@ -16,12 +16,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from mas.llm import check_model, default_model, make_client, text_of, usage_of
-from mas.settings import SettingsError, settings
+from mas.llm import check_model, default_model, make_client, usage_of
+from mas.settings import settings
+from mas.errors import SettingsError
 
 
 def run(args: argparse.Namespace) -> int:
-    from mas.memory import MemoryUnavailableError, SQLiteMemory
+    from mas.memory import SQLiteMemory
+    from mas.errors import MemoryUnavailableError
     from mas.orchestrator import Orchestrator
     from mas.prompts import DEFAULT_AUDIENCE
 
@@ -57,11 +59,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def hello(args: argparse.Namespace) -> int:
-    client = make_client()
-    model = args.model or default_model()
-    reply = client.messages.create(model=model, max_tokens=300, messages=[
-        {"role": "user", "content": "In one sentence: what does an orchestrator do in a multi-agent system?"}])
-    print(text_of(reply))
+    from mas.agents import BaseAgent
+
+    agent = BaseAgent("assistant", make_client(), args.model or default_model(), 300, system_prompt="")
+    print(agent.run("In one sentence: what does an orchestrator do in a multi-agent system?"))
+    reply = agent.last_message
     usage = usage_of(reply)
     print(f"\nmodel: {reply.model}   input tokens: {usage['input_tokens']}   output tokens: {usage['output_tokens']}")
     return 0

@@ -1,49 +1,27 @@
-"""Agent contracts enforced on the way out: a reply fits its pydantic model, or it is an error.
+"""The contracts between agents, as data: what a validator must answer, what a run returns; and how a reply is read.
 
-Two ways to get a structured answer, one rule for both:
-
-- `ask_structured(agent, task, Model)`: the agent answers in plain text; the text must be the
-  JSON object and nothing else (`parse_reply`). No fence stripping, no "find the braces": a
-  reply that needs repair is a reply the contract did not get, so the model is asked again
-  with the error fed back, at most `attempts` answers in all.
-- `parse_structured(client, Model, ...)`: the SDK's structured outputs,
-  `client.messages.parse(output_format=Model)`, where the API constrains the JSON to the schema.
-  The same re-ask applies when the parse still fails.
-
-Either way, `stop_reason` "max_tokens" (the JSON is cut off) or "refusal" is never parsed as
-success, and nothing is ever filled in with a default.
+A contract is enforced on the way out: a reply that does not fit it is an error with a reason,
+never a default. In particular a validator reply that is not exactly the JSON object is *not*
+an approval (the tutorial this course follows treats non-JSON as approved; notebook 03 shows
+why that is dangerous). Reading is pure: `parse_reply(text, Model)` takes a reply's text and
+gives the model or raises `ReplyError`; asking again is the agent's job (`BaseAgent.ask`).
+No fence stripping, no "find the braces": a reply that needs repair is a reply the contract did
+not get. `stop_reason` "max_tokens" (the JSON is cut off) or "refusal" is never parsed as success.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Literal, TypeVar
 
 import pydantic
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
-if TYPE_CHECKING:
-    import anthropic
-
-    from mas.agents import BaseAgent
+from mas.errors import ReplyError
 
 T = TypeVar("T", bound=pydantic.BaseModel)
-ATTEMPTS = 3  # the first answer plus two re-asks
-
-
-class ReplyError(ValueError):
-    """A reply that does not fit its contract; `reason` says why in one line."""
-
-    def __init__(self, reason: str, reply: str = ""):
-        super().__init__(reason)
-        self.reason = reason
-        self.reply = reply
-
-
-class ContractError(RuntimeError):
-    """No answer fitted the contract within the allowed attempts; `reasons` holds each one's."""
-
-    def __init__(self, schema: type, reasons: list[str]):
-        super().__init__(f"no valid {schema.__name__} after {len(reasons)} answers; last: {reasons[-1]}")
-        self.reasons = reasons
+Status = Literal["running", "approved", "max_cycles", "failed", "stopped", "budget_exceeded", "depth_exceeded",
+                 "agent_failed", "circuit_open", "rejected", "awaiting_human"]
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
 def parse_reply(text: str, schema: type[T], stop_reason: str | None = "end_turn") -> T:
@@ -57,7 +35,7 @@ def parse_reply(text: str, schema: type[T], stop_reason: str | None = "end_turn"
     >>> parse_reply('Sure! {"approved": true}', Verdict)
     Traceback (most recent call last):
     ...
-    mas.contracts.ReplyError: not valid JSON (it starts with 'Sure! {'; send the object alone, without code fences or prose): Invalid JSON: expected value at line 1 column 1
+    mas.errors.ReplyError: not valid JSON (it starts with 'Sure! {'; send the object alone, without code fences or prose): Invalid JSON: expected value at line 1 column 1
     """
     if stop_reason == "max_tokens":
         raise ReplyError("the reply was cut off at max_tokens, so the JSON is incomplete", text)
@@ -69,10 +47,10 @@ def parse_reply(text: str, schema: type[T], stop_reason: str | None = "end_turn"
     try:
         return schema.model_validate_json(stripped)
     except pydantic.ValidationError as err:
-        raise ReplyError(_explain(err, stripped), text) from None
+        raise ReplyError(explain(err, stripped), text) from None
 
 
-def _explain(err: pydantic.ValidationError, text: str) -> str:
+def explain(err: pydantic.ValidationError, text: str) -> str:
     first = err.errors()[0]
     if first["type"] == "json_invalid":
         if "EOF while parsing" in first["msg"] and text.startswith("{"):
@@ -92,63 +70,80 @@ def reask(schema: type[pydantic.BaseModel], reason: str) -> str:
             f"fields {fields} and nothing else: no code fences, no prose.")
 
 
-def ask_structured(agent: BaseAgent, task: str, schema: type[T], attempts: int = ATTEMPTS,
-                   reask_task: Any = None) -> T:
-    """Ask `agent` and read its answer as `schema`; re-ask with the error, at most `attempts` answers.
+class ValidationResult(BaseModel):
+    """The validator's verdict on one draft."""
 
-    Starts from an empty history, so a repeated question costs the same each time. Raises
-    `ContractError` when no answer fits.
+    model_config = ConfigDict(extra="forbid")
+
+    # Strict types: "yes", 1 or "true" are not an approval; only JSON true is.
+    issues: list[StrictStr] = Field(description="What is wrong with the draft; empty when nothing is.")
+    approved: StrictBool = Field(description="True only when the draft can be published as it is.")
+    confidence: float = Field(1.0, ge=0.0, le=1.0, description="How sure the validator is, 0 to 1.")
+
+    @model_validator(mode="after")
+    def _approval_means_no_issues(self) -> ValidationResult:
+        if self.approved and self.issues:
+            raise ValueError("approved is true but issues are listed: approve only a draft with no issues")
+        return self
+
+
+def parse_validation(text: str, stop_reason: str | None = "end_turn") -> ValidationResult:
+    """Read a validator reply strictly: exactly the JSON object, nothing around it.
+
+    >>> parse_validation('{"issues": [], "approved": true}').approved
+    True
+    >>> parse_validation('```json\\n{"issues": [], "approved": true}\\n```')
+    Traceback (most recent call last):
+    ...
+    mas.errors.ReplyError: not valid JSON (it starts with '```json'; send the object alone, without code fences or prose): Invalid JSON: expected value at line 1 column 1
     """
-    from mas.agents import AgentReplyError
-
-    if attempts < 1:
-        raise ValueError(f"attempts must be >= 1, got {attempts}")
-    agent.reset()
-    reasons: list[str] = []
-    for _ in range(attempts):
-        try:
-            text = agent.run(task)
-            return parse_reply(text, schema, agent.last_message.stop_reason if agent.last_message else None)
-        except ReplyError as err:
-            reasons.append(err.reason)
-        except AgentReplyError as err:
-            if err.kind not in ("refusal", "max_tokens", "empty"):
-                raise
-            reasons.append(str(err).split(": ", 1)[1])
-            # the unusable answer stays in the conversation, so the re-ask reads naturally
-            agent.history += [{"role": "user", "content": task}, {"role": "assistant", "content": err.reply or "(empty)"}]
-        task = reask_task(reasons[-1]) if reask_task else reask(schema, reasons[-1])
-    raise ContractError(schema, reasons)
+    return parse_reply(text, ValidationResult, stop_reason)
 
 
-def parse_structured(client: anthropic.Anthropic, schema: type[T], *, model: str, max_tokens: int,
-                     messages: list[dict], system: str | None = None, attempts: int = ATTEMPTS) -> T:
-    """`client.messages.parse(output_format=schema)` with the same contract: the stop reason is
-    checked before the JSON is trusted, and a failed parse is re-asked with the error."""
-    if attempts < 1:
-        raise ValueError(f"attempts must be >= 1, got {attempts}")
-    messages = list(messages)
-    extra: dict[str, Any] = {"system": system} if system is not None else {}
-    reasons: list[str] = []
-    for _ in range(attempts):
-        try:
-            message = client.messages.parse(model=model, max_tokens=max_tokens, messages=messages,
-                                            output_format=schema, **extra)
-            text = "".join(block.text for block in message.content if block.type == "text")
-            if message.stop_reason in ("max_tokens", "refusal"):
-                parse_reply(text, schema, message.stop_reason)  # raises with the reason, even if the JSON parsed
-            if message.parsed_output is None:
-                raise ReplyError("the reply had no text block to parse", text)
-            return message.parsed_output
-        except pydantic.ValidationError as err:
-            # the SDK parses inside parse(): a truncated or refused reply fails here. For invalid
-            # JSON the error carries the text itself; otherwise the reason says what was wrong.
-            first = err.errors()[0]
-            text = first["input"] if first["type"] == "json_invalid" and isinstance(first["input"], str) else ""
-            reasons.append(_explain(err, text.strip()))
-        except ReplyError as err:
-            text = err.reply
-            reasons.append(err.reason)
-        messages += [{"role": "assistant", "content": text or "(an answer that did not fit the schema)"},
-                     {"role": "user", "content": reask(schema, reasons[-1])}]
-    raise ContractError(schema, reasons)
+class Usage(BaseModel):
+    """Tokens and calls, added up over a run (or one agent)."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+    def add(self, usage: dict[str, int]) -> None:
+        """Count one call with this usage (a dict as `mas.usage_of` gives)."""
+        self.calls += 1
+        for key in TOKEN_FIELDS:
+            setattr(self, key, getattr(self, key) + usage.get(key, 0))
+
+    def __add__(self, other: Usage) -> Usage:
+        """Field by field.
+
+        >>> (Usage(calls=1, input_tokens=10) + Usage(calls=2, output_tokens=5)).model_dump()["calls"]
+        3
+        """
+        return Usage(**{f: getattr(self, f) + getattr(other, f) for f in Usage.model_fields})
+
+    def __iadd__(self, other: Usage) -> Usage:
+        """In place, so a count shared with others (a run's total) is updated where it is."""
+        for f in Usage.model_fields:
+            setattr(self, f, getattr(self, f) + getattr(other, f))
+        return self
+
+    def __sub__(self, other: Usage) -> Usage:
+        """What was added since `other` (an earlier copy of the same count)."""
+        return Usage(**{f: getattr(self, f) - getattr(other, f) for f in Usage.model_fields})
+
+
+class RunResult(BaseModel):
+    """What `Orchestrator.run` returns: the report and how the run went."""
+
+    run_id: str
+    topic: str
+    report: str = Field(description="The final draft (the best one so far when the run was not approved).")
+    approved: bool
+    cycles: int = Field(description="Revisions made (each one a validate -> revise cycle).")
+    issues: list[str] = Field(description="The validator's last issues; empty when approved.")
+    status: Status = Field(description="approved | max_cycles | failed, or what stopped it: budget_exceeded | "
+                           "depth_exceeded | agent_failed | circuit_open | rejected | awaiting_human")
+    reason: str = Field("", description="Why the run stopped, in one line.")
+    usage: Usage = Field(default_factory=Usage, description="Tokens and calls of the whole run, resumes included.")

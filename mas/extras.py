@@ -9,17 +9,10 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from mas.errors import MissingExtra
+
 EXTRA_OF = {"ipywidgets": "lab", "IPython": "lab", "redis": "redis"}
 MAKE_TARGET = {"lab": "make lab", "redis": "make test"}
-
-
-class MissingExtra(ImportError):
-    """An optional package is not installed; `fix` says what installs it."""
-
-    def __init__(self, package: str, needed_by: str):
-        self.package, self.needed_by, self.extra = package, needed_by, EXTRA_OF.get(package, package)
-        self.fix = install_hint(self.extra)
-        super().__init__(f"{needed_by} needs {package}, which is not installed: {self.fix}")
 
 
 def install_hint(extra: str) -> str:
@@ -39,4 +32,5 @@ def require(package: str, needed_by: str) -> ModuleType:
     except ModuleNotFoundError as err:
         if err.name != package and not (err.name or "").startswith(package + "."):
             raise  # a broken install of something else: not ours to reword
-        raise MissingExtra(package, needed_by) from None
+        extra = EXTRA_OF.get(package, package)
+        raise MissingExtra(package, needed_by, extra, install_hint(extra)) from None

@@ -1,4 +1,4 @@
-"""Failure policies per agent: retry, skip, fall back, escalate to a human; and a circuit breaker.
+"""Failure handling (notebook 05): retry, skip, fall back, escalate to a human; and a circuit breaker.
 
     writer = Resilient(WriterAgent(client=client),
                        [Retry(1), Fallback(model="claude-haiku-4-5"), Escalate(default=APPROVE)],
@@ -9,53 +9,122 @@ Two layers, in this order:
 1. the SDK's own retries: every `messages.create` already retries 429, 529, 5xx, 408/409,
    timeouts and connection errors `max_retries` times with backoff (`make_client(max_retries=2)`).
    A bad request (400) or an unusable reply (a refusal, a cut-off or empty one) is not retried.
-2. then these policies, tried in the order given, each on the failures it knows how to handle:
-   `Retry` the agent again (a new round of SDK retries), `Fallback` to another model or a simpler
-   agent, `Skip` a step the run can live without, `Escalate` to a person (`mas.human`).
+2. then these policies, tried in the order given, each on the failures it knows how to handle
+   (by kind, `mas.errors.KINDS`): `Retry` the agent again (a new round of SDK retries), `Fallback`
+   to another model or a simpler agent, `Skip` a step the run can live without, `Escalate` to a person.
 
 A failed call becomes an `AgentFailure(agent, kind, message, attempts)`, recorded on the
 wrapper (`.failures`); the wrapper never returns a half-result as if it were a success. When no
-policy recovers, it raises `AgentFailed` (a `mas.hooks.RunStopped`), so the orchestrator stops the
-run with status "agent_failed" and the reason, resumable, with nothing half-written in memory.
+policy recovers, it raises `AgentFailed` (a `RunStopped`), so the orchestrator stops the run with
+status "agent_failed" and the reason, resumable, with nothing half-written in memory.
 
 The circuit breaker counts consecutive failed calls of the wrapped agent; at `max_failures` it
 opens and every further call to that agent is refused at once, with no request sent: the
 policies that don't need the agent (fallback, skip, escalate) still run, and if none recovers,
 `CircuitOpen` stops the run ("circuit_open"). A success closes it.
 
-A person's "reject" stops the run as "rejected"; an interactive escalation stops it as
-"awaiting_human" until the form is answered, and the resumed step then uses that answer.
+Escalation to a person: a question and a draft in, a `Decision` out (approve, reject, or edit).
+A Jupyter kernel cannot know whether someone is watching (JupyterLab with a person looks exactly
+like nbval or papermill with nobody there), so `mas` does not guess; it is told: `interactive=True`
+or `MAS_INTERACTIVE=1`. Unattended, the configured default decision answers at once (never
+`input()`, which would hang); interactive, an approval form (`mas.widgets.ApprovalForm`) is shown
+and returned, and since a running cell cannot receive clicks, the run stops as "awaiting_human"
+and the same `run(run_id=...)` resumes once the form is answered. A person's "reject" stops the
+run as "rejected".
 
 Simplified on purpose: the breaker's half-open trial comes after a *count* of refused calls
 (`reset_after`), not a cool-down time, so it is deterministic and testable; production breakers
-usually wait N seconds. Only the sync `run` / `review` are wrapped (no `arun`).
-
-This module holds the policies and the wrapper; the kinds of failure and their records
-(`kind_of`, `failure_of`, `AgentFailure`, `AgentFailed`) are in `mas.failure_kinds`, the breaker
-in `mas.breaker`, and every one of those names can be imported from here as well.
+usually wait N seconds. One person, one question at a time, no timeout on the form.
 """
 
 from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
-from mas.agents import VALIDATION_ATTEMPTS, AgentReplyError
-from mas.breaker import CircuitBreaker, CircuitOpen
-from mas.failure_kinds import KINDS, RETRYABLE, AgentFailed, AgentFailure, HumanRejected, failure_of, kind_of
-from mas.hooks import RunStopped
-from mas.human import REJECT, ApprovalForm, Decision, ask_human
+from mas.agents import VALIDATION_ATTEMPTS
+from mas.errors import (KINDS, RETRYABLE, AgentFailed, AgentFailure, AgentReplyError, AwaitingHuman, CircuitOpen,
+                        HumanRejected, failure_of, kind_of)
 from mas.prompts import tag, validate_task
-from mas.schemas import Usage, ValidationResult
+from mas.contracts import Usage, ValidationResult
+
+if TYPE_CHECKING:
+    from mas.widgets import ApprovalForm
+
+ACTIONS = ("approve", "reject", "edit")
 
 
-class AwaitingHuman(RunStopped):
-    """A form is on screen (see `mas.human`: a running cell can't wait for a click); answer it,
-    then run the same step again, or the whole run with `run(run_id=...)`."""
+# ---------------------------------------------------------------------------- decisions by a person
 
-    status = "awaiting_human"
+@dataclass(frozen=True)
+class Decision:
+    """A human's answer to an escalation.
+
+    >>> Decision("edit", "A better draft.")
+    Decision(action='edit', text='A better draft.', by='human')
+    >>> Decision("edit", "  ")
+    Traceback (most recent call last):
+    ...
+    ValueError: an edit needs the edited text (got an empty one); to keep the draft as it is, approve it
+    """
+
+    action: Literal["approve", "reject", "edit"]  # keep the draft / stop / use `text` instead
+    text: str = ""  # the edited text (edit only)
+    by: str = "human"  # "human" (a click) or "default" (nobody was asked)
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise ValueError(f"unknown action {self.action!r}; a decision is one of {', '.join(ACTIONS)}")
+        if self.action == "edit" and not self.text.strip():
+            raise ValueError("an edit needs the edited text (got an empty one); to keep the draft as it is, approve it")
+
+
+APPROVE = Decision("approve")
+REJECT = Decision("reject")
+
+
+def interactive_default(interactive: bool | None = None) -> bool:
+    """Whether to show a form: the explicit argument wins, else `MAS_INTERACTIVE` (1/true/yes).
+
+    >>> interactive_default(True), interactive_default(False)
+    (True, False)
+    """
+    if interactive is not None:
+        return interactive
+    from mas.settings import settings
+
+    return settings().interactive
+
+
+def show_widget(form: ApprovalForm) -> None:
+    """Display the form's widget in the notebook (the default way `ask_human` shows it)."""
+    from IPython.display import display
+
+    display(form.widget)
+
+
+def ask_human(question: str, draft: str = "", *, interactive: bool | None = None, default: Decision = REJECT,
+              show: Callable[[ApprovalForm], Any] | None = None) -> Decision | ApprovalForm:
+    """Ask a person to approve, reject or edit `draft`.
+
+    Unattended (not `interactive`): `default` at once, marked `by="default"`; REJECT unless
+    configured, so nothing unreviewed goes further by accident. Interactive: a form, shown with
+    `show` (default: displayed as a widget) and returned; its `decision` is None until a click.
+
+    >>> ask_human("Keep this draft?", "Draft.", interactive=False)
+    Decision(action='reject', text='', by='default')
+    >>> ask_human("Keep this draft?", "Draft.", interactive=False, default=APPROVE).action
+    'approve'
+    """
+    if not interactive_default(interactive):
+        return replace(default, by="default")
+    from mas.widgets import ApprovalForm  # ipywidgets: only when someone is asked
+
+    form = ApprovalForm(question, draft)
+    (show or show_widget)(form)
+    return form
 
 
 @dataclass
@@ -139,7 +208,7 @@ class Skip:
 
 @dataclass
 class Escalate:
-    """Ask a person (`mas.human.ask_human`, or your own `ask(question, draft)`): approve the draft,
+    """Ask a person (`ask_human`, or your own `ask(question, draft)`): approve the draft,
     edit it, or reject (the run stops as "rejected"). Unattended, `default` answers."""
 
     ask: Callable[[str, str], Decision | ApprovalForm] | None = None
@@ -174,12 +243,67 @@ class Escalate:
             answer = self.ask(question, step.draft)
         else:
             answer = ask_human(question, step.draft, interactive=self.interactive, default=self.default, show=self.show)
-        if isinstance(answer, ApprovalForm):
+        if not isinstance(answer, Decision):  # a form on screen (mas.widgets.ApprovalForm)
             self.waiting = (step.key, answer, failure)
             raise AwaitingHuman(f"{failure.agent} failed ({failure.kind}): waiting for a person to answer the form; "
                                 "then run the step again (a run: orchestrator.run(run_id=...))")
         return r._apply(answer, failure, step)
 
+
+# ---------------------------------------------------------------------------- the circuit breaker
+
+class CircuitBreaker:
+    """Opens after `max_failures` consecutive failures; refuses calls while open; closes on a success.
+
+    With `reset_after=k`, after k refused calls the next one is let through as a trial
+    ("half_open"): a success closes the circuit, a failure opens it again for another k.
+
+    >>> breaker, failed = CircuitBreaker(max_failures=2), AgentFailure("Writer", "overloaded", "529", 3)
+    >>> breaker.record(failed); breaker.state
+    'closed'
+    >>> breaker.record(failed); breaker.state, breaker.allow(), breaker.refused
+    ('open', False, 1)
+    >>> breaker.record(None); breaker.state, breaker.allow()
+    ('closed', True)
+    """
+
+    def __init__(self, max_failures: int = 3, *, reset_after: int | None = None):
+        if max_failures < 1 or (reset_after is not None and reset_after < 1):
+            raise ValueError(f"max_failures and reset_after must be >= 1, got {max_failures}, {reset_after}")
+        self.max_failures, self.reset_after = max_failures, reset_after
+        self.failures = 0  # consecutive
+        self.refused = 0  # calls refused since it opened (or since the last trial)
+        self.last: AgentFailure | None = None
+
+    @property
+    def state(self) -> str:
+        if self.failures < self.max_failures:
+            return "closed"
+        return "half_open" if self.reset_after is not None and self.refused >= self.reset_after else "open"
+
+    def allow(self) -> bool:
+        """May the next call go through? (Counts it as refused when not.)"""
+        state = self.state
+        if state == "open":
+            self.refused += 1
+        elif state == "half_open":
+            self.refused = 0  # one trial; its failure re-opens the circuit for another `reset_after`
+        return state != "open"
+
+    def record(self, failure: AgentFailure | None) -> None:
+        if failure is None:
+            self.failures, self.refused, self.last = 0, 0, None
+        else:
+            self.failures, self.last = self.failures + 1, failure
+
+    def reason(self, agent: str) -> str:
+        trial = f"; a trial call goes through after {self.reset_after} refused" if self.reset_after else ""
+        last = f" (last: {self.last.kind}: {self.last.message})" if self.last else ""
+        return (f"circuit open: {agent} failed {self.failures} time(s) in a row{last}; "
+                f"calls are refused without a request{trial}")
+
+
+# ---------------------------------------------------------------------------- the wrapper
 
 class Resilient:
     """An agent wrapped in failure policies; it looks like an agent (`run`, `review`, `reset`, `usage`)."""

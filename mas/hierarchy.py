@@ -35,11 +35,13 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import anthropic
 
-from mas.agents import DEFAULT_MAX_TOKENS, AgentReplyError, ResearcherAgent
-from mas.hooks import RunStopped, call_hook
+from mas.errors import DepthLimitExceeded
+from mas.agents import DEFAULT_MAX_TOKENS, ResearcherAgent
+from mas.errors import AgentReplyError
+from mas.hooks import call_hook
 from mas.llm import make_client
 from mas.prompts import DEFAULT_AUDIENCE, bullets, tag
-from mas.schemas import Usage
+from mas.contracts import Usage
 
 if TYPE_CHECKING:
     from mas.memory import Memory
@@ -49,12 +51,6 @@ CHECK_ATTEMPTS = 2  # the first notes, plus one re-ask with the problem fed back
 
 # (depth of the team running now, the tightest max_depth on the way down); 0 = not in a team
 _depth: ContextVar[tuple[int, int | None]] = ContextVar("mas_team_depth", default=(0, None))
-
-
-class DepthLimitExceeded(RunStopped):
-    """A team tree deeper than `max_depth`, refused before any of it ran."""
-
-    status = "depth_exceeded"
 
 
 def current_depth() -> int:

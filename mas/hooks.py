@@ -9,6 +9,8 @@
     with call_hook(trace):
         orchestrator.run(...)           # every agent call inside is traced; agent code unchanged
 
+Every request goes through `BaseAgent._call`: messages (create, parse) and token counts
+(`count_tokens`, which a hook tells by `counting(request)`), so a hook sees and can refuse each.
 Hooks live in a context variable, so they apply to the code inside the `with` (and to the
 asyncio tasks it starts), not to other threads or notebooks' other cells.
 """
@@ -28,15 +30,6 @@ Hook = Callable[[Any, dict], "After | None"]
 _hooks: ContextVar[tuple[Hook, ...]] = ContextVar("mas_call_hooks", default=())
 
 
-class RunStopped(RuntimeError):
-    """A limit or policy stopped the work on purpose (a budget, a depth limit, an open circuit).
-
-    The orchestrator ends the run with `status` and this message as the reason, resumable later.
-    """
-
-    status = "stopped"
-
-
 @contextmanager
 def call_hook(hook: Hook) -> Iterator[Hook]:
     token = _hooks.set((*_hooks.get(), hook))
@@ -44,6 +37,15 @@ def call_hook(hook: Hook) -> Iterator[Hook]:
         yield hook
     finally:
         _hooks.reset(token)
+
+
+def counting(request: dict) -> bool:
+    """A `count_tokens` request (it has no `max_tokens`, as in the API): nothing is generated.
+
+    >>> counting({"model": "m", "messages": []}), counting({"model": "m", "max_tokens": 5, "messages": []})
+    (True, False)
+    """
+    return "max_tokens" not in request
 
 
 def before_call(agent: Any, request: dict) -> After:

@@ -34,6 +34,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator, Protocol, Self, runtime_checkable
 
+from mas.errors import MemoryClosedError, MemoryUnavailableError
 from mas.settings import settings
 
 __all__ = ["Memory", "SQLiteMemory", "PersistentMemory", "RedisMemory", "MemoryClosedError",  # noqa: F822 (RedisMemory: see __getattr__)
@@ -43,14 +44,6 @@ BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another process's write to 
 SEP = "/"  # between a namespace and a key: `run-42/draft` reads well in any client
 _JOURNAL_MODES = ("wal", "delete", "truncate", "persist")
 _STAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # SQLite's CURRENT_TIMESTAMP (UTC) plus microseconds
-
-
-class MemoryClosedError(RuntimeError):
-    """The memory was used after `close()` (or in a process it was not opened in)."""
-
-
-class MemoryUnavailableError(RuntimeError):
-    """The memory's server cannot be reached."""
 
 
 @runtime_checkable

@@ -30,13 +30,14 @@ from typing import Callable
 
 import anthropic
 
-from mas.agents import VALIDATION_ATTEMPTS, AgentReplyError, BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
-from mas.failure_kinds import one_line
-from mas.hooks import RunStopped
+from mas.agents import BaseAgent, ResearcherAgent, VALIDATION_ATTEMPTS, ValidatorAgent, WriterAgent
+from mas.errors import AgentReplyError
+from mas.errors import one_line
+from mas.errors import RunStopped
 from mas.llm import default_model, make_client
 from mas.memory import Memory, SQLiteMemory
 from mas.prompts import DEFAULT_AUDIENCE, research_task, revise_task, write_task
-from mas.schemas import RunResult, Usage, ValidationResult
+from mas.contracts import RunResult, Usage, ValidationResult
 
 TERMINAL = ("approved", "max_cycles")
 

@@ -35,12 +35,13 @@ from typing import Any, Coroutine, Sequence, TypeVar
 
 import anthropic
 
-from mas.agents import DEFAULT_MAX_TOKENS, AgentReplyError, ResearcherAgent
-from mas.failure_kinds import one_line
-from mas.hooks import RunStopped
+from mas.errors import ParallelResearchFailed
+from mas.agents import DEFAULT_MAX_TOKENS, ResearcherAgent
+from mas.errors import AgentReplyError
+from mas.errors import one_line
 from mas.llm import make_async_client
 from mas.prompts import DEFAULT_AUDIENCE, merge_bullets, research_task, tag
-from mas.schemas import Usage
+from mas.contracts import Usage
 
 T = TypeVar("T")
 DEFAULT_ANGLES = ("key concepts", "real-world use", "limitations and risks")
@@ -186,16 +187,6 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
 # --------------------------------------------------------------------------- a parallel researcher
 
-
-
-class ParallelResearchFailed(RunStopped):
-    """Fewer angles than `min_angles` gave research; the orchestrator stops the run as failed."""
-
-    status = "failed"
-
-    def __init__(self, message: str, errors: list[SubtaskError]):
-        super().__init__(message)
-        self.errors = errors
 
 
 class ParallelResearcher:

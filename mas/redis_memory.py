@@ -20,7 +20,8 @@ from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 from mas.extras import require
-from mas.memory import MemoryUnavailableError, _BaseMemory, _check_value, _Shared
+from mas.memory import _BaseMemory, _check_value, _Shared
+from mas.errors import MemoryUnavailableError
 from mas.settings import settings
 
 CONNECT_TIMEOUT_S = 5.0  # an unreachable Redis host fails in seconds, not after the OS TCP timeout

@@ -24,18 +24,12 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mas.errors import SettingsError
+
 DEFAULT_MODEL = "claude-opus-4-6"
 DEFAULT_DB_PATH = Path("data") / "memory.db"
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 NO_DOTENV = "MAS_NO_DOTENV"
-
-
-class SettingsError(ValueError):
-    """A switch with a value it does not accept; the message names the variable and what it takes."""
-
-    def __init__(self, variable: str, value: str, accepts: str):
-        self.variable, self.value, self.accepts = variable, value, accepts
-        super().__init__(f"{variable}={value!r} is not valid: it accepts {accepts} (or leave it empty)")
 
 
 class Settings(BaseSettings):

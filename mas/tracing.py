@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from mas.hooks import call_hook
+from mas.hooks import call_hook, counting
 from mas.llm import last_user_text, text_of, usage_of
 from mas.pricing import Price, uncached_cost
 from mas.pricing import cost as price_cost
@@ -145,7 +145,10 @@ class Tracer:
             active.__exit__(*exc)
 
     def hook(self, agent: Any, request: dict) -> Any:
-        """The `mas.hooks` hook: called before a call, returns what to run after it."""
+        """The `mas.hooks` hook: called before a call, returns what to run after it (a span per
+        model call; a `count_tokens` request generates nothing and gets none)."""
+        if counting(request):
+            return None
         prompt = last_user_text(request)
         label = _step.get() or task_kind(prompt)
         with self._lock:

@@ -1,8 +1,9 @@
-"""Interactive widgets (ipywidgets): a prompt playground and a trace viewer.
+"""Interactive widgets (ipywidgets): a prompt playground, a trace viewer, and the approval form.
 
     from mas.widgets import Playground, TraceViewer
     Playground()            # edit prompts, run one agent or the pipeline, compare two prompts
     TraceViewer(tracer)     # a run's calls as a table and a timeline; click a call for its prompt and reply
+    ApprovalForm(q, draft)  # what `mas.failures.ask_human` shows a person: approve, edit or reject
 
 Each widget is a plain class whose buttons call ordinary methods (`run_agent`, `compare`,
 `reset_prompts`, `save`, `load`, `select`), so the logic is tested headless by calling them
@@ -20,6 +21,7 @@ from typing import Any
 
 from mas.agents import BaseAgent
 from mas.extras import require
+from mas.failures import Decision
 from mas.llm import default_model, make_client, usage_of
 from mas.offline.catalog import listed_models
 from mas.prompts import SYSTEM_PROMPTS, research_task
@@ -196,7 +198,7 @@ class Playground:
     # ------------------------------------------------------------------ plumbing
 
     def _timed(self, agent: BaseAgent, task: str) -> tuple[str, float | None]:
-        from mas.agents import AgentReplyError
+        from mas.errors import AgentReplyError
 
         start = time.perf_counter()
         try:
@@ -265,3 +267,62 @@ class TraceViewer:
         from IPython.display import display
 
         display(self.widget)
+
+
+class ApprovalForm:
+    """The question, the draft in an editable text box, and three buttons; `decision` after a click.
+
+    The buttons' handlers are plain methods (`approve`, `edit`, `reject`), so a test or a
+    notebook can press them with `form.approve_button.click()` without a browser.
+    """
+
+    def __init__(self, question: str, draft: str = ""):
+        widgets = W
+        self.question, self.draft = question, draft
+        self.decision: Decision | None = None
+        self.text = widgets.Textarea(value=draft, placeholder="the draft (edit it, then press 'Use my edit')",
+                                     layout=widgets.Layout(width="100%", height="14em"))
+        self.approve_button = widgets.Button(description="Approve", button_style="success", icon="check")
+        self.edit_button = widgets.Button(description="Use my edit", button_style="warning", icon="pencil")
+        self.reject_button = widgets.Button(description="Reject", button_style="danger", icon="times")
+        self.status = widgets.HTML("<i>waiting for your decision</i>")
+        self.approve_button.on_click(lambda _: self.approve())
+        self.edit_button.on_click(lambda _: self.edit())
+        self.reject_button.on_click(lambda _: self.reject())
+        self.widget = widgets.VBox([widgets.HTML(f"<b>{html.escape(question)}</b>"), self.text,
+                                    widgets.HBox([self.approve_button, self.edit_button, self.reject_button]),
+                                    self.status])
+
+    # the three button handlers
+    def approve(self) -> None:
+        self.decide(Decision("approve"))
+
+    def edit(self) -> None:
+        if not self.text.value.strip():
+            self.status.value = "<b>The text box is empty</b>: write the text to use, or approve or reject."
+            return
+        self.decide(Decision("edit", self.text.value))
+
+    def reject(self) -> None:
+        self.decide(Decision("reject"))
+
+    def decide(self, decision: Decision) -> None:
+        """Record `decision` as a click does (the buttons call this). Code answers a form with it
+        when nobody is there to click: `form.decide(Decision("approve", by="default"))`."""
+        if self.decision is not None:  # the first decision stands; a second one changes nothing
+            return
+        self.decision = decision
+        for button in (self.approve_button, self.edit_button, self.reject_button):
+            button.disabled = True
+        self.text.disabled = True
+        self.status.value = f"Decided: <b>{decision.action}</b>. Now re-run the step (or the run) that asked."
+
+    def describe(self) -> str:
+        """The form as plain text: what a reader without a live front end sees of it."""
+        return (f"[approval form] {self.question}\n"
+                f"  text box: the draft, {len(self.draft)} chars, editable\n"
+                f"  buttons:  Approve | Use my edit | Reject\n"
+                f"  decision: {self.decision.action if self.decision else 'none yet'}")
+
+    def __repr__(self) -> str:
+        return f"ApprovalForm({'decided: ' + self.decision.action if self.decision else 'waiting'})"

@@ -47,7 +47,7 @@ from typing import Any, Iterator
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from mas.extras import require
-from mas.memory import MemoryUnavailableError
+from mas.errors import MemoryUnavailableError
 from mas import prompts
 from mas.prompts import SYSTEM_PROMPTS
 from mas.redis_memory import CONNECT_TIMEOUT_S, RedisMemory, glob_escape, redact_url
@@ -228,7 +228,8 @@ def work(namespace: str, url: str | None = None, *, worker: str = "w1", prefix: 
     Returns how many jobs it took. An API error or an unusable reply fails that job (recorded)."""
     import anthropic
 
-    from mas.agents import AgentReplyError, BaseAgent
+    from mas.agents import BaseAgent
+    from mas.errors import AgentReplyError
     from mas.llm import make_client
 
     client = client or make_client()

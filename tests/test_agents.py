@@ -7,11 +7,12 @@ import json
 
 import pytest
 
-from mas.agents import AgentReplyError, BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
+from mas.agents import BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
+from mas.errors import AgentReplyError
 from mas.llm import make_async_client, make_client
 from mas.offline import OfflineTransport, ScriptedTransport, text_message
 from mas.prompts import SYSTEM_PROMPTS
-from mas.schemas import ValidationResult
+from mas.contracts import ValidationResult
 
 OK = '{"issues": [], "approved": true}'
 
@@ -148,7 +149,8 @@ def test_the_offline_validator_end_to_end_through_the_agent():
 
 
 def test_call_hooks_see_every_call_and_can_refuse_one():
-    from mas.hooks import RunStopped, call_hook
+    from mas.hooks import call_hook
+    from mas.errors import RunStopped
 
     seen = []
 

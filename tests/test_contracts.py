@@ -6,11 +6,12 @@ import pytest
 from pydantic import BaseModel
 
 from mas.agents import ResearcherAgent, ValidatorAgent
-from mas.contracts import ContractError, ReplyError, ask_structured, parse_reply, parse_structured
+from mas.contracts import parse_reply
+from mas.errors import ContractError, ReplyError
 from mas.llm import make_client
 from mas.offline import Fault, OfflineTransport, ScriptedTransport, text_message
-from mas.prompts import SYSTEM_PROMPTS, validate_task
-from mas.schemas import ValidationResult
+from mas.prompts import validate_task
+from mas.contracts import ValidationResult
 
 MODEL = "claude-opus-4-6"
 RESEARCH = "- Caches keep hot data close to the CPU.\n- Cache misses cost hundreds of cycles."
@@ -38,21 +39,21 @@ def test_parse_reply_rejects_every_kind_of_bad_reply_with_a_reason(text, stop, r
     assert reason in info.value.reason
 
 
-def test_ask_structured_reasks_with_the_error_then_succeeds():
+def test_ask_reasks_with_the_error_then_succeeds():
     transport = ScriptedTransport(['Sure: {"topic": "t", "points": ["a"]}', '{"topic": "t", "points": ["a"]}'])
     agent = ResearcherAgent(client=make_client(transport=transport))
-    assert ask_structured(agent, "<topic>t</topic>", Notes) == Notes(topic="t", points=["a"])
+    assert agent.ask("<topic>t</topic>", Notes) == Notes(topic="t", points=["a"])
     reask = transport.requests[1]["messages"][-1]["content"]
     assert reask.startswith("Your answer could not be used: not valid JSON") and '"topic", "points"' in reask
 
 
-def test_ask_structured_gives_up_after_the_attempts_never_defaults():
+def test_ask_gives_up_after_the_attempts_never_defaults():
     transport = ScriptedTransport(["nope"] * 2)
     agent = ResearcherAgent(client=make_client(transport=transport))
     with pytest.raises(ContractError, match="no valid Notes after 2 answers"):
-        ask_structured(agent, "t", Notes, attempts=2)
+        agent.ask("t", Notes, attempts=2)
     with pytest.raises(ValueError, match="attempts must be >= 1"):
-        ask_structured(agent, "t", Notes, attempts=0)
+        agent.ask("t", Notes, attempts=0)
 
 
 @pytest.mark.parametrize("kind", ["malformed_json", "fenced_json", "prose_json", "truncate", "refusal", "empty"])
@@ -65,17 +66,16 @@ def test_the_validator_under_each_reply_fault_is_reasked_and_gets_the_true_verdi
     assert transport.model.calls == 2
 
 
-def test_parse_structured_uses_the_sdks_structured_outputs():
+def test_structured_outputs_uses_the_sdks_structured_outputs():
     transport = OfflineTransport()
     client = make_client(transport=transport)
-    verdict = parse_structured(client, ValidationResult, model=MODEL, max_tokens=1000,
-                               system=SYSTEM_PROMPTS["validator"],
-                               messages=[{"role": "user", "content": validate_task(RESEARCH, GOOD_DRAFT)}])
+    validator = ValidatorAgent(client=client, model=MODEL, max_tokens=1000)
+    verdict = validator.ask(validate_task(RESEARCH, GOOD_DRAFT), ValidationResult, structured=True)
     assert verdict.approved is True and verdict.issues == []
 
 
 @pytest.mark.parametrize("kind", ["truncate", "refusal", "malformed_json"])
-def test_parse_structured_never_parses_a_cut_off_or_refused_reply(kind):
+def test_structured_outputs_never_parses_a_cut_off_or_refused_reply(kind):
     transport = ScriptedTransport()
     client = make_client(transport=transport)
     bad = {"truncate": text_message('{"issues": [], "appr', stop_reason="max_tokens"),
@@ -83,8 +83,8 @@ def test_parse_structured_never_parses_a_cut_off_or_refused_reply(kind):
            "malformed_json": text_message('{"issues": [], "approved": tr')}[kind]
     transport.add(bad, bad)
     with pytest.raises(ContractError) as info:
-        parse_structured(client, ValidationResult, model=MODEL, max_tokens=100, attempts=2,
-                         messages=[{"role": "user", "content": "check"}])
+        ValidatorAgent(client=client, model=MODEL, max_tokens=100).ask("check", ValidationResult, attempts=2,
+                                                                       structured=True)
     assert len(info.value.reasons) == 2 and len(transport.requests) == 2
     assert transport.requests[0]["output_config"]["format"]["type"] == "json_schema"
     assert transport.requests[1]["messages"][-1]["content"].startswith("Your answer could not be used")
@@ -97,7 +97,7 @@ def test_parse_structured_never_parses_a_cut_off_or_refused_reply(kind):
     ('{"issues": [1], "approved": false}', "issues.0: Input should be a valid string"),
 ])
 def test_a_verdict_is_read_strictly_no_truthy_approvals(reply, reason):
-    from mas.schemas import parse_validation
+    from mas.contracts import parse_validation
 
     with pytest.raises(ReplyError) as info:
         parse_validation(reply)
@@ -107,6 +107,6 @@ def test_a_verdict_is_read_strictly_no_truthy_approvals(reply, reason):
 def test_a_cut_off_structured_reply_says_so():
     transport = ScriptedTransport([text_message('{"issues": [], "appr', stop_reason="max_tokens")])
     with pytest.raises(ContractError) as info:
-        parse_structured(make_client(transport=transport), ValidationResult, model=MODEL, max_tokens=5, attempts=1,
-                         messages=[{"role": "user", "content": "check"}])
+        ValidatorAgent(client=make_client(transport=transport), model=MODEL, max_tokens=5).ask(
+            "check", ValidationResult, attempts=1, structured=True)
     assert "cut off at max_tokens" in info.value.reasons[0]

@@ -13,7 +13,8 @@ import anthropic
 import pytest
 
 from mas import doctor
-from mas.extras import MissingExtra, require
+from mas.extras import require
+from mas.errors import MissingExtra
 from mas.llm import make_client
 from mas.settings import DEFAULT_MODEL
 from mas.offline import OfflineTransport

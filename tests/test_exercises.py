@@ -14,7 +14,7 @@ from mas.memory import SQLiteMemory
 from mas.offline import Fault, OfflineTransport
 from mas.orchestrator import Orchestrator
 from mas.prompts import SYSTEM_PROMPTS, revise_task, write_task
-from mas.schemas import ValidationResult
+from mas.contracts import ValidationResult
 
 TOPIC = "How vector databases enable semantic search"
 
@@ -180,7 +180,7 @@ class _Outline:
     name, role = "Outline writer", "writer"
 
     def __init__(self, points=None):
-        from mas.schemas import Usage
+        from mas.contracts import Usage
 
         self.usage, self.points = Usage(), points  # points: keep only the first few (a draft that misses some)
 
@@ -399,13 +399,13 @@ def _draft_class(forbid=True, min_length=1):
 
 def _ask_writer(draft_class, replies, attempts=3):
     """The exercise's run: a scripted writer, asked for a Draft; its result (or error) and its transport."""
-    from mas.contracts import ContractError, ask_structured
+    from mas.errors import ContractError
     from mas.offline import ScriptedTransport
 
     script = ScriptedTransport(replies)
     writer = WriterAgent(client=make_client(transport=script))
     try:
-        return ask_structured(writer, write_task(TOPIC, "engineers", "- a point"), draft_class, attempts), script
+        return writer.ask(write_task(TOPIC, "engineers", "- a point"), draft_class, attempts), script
     except ContractError as err:
         return err, script
 
@@ -447,12 +447,12 @@ def test_04_1_draft_contract_right_and_wrong(capsys):
     prose_first = _ask_writer(draft, ["Here it is: " + json.dumps(ANSWER), json.dumps(ANSWER)])
     with pytest.raises(NotYet, match="rejected, but not for a code fence"):
         check("04.1", draft, *prose_first)
-    with pytest.raises(NotYet, match="Pass what ask_structured returned"):
+    with pytest.raises(NotYet, match="Pass what writer.ask returned"):
         check("04.1", draft, ANSWER, script)
 
 
 def test_04_2_failing_contract_right_and_wrong():
-    from mas.contracts import ReplyError
+    from mas.errors import ReplyError
 
     draft = _draft_class()
     empty = json.dumps({"title": "Vector search", "sections": []})
@@ -467,7 +467,7 @@ def test_04_2_failing_contract_right_and_wrong():
         check("04.2", draft, error, 3)
     with pytest.raises(NotYet, match="A ReplyError is one answer's error"):
         check("04.2", draft, ReplyError("sections: too short"), 2)
-    with pytest.raises(NotYet, match="Pass the exception ask_structured raised"):
+    with pytest.raises(NotYet, match="Pass the exception writer.ask raised"):
         check("04.2", draft, None, 2)
     with pytest.raises(NotYet, match=r"accepted \"sections\": \[\]"):
         check("04.2", _draft_class(min_length=0), error, 2)

@@ -11,10 +11,11 @@ import httpx2
 import pytest
 
 from mas.agents import ResearcherAgent, ValidatorAgent, WriterAgent
-from mas.failures import (AgentFailed, AgentFailure, AwaitingHuman, CircuitBreaker, CircuitOpen, Escalate, Fallback,
-                          HumanRejected, Resilient, Retry, Skip)
-from mas.hooks import RunStopped, call_hook
-from mas.human import APPROVE, REJECT, ApprovalForm, Decision, ask_human
+from mas.failures import APPROVE, REJECT, CircuitBreaker, Decision, Escalate, Fallback, Resilient, Retry, Skip, ask_human
+from mas.errors import AgentFailed, AgentFailure, AwaitingHuman, CircuitOpen, HumanRejected
+from mas.hooks import call_hook
+from mas.errors import RunStopped
+from mas.widgets import ApprovalForm
 from mas.llm import make_client
 from mas.offline import Fault, OfflineTransport, ScriptedTransport, error, text_message
 from mas.orchestrator import Orchestrator
@@ -446,7 +447,7 @@ def test_a_failing_revision_skipped_ends_at_the_revise_limit_with_the_best_draft
 def test_a_validator_is_never_approved_by_a_default_decision():
     from mas.agents import ValidatorAgent
     from mas.failures import Escalate, Resilient
-    from mas.human import APPROVE, Decision
+    from mas.failures import APPROVE, Decision
     from mas.llm import make_client
     from mas.offline import OfflineTransport
 

@@ -16,9 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 import anthropic
 import pytest
 
-from mas.agents import AgentReplyError, BaseAgent
-from mas.budget import Budget, BudgetExceeded, Spent
-from mas.hierarchy import DepthLimitExceeded, ResearchTeam, calls_by_depth, current_depth
+from mas.agents import BaseAgent
+from mas.errors import AgentReplyError
+from mas.budget import Budget, Spent
+from mas.errors import BudgetExceeded
+from mas.hierarchy import calls_by_depth, current_depth, ResearchTeam
+from mas.errors import DepthLimitExceeded
 from mas.llm import make_async_client, make_client
 from mas.offline import AsyncOfflineTransport, Latency, OfflineTransport, ScriptedTransport, error, text_message
 from mas.orchestrator import Orchestrator

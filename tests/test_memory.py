@@ -21,15 +21,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from mas.memory import (
-    Memory,
-    MemoryClosedError,
-    MemoryUnavailableError,
-    PersistentMemory,
-    RedisMemory,
-    SQLiteMemory,
-    next_stamp,
-)
+from mas.memory import Memory, next_stamp, PersistentMemory, RedisMemory, SQLiteMemory
+from mas.errors import MemoryClosedError, MemoryUnavailableError
 from redis_server import start_redis
 
 WORKER = str(Path(__file__).with_name("memory_worker.py"))

@@ -17,7 +17,7 @@ from mas.memory import RedisMemory, SQLiteMemory
 from mas.offline import Fault, OfflineTransport, ScriptedTransport
 from mas.offline.roles import UNSUPPORTED_CLAIM
 from mas.orchestrator import Orchestrator
-from mas.schemas import ValidationResult
+from mas.contracts import ValidationResult
 
 TOPIC = "How vector databases enable semantic search"
 STEPS = ["research", "draft_1", "validation_1", "draft_2", "validation_2"]  # one model call each, offline

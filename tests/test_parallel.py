@@ -15,7 +15,8 @@ import httpx2
 import pytest
 
 from mas.agents import ResearcherAgent
-from mas.hooks import RunStopped, call_hook
+from mas.hooks import call_hook
+from mas.errors import RunStopped
 from mas.llm import make_async_client, make_client
 from mas.offline import AsyncOfflineTransport, Fault, Latency
 from mas.offline.roles import bullets_of

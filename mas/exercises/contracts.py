@@ -1,7 +1,7 @@
 """Checks for the exercises of notebook 04: a contract for the writer, and a reply that fails it.
 
 Both checks try the learner's `Draft` model on the same replies the notebook uses (a fenced answer,
-a bare one, one with no sections), through `ask_structured` and a `ScriptedTransport`, then compare
+a bare one, one with no sections), through `writer.ask` and a `ScriptedTransport`, then compare
 what the learner saw with what the contract does. See `mas.exercises` for how checks are called.
 """
 
@@ -79,24 +79,23 @@ def _text(content: Any) -> str:
 
 def check_draft_contract(draft_class: Any, result: Any, script: Any) -> str:
     """04.1: `Draft(title, sections)` rejects what it should; a fenced answer is re-asked once, then read."""
-    from mas.contracts import ask_structured
 
     _contract(draft_class)
     writer, own = _writer(["```json\n" + json.dumps(GOOD) + "\n```", json.dumps(GOOD)])
-    expect(ask_structured(writer, TASK, draft_class) == draft_class(**GOOD) and len(own.requests) == 2,
-           "ask_structured did not read the bare answer as your Draft after the fenced one.")
+    expect(writer.ask(TASK, draft_class) == draft_class(**GOOD) and len(own.requests) == 2,
+           "writer.ask did not read the bare answer as your Draft after the fenced one.")
 
-    expect(isinstance(result, draft_class), f"Pass what ask_structured returned (a Draft), not "
+    expect(isinstance(result, draft_class), f"Pass what writer.ask returned (a Draft), not "
            f"{type(result).__name__}.")
     requests = getattr(script, "requests", None)
     expect(isinstance(requests, list), "Pass the ScriptedTransport that played the writer (its `.requests` "
            "records what the writer was sent).")
     expect(len(requests) >= 2, f"Your writer was asked {len(requests)} time(s): its first reply was accepted "
            "as it was. Make that first reply the JSON inside a code fence, \"```json\\n\" + json.dumps(answer) + "
-           "\"\\n```\", so that the contract rejects it and ask_structured asks again.")
+           "\"\\n```\", so that the contract rejects it and writer.ask asks again.")
     sent = requests[1].get("messages", [])
     expect(len(sent) >= 3, "The second request does not carry the first answer and the re-ask: let "
-           "ask_structured(writer, task, Draft) do the asking, with one writer.")
+           "writer.ask(task, Draft) do the asking, with one writer.")
     first, reason = _text(sent[-2]["content"]), _text(sent[-1]["content"]).split("\n\n")[0]
     expect(first.lstrip().startswith("```"), f"Your first reply was rejected, but not for a code fence: "
            f"{reason!r}. Make it the right JSON inside a code fence, so that the re-ask is about the fence.")
@@ -112,16 +111,16 @@ def check_failing_contract(draft_class: Any, error: Any, requests: Any) -> str:
     """04.2: a writer that always answers with no sections: ContractError after 2 answers, with the reason."""
     import pydantic
 
-    from mas.contracts import ContractError, ReplyError, ask_structured
+    from mas.errors import ContractError, ReplyError
 
     _contract(draft_class)
-    expect(isinstance(error, BaseException), "Pass the exception ask_structured raised: "
+    expect(isinstance(error, BaseException), "Pass the exception writer.ask raised: "
            "`except ContractError as err:` ..., then check(\"04.2\", Draft, err, requests).")
-    expect(not isinstance(error, ReplyError), "A ReplyError is one answer's error: ask_structured catches it and "
+    expect(not isinstance(error, ReplyError), "A ReplyError is one answer's error: writer.ask catches it and "
            "asks again. What reaches you, when the attempts run out, is a ContractError with every answer's reason.")
     expect(not isinstance(error, pydantic.ValidationError), "You validated the reply yourself. Let "
-           "ask_structured(writer, task, Draft, attempts=2) do it, and catch what it raises.")
-    expect(isinstance(error, ContractError), f"ask_structured raises a ContractError when no answer fits, not "
+           "writer.ask(task, Draft, attempts=2) do it, and catch what it raises.")
+    expect(isinstance(error, ContractError), f"writer.ask raises a ContractError when no answer fits, not "
            f"{type(error).__name__}: {error}")
     reasons = len(error.reasons)
     expect(reasons == 2, f"Your ContractError holds {reasons} reasons, one per answer: pass attempts=2.")
@@ -132,7 +131,7 @@ def check_failing_contract(draft_class: Any, error: Any, requests: Any) -> str:
            f"a whole number (len(script.requests)), not {requests!r}.")
     writer, own = _writer([json.dumps({"title": "Vector search", "sections": []})] * 3)
     try:
-        ask_structured(writer, TASK, draft_class, attempts=2)
+        writer.ask(TASK, draft_class, attempts=2)
     except ContractError:
         pass
     expect(requests == len(own.requests), f"The writer got {len(own.requests)} requests, not {requests}: "

@@ -115,7 +115,8 @@ def check_breaker(validator: Any, max_failures: int = 2) -> str:
 
 def _researched(researcher: Any) -> tuple[CallLog, str]:
     """Run a ParallelResearcher on a topic the offline model has no notes on, counting calls in flight."""
-    from mas.hooks import RunStopped, call_hook
+    from mas.hooks import call_hook
+    from mas.errors import RunStopped
     from mas.prompts import research_task
 
     log = CallLog()

@@ -23,7 +23,7 @@ START_REDIS = START_REDIS_HINT + " Then restart the kernel and run the notebook 
 
 def _open(kind: str, namespace: str, url: str | None) -> Any:
     """A JobQueue or RedisMemory on `namespace`; NotYet saying how to start Redis when none answers."""
-    from mas.memory import MemoryUnavailableError
+    from mas.errors import MemoryUnavailableError
     from mas.redis_memory import redact_url as _redact
     from mas.settings import settings
 

@@ -1,0 +1,256 @@
+"""What can go wrong, in one place: every exception of `mas`, one vocabulary of failure kinds, one line each.
+
+    try:
+        writer.run(task)
+    except Exception as err:
+        kind = kind_of(err)                        # "overloaded", "refusal", ... or None for a bug
+        print(one_line(err))                       # "OverloadedError 529: Overloaded"
+
+Two kinds of error, as in the libraries this course learns from:
+- a *failure* the system can act on: an API error after the SDK's own retries, or a reply that
+  cannot be used (`AgentReplyError`, `ReplyError`). It has a kind from KINDS; failure policies,
+  parallel runs, tracing and the offline fault plan all speak that vocabulary, never exception
+  classes or message text.
+- a *stop* on purpose (`RunStopped`: a budget, a depth limit, an open circuit, a person's "no"),
+  or a developer's misuse (`ValueError`, `TypeError` with the fix in the message): no kind, so no
+  policy may absorb it. A stopped run ends with the stop's `status` and its one line as the reason.
+
+Exceptions carry their facts as fields (agent, kind, reason, attempts), never as text to be
+parsed back. Simplified on purpose: the kinds are coarse (every 5xx but 529 is "server_error").
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, Literal
+
+import anthropic
+
+FailureKind = Literal["rate_limit", "overloaded", "server_error", "timeout", "connection", "bad_request",
+                      "refusal", "max_tokens", "empty", "invalid", "circuit_open"]
+KINDS: tuple[FailureKind, ...] = typing.get_args(FailureKind)
+# worth calling again: transient on the API's side, or a model that may answer better next time
+RETRYABLE: tuple[FailureKind, ...] = ("rate_limit", "overloaded", "server_error", "timeout", "connection", "empty",
+                                      "invalid")
+# what each fault of the offline fault plan (mas.offline.faults) makes happen, in this vocabulary
+FAULTS: dict[str, FailureKind] = {
+    "rate_limit": "rate_limit", "overloaded": "overloaded", "server_error": "server_error",
+    "bad_request": "bad_request", "timeout": "timeout", "refusal": "refusal", "empty": "empty",
+    "truncate": "max_tokens", "malformed_json": "invalid", "fenced_json": "invalid", "prose_json": "invalid",
+}
+
+
+# ---------------------------------------------------------------------------- unusable replies
+
+class AgentReplyError(RuntimeError):
+    """A reply an agent cannot use: `kind` is empty | refusal | max_tokens | invalid."""
+
+    def __init__(self, agent: str, kind: FailureKind, reason: str, reply: str = ""):
+        super().__init__(f"{agent}: {reason}")
+        self.agent, self.kind, self.reason, self.reply = agent, kind, reason, reply
+
+
+class ReplyError(ValueError):
+    """A reply that does not fit its contract; `reason` says why in one line."""
+
+    def __init__(self, reason: str, reply: str = ""):
+        super().__init__(reason)
+        self.reason, self.reply = reason, reply
+
+
+class ContractError(RuntimeError):
+    """No answer fitted the contract within the allowed attempts; `reasons` holds each one's."""
+
+    def __init__(self, schema: type, reasons: list[str]):
+        super().__init__(f"no valid {schema.__name__} after {len(reasons)} answers; last: {reasons[-1]}")
+        self.schema, self.reasons = schema, reasons
+
+
+# ---------------------------------------------------------------------------- stops on purpose
+
+class RunStopped(RuntimeError):
+    """A limit or policy stopped the work on purpose; the orchestrator ends the run with `status`
+    and this message as the reason, resumable later."""
+
+    status: ClassVar[str] = "stopped"
+
+
+@dataclass(frozen=True)
+class AgentFailure:
+    """One failed call of one agent, as data."""
+
+    agent: str  # the agent's name, e.g. "Writer" or "Writer (claude-haiku-4-5)" for a fallback
+    kind: FailureKind
+    message: str  # one line: what went wrong
+    attempts: int  # API errors: requests the SDK sent (1 + its own retries); bad replies: answers read; 0: refused
+
+    def __str__(self) -> str:
+        return f"{self.agent}: {self.kind} after {self.attempts} attempt(s): {self.message}"
+
+
+class AgentFailed(RunStopped):
+    """Every policy was tried and none recovered; `failure` is the last one, `failures` all of this call."""
+
+    status = "agent_failed"
+
+    def __init__(self, failure: AgentFailure, failures: list[AgentFailure] | None = None, why: str = ""):
+        self.failure, self.failures = failure, list(failures or [failure])
+        super().__init__(why or f"{failure}; no failure policy recovered")
+
+
+class HumanRejected(AgentFailed):
+    """A person (or the default decision) said no."""
+
+    status = "rejected"
+
+
+class CircuitOpen(AgentFailed):
+    """The circuit breaker refused the call, and no policy that needs no agent recovered."""
+
+    status = "circuit_open"
+
+
+class AwaitingHuman(RunStopped):
+    """A form is on screen (a running cell can't wait for a click); answer it, then run the same
+    step again, or the whole run with `run(run_id=...)`."""
+
+    status = "awaiting_human"
+
+
+class BudgetExceeded(RunStopped):
+    """A call refused before it was sent, because its worst case would pass a limit.
+
+    `limit` is "calls", "tokens" or "cost"; `maximum` the limit; `spent` and `reserved` (by calls
+    in flight) what was used before it; `needed` what this call could use (None: price unknown).
+    """
+
+    status = "budget_exceeded"
+
+    def __init__(self, message: str, *, limit: str, maximum: float, spent: float, reserved: float,
+                 needed: float | None, agent: str):
+        super().__init__(message)
+        self.limit, self.maximum, self.spent, self.reserved, self.needed, self.agent = (
+            limit, maximum, spent, reserved, needed, agent)
+
+
+class DepthLimitExceeded(RunStopped):
+    """A team tree deeper than `max_depth`, refused before any of it ran."""
+
+    status = "depth_exceeded"
+
+
+class ParallelResearchFailed(RunStopped):
+    """Fewer angles than `min_angles` gave research; the orchestrator stops the run as failed."""
+
+    status = "failed"
+
+    def __init__(self, message: str, errors: list[Any]):
+        super().__init__(message)
+        self.errors = errors  # the angles' SubtaskErrors
+
+
+# ---------------------------------------------------------------------------- the parts around
+
+class MemoryClosedError(RuntimeError):
+    """The memory was used after `close()` (or in a process it was not opened in)."""
+
+
+class MemoryUnavailableError(RuntimeError):
+    """The memory's server cannot be reached."""
+
+
+class SettingsError(ValueError):
+    """A switch with a value it does not accept; the message names the variable and what it takes."""
+
+    def __init__(self, variable: str, value: str, accepts: str):
+        self.variable, self.value, self.accepts = variable, value, accepts
+        super().__init__(f"{variable}={value!r} is not valid: it accepts {accepts} (or leave it empty)")
+
+
+class MissingExtra(ImportError):
+    """An optional package is not installed; `fix` says what installs it."""
+
+    def __init__(self, package: str, needed_by: str, extra: str, fix: str):
+        self.package, self.needed_by, self.extra, self.fix = package, needed_by, extra, fix
+        super().__init__(f"{needed_by} needs {package}, which is not installed: {fix}")
+
+
+# ---------------------------------------------------------------------------- reading an error
+
+def kind_of(err: BaseException) -> FailureKind | None:
+    """The failure kind of an error from an agent call; None for what no policy should absorb
+    (a bug, a budget or other `RunStopped`, a human's rejection).
+
+    >>> import httpx2
+    >>> req = httpx2.Request("POST", "https://api.invalid/v1/messages")
+    >>> kind_of(anthropic.APITimeoutError(req))
+    'timeout'
+    >>> kind_of(anthropic.OverloadedError("busy", response=httpx2.Response(529, request=req), body=None))
+    'overloaded'
+    >>> kind_of(anthropic.BadRequestError("no", response=httpx2.Response(400, request=req), body=None))
+    'bad_request'
+    >>> kind_of(KeyError("a bug")) is None
+    True
+    """
+    if isinstance(err, AgentReplyError):
+        return err.kind
+    if isinstance(err, HumanRejected):
+        return None
+    if isinstance(err, AgentFailed):  # a nested Resilient (say, as a fallback) that gave up
+        return err.failure.kind
+    if isinstance(err, (ReplyError, ContractError, anthropic.APIResponseValidationError)):
+        return "invalid"
+    if isinstance(err, anthropic.APITimeoutError):  # before its parent, APIConnectionError
+        return "timeout"
+    if isinstance(err, anthropic.APIConnectionError):
+        return "connection"
+    if isinstance(err, anthropic.APIStatusError):
+        code = err.status_code
+        return ("rate_limit" if code == 429 else "overloaded" if code == 529 else "timeout" if code == 408
+                else "server_error" if code >= 500 else "bad_request")
+    return None
+
+
+def failure_of(agent: str, err: BaseException, kind: FailureKind, answers: int = 1) -> AgentFailure:
+    """The structured record of an error. An API error's attempts are counted by the SDK itself:
+    every request carries `x-stainless-retry-count`, the retries that preceded it."""
+    if isinstance(err, AgentFailed):  # a nested Resilient's record, under this wrapper's name for it
+        return replace(err.failure, agent=agent)
+    if isinstance(err, anthropic.APIError):
+        attempts = int(err.request.headers.get("x-stainless-retry-count", "0")) + 1
+    else:
+        attempts = answers if kind == "invalid" else 1  # a reply came back; the validator read `answers` of them
+    return AgentFailure(agent, kind, one_line(err) if isinstance(err, anthropic.APIError) else reason_of(err),
+                        attempts)
+
+
+def reason_of(err: BaseException) -> str:
+    """What went wrong, without who: an agent error's `reason`, else its one line.
+
+    >>> reason_of(AgentReplyError("Writer", "empty", "the reply had no text"))
+    'the reply had no text'
+    """
+    reason = getattr(err, "reason", None)
+    return (reason.splitlines() or [""])[0] if isinstance(reason, str) and reason else one_line(err)
+
+
+def one_line(err: BaseException) -> str:
+    """An error as one readable line: for an API error, its class, HTTP status and the API's own
+    message (not the raw error body the SDK puts in `str(err)`); for any other, its first line.
+
+    >>> import httpx2
+    >>> req = httpx2.Request("POST", "https://api.invalid/v1/messages")
+    >>> body = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    >>> one_line(anthropic.OverloadedError(f"Error code: 529 - {body}", body=body,
+    ...                                    response=httpx2.Response(529, request=req)))
+    'OverloadedError 529: Overloaded'
+    >>> one_line(anthropic.APIConnectionError(request=req)), one_line(ValueError("first\\nsecond"))
+    ('APIConnectionError: Connection error.', 'first')
+    """
+    if isinstance(err, anthropic.APIError):
+        status = f" {err.status_code}" if isinstance(err, anthropic.APIStatusError) else ""
+        text = f"{type(err).__name__}{status}: {getattr(err, 'api_message', None) or err.message}"
+    else:
+        text = str(err) or type(err).__name__
+    return (text.splitlines() or [""])[0]
