@@ -29,23 +29,26 @@ by money, so under `max_cost` its call is refused with that reason rather than g
 Simplified on purpose: a "call" is one agent call (one `messages.create`, however many times the
 SDK retries it underneath); a call that fails after it was sent still counts as a call, with no
 tokens. Cache writes in the worst case are priced as 5-minute writes (1.25x input). Install a
-budget once (`with budget:` or `budget.guard()`); budgets may nest (a team's inside the tree's),
+budget with `with budget:` (or `call_hook(budget)`); budgets may nest (a team's inside the tree's),
 each counting the calls made inside it.
 """
 
 from __future__ import annotations
 
 import threading
-from contextvars import ContextVar
+from functools import partial
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from mas.contracts import TOKEN_FIELDS
 from mas.errors import BudgetExceeded
-from mas.hooks import After, call_hook, counting
+from mas.hooks import After, counting, install, uninstall
 from mas.errors import RunStopped
 from mas.llm import usage_of
+from mas.pricing import dollars
 
 INPUT_COUNTS = ("estimate", "api")
+usd = partial(dollars, exact=True)  # a budget's figures, to the millionth of a dollar
 Price = Callable[[str, dict], "float | None"]
 
 
@@ -72,17 +75,7 @@ def total_tokens(usage: dict[str, int]) -> int:
     >>> total_tokens({"input_tokens": 10, "cache_read_input_tokens": 90, "output_tokens": 5})
     105
     """
-    return sum(usage.get(k, 0) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
-                                         "output_tokens"))
-
-
-def usd(dollars: float) -> str:
-    """Dollars, to the millionth of a dollar, without trailing zeros.
-
-    >>> usd(0.000545), usd(0.1), usd(12), usd(0)
-    ('$0.000545', '$0.1', '$12', '$0')
-    """
-    return "$" + f"{dollars:,.6f}".rstrip("0").rstrip(".")
+    return sum(usage.get(k, 0) for k in TOKEN_FIELDS)
 
 
 def _default_price(model: str, usage: dict) -> float | None:
@@ -108,24 +101,15 @@ class Budget:
         self.price = price or _default_price
         self._spent, self._reserved = Spent(), Spent()
         self._lock = threading.Lock()  # check-and-reserve is one step, across threads too
-        self._entered: ContextVar[tuple] = ContextVar(f"mas_budget_{id(self)}", default=())
 
     # ------------------------------------------------------------------ installing it
 
-    def guard(self):
-        """The hook as a context manager: `with budget.guard(): ...` (same as `with budget:`)."""
-        return call_hook(self)
-
     def __enter__(self) -> Budget:
-        cm = call_hook(self)
-        cm.__enter__()
-        self._entered.set((*self._entered.get(), cm))
+        install(self)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        *rest, cm = self._entered.get()
-        self._entered.set(tuple(rest))
-        cm.__exit__(*exc)
+        uninstall(self)
 
     # ------------------------------------------------------------------ what is used
 
@@ -142,7 +126,7 @@ class Budget:
 
     def summary(self) -> str:
         s = self.spent
-        cost = "unknown" if s.cost is None else usd(s.cost)
+        cost = usd(s.cost)
         return (f"{s.calls} call(s){_of(self.max_calls)}, {s.tokens:,} tokens{_of(self.max_tokens, ',')}, "
                 f"cost {cost}{'' if self.max_cost is None else ' of ' + usd(self.max_cost)}")
 

@@ -39,12 +39,11 @@ usually wait N seconds. One person, one question at a time, no timeout on the fo
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
-from mas.agents import VALIDATION_ATTEMPTS
+from mas.agents import VALIDATION_ATTEMPTS, is_validator
 from mas.errors import (KINDS, RETRYABLE, AgentFailed, AgentFailure, AgentReplyError, AwaitingHuman, CircuitOpen,
                         HumanRejected, failure_of, kind_of)
 from mas.prompts import tag, validate_task
@@ -162,7 +161,7 @@ class Retry:
                 break
             time.sleep(self.delay)
             try:
-                return r._attempt(r.agent, step)
+                return r.attempt(r.agent, step)
             except _Failed as err:
                 failure = err.failure
         raise _Failed(failure)
@@ -182,8 +181,8 @@ class Fallback:
             raise ValueError("Fallback needs exactly one of agent=... (another agent) or model=... (another model)")
 
     def recover(self, r: Resilient, step: Step, failure: AgentFailure) -> Any:
-        backup = r._fallback_agent(self)
-        return r._attempt(backup, step, primary=False)
+        backup = r.backup(self)
+        return r.attempt(backup, step, primary=False)
 
 
 @dataclass
@@ -247,7 +246,7 @@ class Escalate:
             self.waiting = (step.key, answer, failure)
             raise AwaitingHuman(f"{failure.agent} failed ({failure.kind}): waiting for a person to answer the form; "
                                 "then run the step again (a run: orchestrator.run(run_id=...))")
-        return r._apply(answer, failure, step)
+        return r.apply(answer, failure, step)
 
 
 # ---------------------------------------------------------------------------- the circuit breaker
@@ -310,19 +309,19 @@ class Resilient:
 
     def __init__(self, agent: Any, policies: list[Any] | None = None, breaker: CircuitBreaker | None = None):
         self.agent, self.policies, self.breaker = agent, list(policies or []), breaker
-        if hasattr(agent, "review") and any(isinstance(p, Skip) for p in self.policies):
+        if is_validator(agent) and any(isinstance(p, Skip) for p in self.policies):
             raise ValueError(f"{agent.name}: a validator's review can't be skipped (a skipped review is not an "
                              "approval); use Retry, Fallback or Escalate")
-        if hasattr(agent, "review") and any(isinstance(p, Escalate) and p.default.action == "approve"
+        if is_validator(agent) and any(isinstance(p, Escalate) and p.default.action == "approve"
                                             for p in self.policies):
             raise ValueError(f"{agent.name}: Escalate(default=APPROVE) on a validator would approve a draft that "
                              "nobody reviewed whenever no person is there; leave the default (reject) or edit")
         for p in self.policies:
-            if isinstance(p, Fallback) and p.model is not None and not hasattr(agent, "model"):
-                raise ValueError("Fallback(model=...) copies an agent that has a .model (a mas BaseAgent); "
-                                 "for this one pass Fallback(agent=...)")
-            if isinstance(p, Fallback) and hasattr(agent, "review") and p.agent is not None \
-                    and not hasattr(p.agent, "review"):
+            if isinstance(p, Fallback) and p.model is not None and not hasattr(agent, "with_model"):
+                raise ValueError("Fallback(model=...) copies an agent onto another model (a mas BaseAgent's "
+                                 "with_model); for this one pass Fallback(agent=...)")
+            if isinstance(p, Fallback) and is_validator(agent) and p.agent is not None \
+                    and not is_validator(p.agent):
                 raise ValueError("a validator's fallback must have .review(research, draft, attempts) too")
         self.failures: list[AgentFailure] = []
         self.outcomes: list[str] = []  # per call: "ok", "retry", "fallback", "skip", "escalate:approve", ...
@@ -357,10 +356,10 @@ class Resilient:
     def _guard(self, step: Step) -> Any:
         for p in self.policies:  # a person answered the form this very step put up: use that, call no model
             if isinstance(p, Escalate) and (answered := p.answer_for(step)) is not None:
-                return self._apply(*answered, step)
+                return self.apply(*answered, step)
         first, tried = len(self.failures), []
         try:
-            result = self._attempt(self.agent, step)
+            result = self.attempt(self.agent, step)
             self.outcomes.append("ok")
             return result
         except _Failed as err:
@@ -385,7 +384,9 @@ class Resilient:
         raise AgentFailed(failure, failures, why=f"{failure}; no failure policy recovered "
                                                  f"(tried: {', '.join(tried) or 'none'})")
 
-    def _attempt(self, agent: Any, step: Step, primary: bool = True) -> Any:
+    def attempt(self, agent: Any, step: Step, primary: bool = True) -> Any:
+        """One call of `step` on `agent` (the wrapped one when `primary`, which the breaker guards);
+        a failure the policies may handle is recorded and raised as `_Failed`, anything else passes."""
         name = agent.name
         if primary and self.breaker is not None and not self.breaker.allow():
             failure = AgentFailure(name, "circuit_open", self.breaker.reason(name), attempts=0)
@@ -409,19 +410,19 @@ class Resilient:
         self.answered_by = name
         return result
 
-    def _fallback_agent(self, policy: Fallback) -> Any:
+    def backup(self, policy: Fallback) -> Any:
+        """The agent a `Fallback` hands the call to: the one given, or this agent on another model
+        (made once, so its usage adds up), carrying on the same conversation."""
         if policy.agent is not None:
             return policy.agent
         backup = self._backups.get(id(policy))
         if backup is None:
-            backup = copy.copy(self.agent)  # same client and prompt, another model, its own usage
-            backup.model, backup.usage, backup.history = policy.model, Usage(), []
-            backup.name = f"{self.agent.name} ({policy.model})"
-            self._backups[id(policy)] = backup
-        backup.history = list(getattr(self.agent, "history", []))  # carry on the same conversation
+            backup = self._backups[id(policy)] = self.agent.with_model(policy.model)
+        backup.history = list(getattr(self.agent, "history", []))
         return backup
 
-    def _apply(self, decision: Decision, failure: AgentFailure, step: Step) -> Any:
+    def apply(self, decision: Decision, failure: AgentFailure, step: Step) -> Any:
+        """What a person's (or the default's) decision on `step` gives: a text, a verdict, or a stop."""
         self.outcomes.append(f"escalate:{decision.action}")
         self.answered_by = "human" if decision.by == "human" else "default decision"
         who = "a human" if decision.by == "human" else "the default decision (nobody was asked)"

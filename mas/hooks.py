@@ -30,13 +30,33 @@ Hook = Callable[[Any, dict], "After | None"]
 _hooks: ContextVar[tuple[Hook, ...]] = ContextVar("mas_call_hooks", default=())
 
 
+def install(hook: Hook) -> None:
+    """Add `hook` for the rest of this context (what `with call_hook(...)`, `with tracer:` and
+    `with budget:` do on entry)."""
+    _hooks.set((*_hooks.get(), hook))
+
+
+def uninstall(hook: Hook) -> None:
+    """Remove the last installation of `hook` from this context (on leaving the `with`)."""
+    hooks = list(_hooks.get())
+    last = max((i for i, h in enumerate(hooks) if h == hook), default=None)
+    if last is not None:
+        del hooks[last]
+        _hooks.set(tuple(hooks))
+
+
+def installed() -> tuple[Hook, ...]:
+    """The hooks active here, in the order they run."""
+    return _hooks.get()
+
+
 @contextmanager
 def call_hook(hook: Hook) -> Iterator[Hook]:
-    token = _hooks.set((*_hooks.get(), hook))
+    install(hook)
     try:
         yield hook
     finally:
-        _hooks.reset(token)
+        uninstall(hook)
 
 
 def counting(request: dict) -> bool:

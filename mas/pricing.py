@@ -142,3 +142,15 @@ def uncached_cost(model: str, usage: Any, prices: Mapping[str, Price] | None = N
         return None
     inp, out, write, read = tokens_of(usage)
     return ((inp + write + read) * rate.input + out * rate.output) / PER
+
+
+def dollars(value: float | None, *, exact: bool = False) -> str:
+    """Dollars: to four decimals (a call costs fractions of a cent), or `exact` to the millionth
+    without trailing zeros (a budget's limits); "unknown" when there is no price.
+
+    >>> dollars(0.00123), dollars(None), dollars(0.000545, exact=True), dollars(12, exact=True)
+    ('$0.0012', 'unknown', '$0.000545', '$12')
+    """
+    if value is None:
+        return "unknown"
+    return "$" + f"{value:,.6f}".rstrip("0").rstrip(".") if exact else f"${value:.4f}"

@@ -15,7 +15,11 @@ reason): everything a span needs, for every agent, sync or async, however many r
 A span's step is the label set with `with step("draft_2"):` around the call, or else the kind
 of task the prompt holds (research, write, validate, revise, re-ask: `task_kind`). Its cost
 comes from `mas.pricing` (None when the model has no price: unknown, never a guess). The
-tables and the Gantt chart are drawn by `mas.timeline`.
+tables and the Gantt chart (`Timeline`) are drawn as plain text, and as SVG in a notebook.
+
+Times in charts and tables are cut to whole ticks and seconds to tenths (floored, never rounded),
+so they change only when a call moves by a whole unit: notebook outputs stay the same from run
+to run.
 
 Simplified on purpose: one span per `messages.create`, so the SDK's own retries are inside
 its latency, not spans of their own; spans live in memory until exported; hooks follow
@@ -27,6 +31,7 @@ request headers, so never the API key.
 from __future__ import annotations
 
 import itertools
+import math
 import json
 import threading
 import time
@@ -36,14 +41,14 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from mas.hooks import call_hook, counting
+from mas.contracts import TOKEN_FIELDS
+from mas.errors import kind_of
+from mas.hooks import counting, install, installed, uninstall
 from mas.llm import last_user_text, text_of, usage_of
 from mas.pricing import Price, uncached_cost
 from mas.pricing import cost as price_cost
-# the chart and the tables are drawn in mas.timeline; these names stay importable from here too
-from mas.timeline import Timeline, dollars, format_table, nice_tick, stopwatch  # noqa: F401
+from mas.pricing import dollars
 
-TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 TEXT_LIMIT = 2000  # characters of prompt and reply kept per span (None keeps all)
 _step: ContextVar[str | None] = ContextVar("mas_trace_step", default=None)
 
@@ -101,19 +106,9 @@ def task_kind(task: str) -> str | None:
 
 
 def error_kind(err: BaseException) -> str:
-    """The API's error type ("overloaded_error", "rate_limit_error", ...), "timeout",
-    "connection_error", or the exception's class name."""
-    import anthropic
-
-    if isinstance(err, anthropic.APIStatusError):
-        body = err.body if isinstance(err.body, dict) else {}
-        detail = body.get("error") if isinstance(body.get("error"), dict) else {}
-        return detail.get("type") or f"http_{err.status_code}"
-    if isinstance(err, anthropic.APITimeoutError):
-        return "timeout"
-    if isinstance(err, anthropic.APIConnectionError):
-        return "connection_error"
-    return type(err).__name__
+    """A failed call's kind in the one vocabulary of `mas.errors` ("overloaded", "timeout", ...), or
+    the exception's class name for what has no kind (a budget's refusal, a bug)."""
+    return kind_of(err) or type(err).__name__
 
 
 class Tracer:
@@ -126,23 +121,19 @@ class Tracer:
         self._lock = threading.Lock()
         self._count = itertools.count(1)
         self._t0: float | None = None  # when tracing started: span starts count from here
-        self._active: Any = None  # the call_hook context while inside `with`
 
     # ------------------------------------------------------------------ recording
 
     def __enter__(self) -> Tracer:
-        if self._active is not None:
+        if self.hook in installed():
             raise RuntimeError("this tracer is already active; use one `with tracer:` at a time")
         if self._t0 is None:
             self._t0 = time.perf_counter()  # from the first `with`: a second one adds to the same timeline
-        self._active = call_hook(self.hook)
-        self._active.__enter__()
+        install(self.hook)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        active, self._active = self._active, None
-        if active is not None:
-            active.__exit__(*exc)
+        uninstall(self.hook)
 
     def hook(self, agent: Any, request: dict) -> Any:
         """The `mas.hooks` hook: called before a call, returns what to run after it (a span per
@@ -343,3 +334,138 @@ def _cut(text: str, limit: int | None) -> str:
 
 def _tokens(span: Span) -> dict[str, int]:
     return {name: getattr(span, name) for name in TOKEN_FIELDS}
+
+
+# ---------------------------------------------------------------------------- drawing: the chart and the tables
+
+class Timeline:
+    """A Gantt chart of spans. `str()` is text; `_repr_html_` is SVG for notebooks (a few hand-written
+    elements, no plotting library).
+
+    Times are cut to whole ticks (floored), so a chart changes only when a call moves by a tick.
+    """
+
+    LABEL_PX, ROW_PX, CHART_PX = 230, 22, 480  # the bars' area is about CHART_PX wide
+    COLOURS = ("#4C78A8", "#F58518", "#54A24B", "#B279A2", "#72B7B2", "#EECA3B", "#9D755D")
+    FAILED = "#D62728"
+
+    def __init__(self, spans: list[Span], tick: float | None = None, width: int = 60):
+        if tick is not None and tick <= 0:
+            raise ValueError(f"tick must be > 0 seconds, got {tick}")
+        self.spans = spans
+        self.origin = min((s.start for s in spans), default=0.0)
+        total = max((s.end for s in spans), default=0.0) - self.origin
+        self.tick = tick or nice_tick(total / max(1, width))
+        # the axis: whole tens of ticks, enough for the last bar
+        self.ticks = -(-max((self.cells(s)[1] for s in spans), default=1) // 10) * 10
+
+    def cells(self, span: Span) -> tuple[int, int]:
+        """(first, last + 1) tick cells of a span's bar; at least one cell."""
+        a = math.floor((span.start - self.origin) / self.tick + 1e-9)
+        b = math.floor((span.end - self.origin) / self.tick + 1e-9)
+        return a, max(a + 1, b)
+
+    def __str__(self) -> str:
+        if not self.spans:
+            return "(no calls traced)"
+        rows = [(str(s.index), s.agent, s.step or "-") for s in self.spans]
+        w = [max(len(r[i]) for r in [("#", "agent", "step"), *rows]) for i in range(3)]
+        axis = "".join(f"{_secs(i * self.tick):<10}" for i in range(0, self.ticks + 1, 10)).rstrip()
+        lines = [f"{'#':>{w[0]}}  {'agent':<{w[1]}}  {'step':<{w[2]}}  {axis}"]
+        for (index, agent, label), s in zip(rows, self.spans):
+            a, b = self.cells(s)
+            bar = " " * a + ("▒" if s.error else "█") * (b - a) + (f" {s.error}" if s.error else "")
+            lines.append(f"{index:>{w[0]}}  {agent:<{w[1]}}  {label:<{w[2]}}  {bar}")
+        failed = "; ▒ = failed call" if any(s.error for s in self.spans) else ""
+        return "\n".join([*lines, f"one character = {_secs(self.tick)}{failed}"])
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        import html  # only notebooks draw SVG: keep `import mas` light
+
+        if not self.spans:
+            return "<p>(no calls traced)</p>"
+        cell = max(2, min(48, self.CHART_PX // self.ticks))  # whole pixels per tick: a stable picture
+        width, height = self.LABEL_PX + self.ticks * cell + 40, (len(self.spans) + 1) * self.ROW_PX + 10
+        agents = dict.fromkeys(s.agent for s in self.spans)
+        colour = {a: self.COLOURS[i % len(self.COLOURS)] for i, a in enumerate(agents)}
+        out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+               'font-family="sans-serif" font-size="12">']
+        for i in range(0, self.ticks + 1, 10):
+            x = self.LABEL_PX + i * cell
+            out.append(f'<line x1="{x}" y1="14" x2="{x}" y2="{height}" stroke="#ddd"/>'
+                       f'<text x="{x}" y="12" fill="#555">{_secs(i * self.tick)}</text>')
+        for row, s in enumerate(self.spans, 1):
+            (a, b), y = self.cells(s), row * self.ROW_PX
+            tip = (f"{s.agent} · {s.step or '-'} · {s.model} · {s.input_tokens:,} in / {s.output_tokens:,} out"
+                   f" · {dollars(s.cost)}" + (f" · failed: {s.error}" if s.error else ""))
+            label = html.escape(f"{s.index}. {s.agent} · {s.step or '-'}")
+            out.append(f'<text x="4" y="{y + 15}">{label}</text>'
+                       f'<rect x="{self.LABEL_PX + a * cell}" y="{y + 3}" width="{(b - a) * cell}" '
+                       f'height="{self.ROW_PX - 6}" rx="3" fill="{self.FAILED if s.error else colour[s.agent]}">'
+                       f'<title>{html.escape(tip)}</title></rect>')
+        return "".join([*out, "</svg>"])
+
+
+
+# ---------------------------------------------------------------------- helpers
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """Rows of dicts as aligned plain text: numbers right-aligned, text left-aligned.
+
+    >>> print(format_table([{"agent": "Writer", "calls": 2}, {"agent": "Validator", "calls": 10}]))
+    agent      calls
+    Writer         2
+    Validator     10
+    """
+    if not rows:
+        return "(no rows)"
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    cells = [[_cell(r.get(c, "")) for c in cols] for r in rows]
+    columns = list(zip(*cells))
+    # a column of numbers (and placeholders such as "unknown") is right-aligned
+    right = [all(_numeric(v) or v in ("unknown", "-", "") for v in col) and any(map(_numeric, col)) for col in columns]
+    w = [max(len(name), *map(len, col)) for name, col in zip(cols, columns)]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(v.rjust(w[i]) if right[i] else v.ljust(w[i]) for i, v in enumerate(values)).rstrip()
+
+    return "\n".join([line(cols), *(line(row) for row in cells)])
+
+
+def nice_tick(seconds: float) -> float:
+    """The smallest of 1, 2, 5 x 10^k that is at least `seconds` (a readable chart unit).
+
+    >>> nice_tick(0.03), nice_tick(0.2), nice_tick(7)
+    (0.05, 0.2, 10.0)
+    """
+    if seconds <= 0:
+        return 0.1
+    exp = math.floor(math.log10(seconds))
+    for base in (1, 2, 5, 10):
+        step = round(base * 10.0 ** exp, 12)
+        if step >= seconds * (1 - 1e-9):
+            return step
+    return round(10.0 ** (exp + 1), 12)
+
+
+def _cell(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
+def _numeric(text: str) -> bool:
+    return text.lstrip("$").replace(",", "").replace(".", "", 1).isdigit()
+
+
+def stopwatch(seconds: float) -> str:
+    """Seconds cut (not rounded) to tenths, as a stopwatch shows them, and as the timeline cuts to ticks.
+
+    >>> stopwatch(0.2), stopwatch(0.2999), stopwatch(1.04)
+    ('0.2', '0.2', '1.0')
+    """
+    return f"{math.floor(seconds * 10 + 1e-9) / 10:.1f}"
+
+
+def _secs(seconds: float) -> str:
+    return f"{round(seconds, 6):g}s"

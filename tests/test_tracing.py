@@ -111,11 +111,11 @@ def test_a_failed_call_is_a_span_with_its_error_kind(memory):
     ok, failed = tracer.spans
     assert (ok.agent, ok.error) == ("Researcher", None)
     assert (failed.agent, failed.step, failed.error, failed.stop_reason) == (
-        "Writer", "write", "overloaded_error", None)
+        "Writer", "write", "overloaded", None)
     assert failed.error_message.startswith("Error code: 529") and "overloaded on call 2" in failed.error_message
     assert (failed.input_tokens, failed.output_tokens, failed.cost, failed.reply) == (0, 0, 0.0, "")
-    assert tracer.summary().errors == 1 and "overloaded_error" in tracer.table()
-    assert "▒ overloaded_error" in str(tracer.timeline())
+    assert tracer.summary().errors == 1 and "overloaded" in tracer.table()
+    assert "▒ overloaded" in str(tracer.timeline())
 
 
 def test_a_timeout_is_recorded_as_timeout():
