@@ -18,7 +18,7 @@ from mas.orchestrator import Orchestrator
 from mas.schemas import RunResult, ValidationResult
 
 _LAZY = {
-    "RedisMemory": "mas.redis_memory",
+    "RedisMemory": "mas.scaling",
     "Budget": "mas.budget", "BudgetExceeded": "mas.budget",
     "ResearchTeam": "mas.hierarchy", "DepthLimitExceeded": "mas.hierarchy",
     **dict.fromkeys(["Resilient", "Retry", "Skip", "Fallback", "Escalate", "CircuitBreaker", "AgentFailure",

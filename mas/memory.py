@@ -320,10 +320,10 @@ _FROM_REDIS_MEMORY = {"RedisMemory": "RedisMemory", "CONNECT_TIMEOUT_S": "CONNEC
 
 
 def __getattr__(name: str):
-    """`mas.memory.RedisMemory` (and its constants) live in mas.redis_memory, which builds on the
+    """`mas.memory.RedisMemory` (and its constants) live in mas.scaling, which builds on the
     classes above; they are looked up on first use, so neither module imports the other at load."""
     if name in _FROM_REDIS_MEMORY:
-        import mas.redis_memory
+        import mas.scaling
 
-        return getattr(mas.redis_memory, _FROM_REDIS_MEMORY[name])
+        return getattr(mas.scaling, _FROM_REDIS_MEMORY[name])
     raise AttributeError(f"module 'mas.memory' has no attribute {name!r}")

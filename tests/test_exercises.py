@@ -482,7 +482,7 @@ def namespace(redis_url):
     import uuid
 
     from mas.memory import RedisMemory
-    from mas.workers import JobQueue
+    from mas.scaling import JobQueue
 
     name = f"test-exercises-{uuid.uuid4().hex[:12]}"
     yield name
@@ -497,7 +497,7 @@ DOWN = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 def test_08_1_fifth_worker_right_and_wrong(redis_url, namespace):
     from mas.memory import RedisMemory
     from mas.prompts import research_task
-    from mas.workers import Job, run_jobs
+    from mas.scaling import Job, run_jobs
 
     jobs = [Job(id=name, task=research_task(subtopic, "engineers")) for name, subtopic in
             [("caching", "Prompt caching"), ("retrieval", TOPIC), ("agents", "Multi-agent LLM systems")]]

@@ -16,7 +16,7 @@ from typing import Any
 
 from mas.exercises.core import NotYet, expect
 
-from mas.redis_memory import START_REDIS_HINT
+from mas.scaling import START_REDIS_HINT
 
 START_REDIS = START_REDIS_HINT + " Then restart the kernel and run the notebook again."
 
@@ -24,13 +24,13 @@ START_REDIS = START_REDIS_HINT + " Then restart the kernel and run the notebook 
 def _open(kind: str, namespace: str, url: str | None) -> Any:
     """A JobQueue or RedisMemory on `namespace`; NotYet saying how to start Redis when none answers."""
     from mas.memory import MemoryUnavailableError
-    from mas.redis_memory import redact_url as _redact
+    from mas.scaling import redact_url as _redact
     from mas.settings import settings
 
     url = url or settings().redis_url
     try:
         if kind == "queue":
-            from mas.workers import JobQueue
+            from mas.scaling import JobQueue
 
             return JobQueue(namespace, url)
         from mas.memory import RedisMemory

@@ -1,14 +1,23 @@
-"""Several worker processes sharing one run through Redis: a job queue under the run's namespace.
+"""Scaling out on Redis: a run's memory on a server, and worker processes sharing the run.
+
+    memory = RedisMemory()                        # REDIS_URL, or redis://localhost:6379/0
+    memory.scoped("run-42").set("draft", text)    # the hash `mas:run-42/draft`
 
     queue = JobQueue("run-7")                      # the coordinator
     queue.push([Job(id="caching", task=research_task("Prompt caching", audience)), ...])
     results = collect(queue, start_workers("run-7", 4), ["caching", ...])   # {job id: reply}
 
-    python -m mas.workers run-7 --worker w1        # what each worker process runs: `work(...)`
+    python -m mas.scaling run-7 --worker w1        # what each worker process runs: `work(...)`
+
+The idea of notebook 08: the same run on Redis (`RedisMemory`, the memory contract of
+`mas.memory` on a server that many processes and machines reach); several worker processes
+sharing one run through a Redis queue (`JobQueue`, `work`, `start_workers`, `collect`,
+`run_jobs`); and a run resumed from what its memory holds. The `redis` package is optional: it
+is imported only when a `RedisMemory` or a `JobQueue` is made, so `import mas` never imports it.
 
 A worker takes a job, runs its agent (offline or live: `make_client()` decides, as everywhere),
 writes the reply into the run's memory as `result/<job id>`, then acknowledges the job. The
-keys, under the same `mas:` prefix and run namespace as `RedisMemory` (`mas:run-7/...`):
+keys, under the same `mas:` prefix and run namespace as the run's memory (`mas:run-7/...`):
 
     queue:pending              LIST  the jobs not taken yet (JSON)
     queue:processing:<worker>  LIST  the job a worker has taken and not yet acknowledged
@@ -24,10 +33,10 @@ so the jobs of a dead worker are found and put back (`requeue`), without guessin
 The reply is written before the acknowledgement, and a worker skips a job whose result is
 already in memory, so a crash between the two never makes a job's model call twice.
 
-Simplified on purpose: workers drain the queue and exit (a long-lived pool would block on
-BLMOVE instead); a dead worker is noticed by the coordinator that started it (from its exit
-code), not by heartbeats, so workers on other machines need their own supervisor; and one
-coordinator per run.
+Simplified on purpose: as in `mas.memory`, string values, no expiry times and no transactions
+across keys; workers drain the queue and exit (a long-lived pool would block on BLMOVE
+instead); a dead worker is noticed by the coordinator that started it (from its exit code), not
+by heartbeats, so workers on other machines need their own supervisor; and one coordinator per run.
 """
 
 from __future__ import annotations
@@ -41,17 +50,164 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from mas.extras import require
-from mas.memory import MemoryUnavailableError
 from mas import prompts
+from mas.extras import require
+from mas.memory import MemoryUnavailableError, _BaseMemory, _check_value, _Shared
 from mas.prompts import SYSTEM_PROMPTS
-from mas.redis_memory import CONNECT_TIMEOUT_S, RedisMemory, glob_escape, redact_url
 from mas.settings import settings
+
+CONNECT_TIMEOUT_S = 5.0  # an unreachable Redis host fails in seconds, not after the OS TCP timeout
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+# Runs inside Redis, so the read of the old stamp and the write are one atomic step, and every
+# client, on any machine, takes its time from the server's clock (the rule of next_stamp, in µs).
+_SET_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local previous = tonumber(redis.call('HGET', KEYS[1], 'updated_at') or '0')
+if now <= previous then now = previous + 1 end
+redis.call('HSET', KEYS[1], 'value', ARGV[1], 'updated_at', string.format('%d', now))
+return now
+"""
+
+
+START_REDIS = "redis-server --port 6379 --save '' --appendonly no"  # a throwaway server: in memory, no files
+START_REDIS_HINT = (
+    f"Start a throwaway server (in memory only, no files):\n\n    {START_REDIS}\n\n"
+    "(install it with `sudo apt-get install redis-server`, or `brew install redis` on macOS), then "
+    "`export REDIS_URL=redis://localhost:6379/0` before you start Python or Jupyter."
+)
+
+
+class RedisMemory(_BaseMemory):
+    """The memory contract on a Redis server: one hash per key, `{prefix}:{namespace}/{key}`.
+
+    Each hash holds `value` and `updated_at` (microseconds since the epoch, server time).
+    `get_all` and `clear` find their keys with SCAN on this memory's own prefix, so they never
+    block the server (as KEYS would) nor touch another application's data (as FLUSHDB would).
+    Needs the `redis` package (`pip install 'mas[redis]'`) and Redis 6 or newer.
+    """
+
+    def __init__(self, url: str | None = None, namespace: str = "", *, prefix: str = "mas") -> None:
+        super().__init__(namespace)
+        redis = require("redis", "RedisMemory")  # optional: only a RedisMemory needs it, so `import mas` stays light
+        if not prefix or not isinstance(prefix, str):
+            raise ValueError(f"prefix must be a non-empty string, got {prefix!r}")
+        self.url = url or settings().redis_url
+        self.prefix = prefix
+        self._down = (redis.ConnectionError, redis.TimeoutError)
+        client = redis.Redis.from_url(self.url, decode_responses=True, socket_connect_timeout=CONNECT_TIMEOUT_S)
+        self._shared = _Shared(client)
+        try:
+            with self._client() as c:
+                c.ping()
+        except MemoryUnavailableError:
+            client.close()
+            raise
+        self._set_script = client.register_script(_SET_SCRIPT)
+
+    def set(self, key: str, value: str) -> None:
+        full = self._redis_key(key)
+        _check_value(value)
+        with self._client() as client:
+            self._set_script(keys=[full], args=[value], client=client)
+
+    def get(self, key: str) -> str | None:
+        full = self._redis_key(key)
+        with self._client() as client:
+            return client.hget(full, "value")
+
+    def updated_at(self, key: str) -> datetime | None:
+        """When `key` was last written (by the server's clock), as an aware UTC datetime; None when missing."""
+        full = self._redis_key(key)
+        with self._client() as client:
+            micros = client.hget(full, "updated_at")
+        return _EPOCH + timedelta(microseconds=int(micros)) if micros is not None else None
+
+    def get_all(self) -> dict[str, str]:
+        """Every key of this scope (without its namespace) and its value, in key order."""
+        with self._client() as client:
+            keys = self._scan(client)
+            pipe = client.pipeline(transaction=False)
+            for full in keys:
+                pipe.hget(full, "value")
+            values = pipe.execute()
+        start = len(self._redis_key_prefix())
+        return {full[start:]: value for full, value in zip(keys, values) if value is not None}
+
+    def delete(self, key: str) -> None:
+        full = self._redis_key(key)
+        with self._client() as client:
+            client.unlink(full)
+
+    def clear(self) -> None:
+        """Delete every key of this scope; unscoped, every key under this memory's prefix."""
+        with self._client() as client:
+            keys = self._scan(client)
+            for i in range(0, len(keys), 500):
+                client.unlink(*keys[i:i + 500])
+
+    def __repr__(self) -> str:
+        return f"RedisMemory({redact_url(self.url)!r}, namespace={self.namespace!r}, prefix={self.prefix!r})"
+
+    def _redis_key_prefix(self) -> str:
+        return f"{self.prefix}:{self._prefix}"
+
+    def _redis_key(self, key: str) -> str:
+        return f"{self.prefix}:{self._key(key)}"
+
+    def _scan(self, client: Any) -> list[str]:
+        pattern = glob_escape(self._redis_key_prefix()) + "*"
+        # SCAN may return a key twice; the set drops repeats, the sort gives a stable order.
+        return sorted(set(client.scan_iter(match=pattern, count=1000, _type="HASH")))
+
+    @contextmanager
+    def _client(self) -> Iterator[Any]:
+        self._check_open()
+        try:
+            yield self._shared.resource
+        except self._down as exc:
+            # `from None`: the client's own traceback (sockets, retries) says nothing more useful.
+            raise MemoryUnavailableError(
+                f"cannot reach Redis at {redact_url(self.url)} ({exc}). Point REDIS_URL at a running "
+                f"server, or:\n{START_REDIS_HINT}"
+            ) from None
+
+    def _release(self, client: Any) -> None:
+        client.close()
+
+
+def glob_escape(text: str) -> str:
+    """`text` as a literal in a Redis MATCH pattern (SCAN's glob): its `*?[]\\` escaped.
+
+    >>> print(glob_escape("run*1/"))
+    run\\*1/
+    """
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+
+
+def redact_url(url: str) -> str:
+    """The URL without its credentials (user, password, query), fit for an error message or an output.
+
+    >>> redact_url("redis://:s3cret@cache.example:6379/0"), redact_url("redis://localhost:6379/0")
+    ('redis://***@cache.example:6379/0', 'redis://localhost:6379/0')
+    >>> redact_url("https://user:tok@gateway.example/anthropic?key=abc#x")
+    'https://***@gateway.example/anthropic?***'
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=netloc, query="***" if parts.query else "", fragment=""))
+
 
 RESULT = "result/"  # memory key of a job's reply: result/<job id>
 POLL_S = 0.05  # how often the coordinator looks at memory and at its workers
@@ -101,7 +257,7 @@ class JobQueue:
     """The Redis side of a run's jobs: push, take, finish, requeue; results live in `self.memory`."""
 
     def __init__(self, namespace: str, url: str | None = None, *, prefix: str = "mas"):
-        redis = require("redis", "JobQueue")  # optional, as in mas.redis_memory: `import mas` stays light
+        redis = require("redis", "JobQueue")  # optional, as for RedisMemory: `import mas` stays light
 
         self.memory = RedisMemory(url, namespace=namespace, prefix=prefix)  # checks the namespace, pings
         self.namespace, self.url, self.prefix = namespace, self.memory.url, prefix
@@ -271,7 +427,7 @@ class Worker:
 
 def start_workers(namespace: str, count: int, url: str | None = None, *, prefix: str = "mas",
                   latency: float = 0.0, log_dir: str | os.PathLike[str] | None = None) -> list[Worker]:
-    """Start `count` worker processes (`python -m mas.workers`) on the run `namespace`.
+    """Start `count` worker processes (`python -m mas.scaling`) on the run `namespace`.
 
     `latency`: the offline model's simulated seconds per reply (no effect on live Claude).
     The URL goes through the environment, not the command line, so `ps` never shows a password.
@@ -286,7 +442,7 @@ def start_workers(namespace: str, count: int, url: str | None = None, *, prefix:
         if log_dir is not None:
             Path(log_dir).mkdir(parents=True, exist_ok=True)
             out = open(Path(log_dir) / f"{name}.log", "w")  # noqa: SIM115 (the child holds it open)
-        cmd = [sys.executable, "-m", "mas.workers", namespace, "--worker", name, "--prefix", prefix,
+        cmd = [sys.executable, "-m", "mas.scaling", namespace, "--worker", name, "--prefix", prefix,
                "--latency", str(latency)]
         workers.append(Worker(name, subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)))
         if out is not subprocess.DEVNULL:
@@ -358,7 +514,7 @@ def merge_bullets(replies: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mas.workers", description="Work on a run's job queue.")
+    parser = argparse.ArgumentParser(prog="python -m mas.scaling", description="Work on a run's job queue.")
     parser.add_argument("namespace", help="the run's namespace (its run id)")
     parser.add_argument("--worker", default=f"w-{os.getpid()}", help="this worker's name (unique in the run)")
     parser.add_argument("--prefix", default="mas", help="the Redis key prefix (RedisMemory's)")

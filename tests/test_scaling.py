@@ -17,7 +17,7 @@ from mas.memory import RedisMemory
 from mas.offline import Fault, OfflineTransport, ScriptedTransport
 from mas.orchestrator import Orchestrator
 from mas.prompts import research_task
-from mas.workers import Job, JobQueue, JobsIncomplete, Worker, collect, merge_bullets, run_jobs, start_workers, work
+from mas.scaling import Job, JobQueue, JobsIncomplete, Worker, collect, merge_bullets, run_jobs, start_workers, work
 
 AUDIENCE = "senior software engineers"
 TOPIC = "How vector databases enable semantic search"
@@ -219,7 +219,7 @@ def test_bad_input_gets_a_clear_error(queue):
     assert queue.pending() == []
 
 
-def test_importing_mas_workers_leaves_redis_unimported():
-    code = "import sys, mas.workers; print('redis' in sys.modules)"
+def test_importing_mas_scaling_leaves_redis_unimported():
+    code = "import sys, mas.scaling; print('redis' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
