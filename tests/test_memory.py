@@ -26,10 +26,10 @@ from mas.memory import (
     MemoryClosedError,
     MemoryUnavailableError,
     PersistentMemory,
-    RedisMemory,
     SQLiteMemory,
     next_stamp,
 )
+from mas.scaling import RedisMemory
 from redis_server import start_redis
 
 WORKER = str(Path(__file__).with_name("memory_worker.py"))
@@ -527,7 +527,7 @@ def test_importing_mas_memory_does_not_import_redis(tmp_path):
 
 def test_without_the_redis_package_the_error_says_how_to_install_it(tmp_path):
     code = ("import sys; sys.modules['redis'] = None  # what Python does for a package that is not installed\n"
-            "from mas.memory import RedisMemory\n"
+            "from mas.scaling import RedisMemory\n"
             "try: RedisMemory()\n"
             "except ImportError as exc: print(exc)")
     assert "pip install 'mas[redis]'" in run_python(code, tmp_path)

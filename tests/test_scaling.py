@@ -13,11 +13,11 @@ import pytest
 
 from mas.agents import ResearcherAgent
 from mas.llm import make_client
-from mas.memory import RedisMemory
 from mas.offline import Fault, OfflineTransport, ScriptedTransport
 from mas.orchestrator import Orchestrator
 from mas.prompts import research_task
-from mas.scaling import Job, JobQueue, JobsIncomplete, Worker, collect, merge_bullets, run_jobs, start_workers, work
+from mas.scaling import (Job, JobQueue, JobsIncomplete, RedisMemory, Worker, collect, merge_bullets, run_jobs,
+                         start_workers, work)
 
 AUDIENCE = "senior software engineers"
 TOPIC = "How vector databases enable semantic search"
