@@ -63,6 +63,8 @@ from mas.memory import MemoryUnavailableError, _BaseMemory, _check_value, _Share
 from mas.prompts import SYSTEM_PROMPTS
 from mas.settings import settings
 
+# ---------------------------------------------------------------- the same run on Redis: RedisMemory
+
 CONNECT_TIMEOUT_S = 5.0  # an unreachable Redis host fails in seconds, not after the OS TCP timeout
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -121,21 +123,17 @@ class RedisMemory(_BaseMemory):
             self._set_script(keys=[full], args=[value], client=client)
 
     def get(self, key: str) -> str | None:
-        full = self._redis_key(key)
-        with self._client() as client:
-            return client.hget(full, "value")
+        return self._field("value", key)
 
     def updated_at(self, key: str) -> datetime | None:
         """When `key` was last written (by the server's clock), as an aware UTC datetime; None when missing."""
-        full = self._redis_key(key)
-        with self._client() as client:
-            micros = client.hget(full, "updated_at")
+        micros = self._field("updated_at", key)
         return _EPOCH + timedelta(microseconds=int(micros)) if micros is not None else None
 
     def get_all(self) -> dict[str, str]:
         """Every key of this scope (without its namespace) and its value, in key order."""
         with self._client() as client:
-            keys = self._scan(client)
+            keys = self._keys(client)
             pipe = client.pipeline(transaction=False)
             for full in keys:
                 pipe.hget(full, "value")
@@ -151,7 +149,7 @@ class RedisMemory(_BaseMemory):
     def clear(self) -> None:
         """Delete every key of this scope; unscoped, every key under this memory's prefix."""
         with self._client() as client:
-            keys = self._scan(client)
+            keys = self._keys(client)
             for i in range(0, len(keys), 500):
                 client.unlink(*keys[i:i + 500])
 
@@ -164,10 +162,13 @@ class RedisMemory(_BaseMemory):
     def _redis_key(self, key: str) -> str:
         return f"{self.prefix}:{self._key(key)}"
 
-    def _scan(self, client: Any) -> list[str]:
-        pattern = glob_escape(self._redis_key_prefix()) + "*"
-        # SCAN may return a key twice; the set drops repeats, the sort gives a stable order.
-        return sorted(set(client.scan_iter(match=pattern, count=1000, _type="HASH")))
+    def _keys(self, client: Any) -> list[str]:
+        return _scan(client, self._redis_key_prefix(), _type="HASH")
+
+    def _field(self, field: str, key: str) -> str | None:
+        full = self._redis_key(key)
+        with self._client() as client:
+            return client.hget(full, field)
 
     @contextmanager
     def _client(self) -> Iterator[Any]:
@@ -183,6 +184,14 @@ class RedisMemory(_BaseMemory):
 
     def _release(self, client: Any) -> None:
         client.close()
+
+
+def _scan(client: Any, prefix: str, pattern: str = "*", **options: Any) -> list[str]:
+    """The keys that start with `prefix` (taken literally) and then match the glob `pattern`.
+
+    SCAN, never KEYS, so the server is never blocked. SCAN may return a key twice: the set
+    drops repeats, the sort gives a stable order."""
+    return sorted(set(client.scan_iter(match=glob_escape(prefix) + pattern, count=1000, **options)))
 
 
 def glob_escape(text: str) -> str:
@@ -208,6 +217,8 @@ def redact_url(url: str) -> str:
         netloc = "***@" + netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=netloc, query="***" if parts.query else "", fragment=""))
 
+
+# ---------------------------------------------------------------- several workers share a run: the job queue
 
 RESULT = "result/"  # memory key of a job's reply: result/<job id>
 POLL_S = 0.05  # how often the coordinator looks at memory and at its workers
@@ -254,15 +265,18 @@ class JobsIncomplete(RuntimeError):
 
 
 class JobQueue:
-    """The Redis side of a run's jobs: push, take, finish, requeue; results live in `self.memory`."""
+    """The Redis side of a run's jobs: push, take, finish, requeue; results live in `self.memory`.
+
+    The queue and the run's memory share one client, so they fail alike (`MemoryUnavailableError`
+    when the server is away, `MemoryClosedError` after `close()`)."""
 
     def __init__(self, namespace: str, url: str | None = None, *, prefix: str = "mas"):
-        redis = require("redis", "JobQueue")  # optional, as for RedisMemory: `import mas` stays light
+        require("redis", "JobQueue")  # optional, as for RedisMemory: `import mas` stays light
 
         self.memory = RedisMemory(url, namespace=namespace, prefix=prefix)  # checks the namespace, pings
         self.namespace, self.url, self.prefix = namespace, self.memory.url, prefix
         self._base = f"{prefix}:{namespace}/queue:"
-        self._redis = redis.Redis.from_url(self.url, decode_responses=True, socket_connect_timeout=CONNECT_TIMEOUT_S)
+        self._redis = self.memory._shared.resource
         self._take = self._redis.register_script(_TAKE_SCRIPT)
 
     def push(self, jobs: list[Job]) -> int:
@@ -284,17 +298,11 @@ class JobQueue:
         """Save the reply (first), then acknowledge: the job leaves the processing list."""
         if result is not None:
             self.memory.set(RESULT + job.id, result)
-        pipe = self._redis.pipeline()  # MULTI/EXEC: both or neither
-        pipe.hset(self._base + "done_by", job.id, worker)
-        pipe.lrem(self._processing(worker), 1, raw)
-        self._call(pipe.execute)
+        self._acknowledge(worker, job, raw, "done_by", worker)
 
     def fail(self, worker: str, job: Job, raw: str, reason: str) -> None:
         """Record why a job failed and acknowledge it: reported by `collect`, never silently dropped."""
-        pipe = self._redis.pipeline()
-        pipe.hset(self._base + "failed", job.id, reason)
-        pipe.lrem(self._processing(worker), 1, raw)
-        self._call(pipe.execute)
+        self._acknowledge(worker, job, raw, "failed", reason)
 
     def requeue(self, worker: str | None = None) -> int:
         """Put a dead worker's jobs (every worker's when None) back at the head of the queue.
@@ -308,13 +316,13 @@ class JobQueue:
         return moved
 
     def pending(self) -> list[str]:
-        return [Job.model_validate_json(raw).id for raw in self._call(self._redis.lrange, self._base + "pending", 0, -1)]
+        return self._ids(self._base + "pending")
 
     def in_progress(self) -> dict[str, list[str]]:
         """worker -> the ids of the jobs it has taken and not acknowledged (a dead worker's stay here)."""
-        start = len(self._base + "processing:")
-        lists = {key[start:]: self._call(self._redis.lrange, key, 0, -1) for key in self._keys("processing:*")}
-        return {worker: [Job.model_validate_json(raw).id for raw in raws] for worker, raws in lists.items() if raws}
+        start = len(self._processing(""))
+        lists = {key[start:]: self._ids(key) for key in self._keys("processing:*")}
+        return {worker: ids for worker, ids in lists.items() if ids}
 
     def attempts(self) -> dict[str, int]:
         """job id -> how many times it was taken (1 for every job, unless a worker died holding it)."""
@@ -345,8 +353,7 @@ class JobQueue:
             self._call(self._redis.unlink, *keys)
 
     def close(self) -> None:
-        self._redis.close()
-        self.memory.close()
+        self.memory.close()  # and with it the client the queue shares
 
     def __enter__(self) -> JobQueue:
         return self
@@ -354,28 +361,29 @@ class JobQueue:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def _ids(self, key: str) -> list[str]:
+        """The ids of the jobs in the list `key`, in its order."""
+        return [Job.model_validate_json(raw).id for raw in self._call(self._redis.lrange, key, 0, -1)]
+
     def _hash(self, name: str) -> dict[str, str]:
         return dict(sorted(self._call(self._redis.hgetall, self._base + name).items()))
+
+    def _acknowledge(self, worker: str, job: Job, raw: str, record: str, value: str) -> None:
+        """Record `job.id` -> `value` in the hash `record` and drop the job from `worker`'s list."""
+        pipe = self._redis.pipeline()  # MULTI/EXEC: both or neither
+        pipe.hset(self._base + record, job.id, value)
+        pipe.lrem(self._processing(worker), 1, raw)
+        self._call(pipe.execute)
 
     def _processing(self, worker: str) -> str:
         return f"{self._base}processing:{worker}"
 
     def _keys(self, pattern: str) -> list[str]:
-        with self._errors():
-            return sorted(set(self._redis.scan_iter(match=glob_escape(self._base) + pattern, count=1000)))
+        return self._call(_scan, self._redis, self._base, pattern)
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        with self._errors():
+        with self.memory._client():  # the memory's checks and errors: closed, or the server away
             return fn(*args, **kwargs)
-
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        import redis
-
-        try:
-            yield
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise MemoryUnavailableError(f"cannot reach Redis at {redact_url(self.url)} ({exc})") from None
 
 
 def work(namespace: str, url: str | None = None, *, worker: str = "w1", prefix: str = "mas",

@@ -1,6 +1,7 @@
-"""Worker processes sharing one run through the test run's real Redis: every job done exactly
-once, a worker killed mid-job leaves its job recoverable, a re-run resumes from memory, and the
-orchestrator on RedisMemory resumes a crashed run without repeating a call."""
+"""mas.scaling's worker processes sharing one run through the test run's real Redis: every job done
+exactly once, a worker killed mid-job leaves its job recoverable, a re-run resumes from memory, and
+the orchestrator on RedisMemory resumes a crashed run without repeating a call. (RedisMemory's
+contract is tested beside SQLiteMemory's, in test_memory.py.)"""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ import pytest
 
 from mas.agents import ResearcherAgent
 from mas.llm import make_client
+from mas.memory import MemoryClosedError, MemoryUnavailableError
 from mas.offline import Fault, OfflineTransport, ScriptedTransport
 from mas.orchestrator import Orchestrator
 from mas.prompts import research_task
 from mas.scaling import (Job, JobQueue, JobsIncomplete, RedisMemory, Worker, collect, merge_bullets, run_jobs,
                          start_workers, work)
+from redis_server import start_redis
 
 AUDIENCE = "senior software engineers"
 TOPIC = "How vector databases enable semantic search"
@@ -217,6 +220,20 @@ def test_bad_input_gets_a_clear_error(queue):
     with pytest.raises(ValueError, match="workers must be >= 1"):
         run_jobs("run", angle_jobs(1), queue.url, workers=0, prefix=queue.prefix)
     assert queue.pending() == []
+
+
+def test_the_queue_fails_as_its_memory_does_when_the_server_goes_or_after_close(prefix):
+    server = start_redis()  # a server of this test's own, to stop
+    if server is None:
+        pytest.skip("redis-server is not installed here (the run uses a remote one)")
+    queue = JobQueue("run", server.url, prefix=prefix)
+    queue.push(angle_jobs(1))
+    server.stop()
+    with pytest.raises(MemoryUnavailableError, match="(?s)cannot reach Redis at redis://127.*redis-server --port"):
+        queue.take("w")
+    queue.close()
+    with pytest.raises(MemoryClosedError, match="is closed"):
+        queue.pending()
 
 
 def test_importing_mas_scaling_leaves_redis_unimported():
