@@ -30,7 +30,6 @@ from mas.memory import (
     next_stamp,
 )
 from mas.scaling import RedisMemory
-from redis_server import start_redis
 
 WORKER = str(Path(__file__).with_name("memory_worker.py"))
 
@@ -496,13 +495,10 @@ def test_redis_unreachable_gives_one_clear_error_without_the_password():
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 
-def test_redis_server_going_away_gives_the_same_error(redis_url):
-    server = start_redis()  # a server of this test's own, to stop
-    if server is None:
-        pytest.skip("redis-server is not installed here (the run uses a remote one)")
-    memory = RedisMemory(server.url)
+def test_redis_server_going_away_gives_the_same_error(redis_to_stop):
+    memory = RedisMemory(redis_to_stop.url)
     memory.set("draft", "d")
-    server.stop()
+    redis_to_stop.stop()
     with pytest.raises(MemoryUnavailableError, match="cannot reach Redis"):
         memory.get("draft")
     memory.close()

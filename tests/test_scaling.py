@@ -20,7 +20,6 @@ from mas.orchestrator import Orchestrator
 from mas.prompts import research_task
 from mas.scaling import (Job, JobQueue, JobsIncomplete, RedisMemory, Worker, collect, merge_bullets, run_jobs,
                          start_workers, work)
-from redis_server import start_redis
 
 AUDIENCE = "senior software engineers"
 TOPIC = "How vector databases enable semantic search"
@@ -222,13 +221,10 @@ def test_bad_input_gets_a_clear_error(queue):
     assert queue.pending() == []
 
 
-def test_the_queue_fails_as_its_memory_does_when_the_server_goes_or_after_close(prefix):
-    server = start_redis()  # a server of this test's own, to stop
-    if server is None:
-        pytest.skip("redis-server is not installed here (the run uses a remote one)")
-    queue = JobQueue("run", server.url, prefix=prefix)
+def test_the_queue_fails_as_its_memory_does_when_the_server_goes_or_after_close(redis_to_stop, prefix):
+    queue = JobQueue("run", redis_to_stop.url, prefix=prefix)
     queue.push(angle_jobs(1))
-    server.stop()
+    redis_to_stop.stop()
     with pytest.raises(MemoryUnavailableError, match="(?s)cannot reach Redis at redis://127.*redis-server --port"):
         queue.take("w")
     queue.close()
