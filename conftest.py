@@ -69,3 +69,13 @@ def redis_url() -> str:
     if _redis is None and not os.environ.get("MAS_TEST_REDIS_URL"):
         pytest.skip(f"redis-server is not installed: {INSTALL_HINT}")
     return os.environ["REDIS_URL"]
+
+
+@pytest.fixture
+def redis_to_stop():
+    """A redis-server of the test's own, for a test that stops it; skips where none can be started here."""
+    server = start_redis()
+    if server is None:
+        pytest.skip(f"redis-server is not installed here (the run uses a remote one): {INSTALL_HINT}")
+    yield server
+    server.stop()  # again, when the test stopped it: a no-op

@@ -24,8 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from redis_server import INSTALL_HINT, start_redis  # noqa: E402
 
-from mas.memory import RedisMemory, SQLiteMemory  # noqa: E402
+from mas.memory import SQLiteMemory  # noqa: E402
 from mas.errors import MemoryUnavailableError
+from mas.scaling import RedisMemory  # noqa: E402
 
 
 def measure(memory, writes: int, reads: int, value: str) -> tuple[float, float]:

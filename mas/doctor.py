@@ -27,7 +27,7 @@ import anthropic
 
 from mas import llm
 from mas.extras import install_hint
-from mas.redis_memory import START_REDIS, redact_url
+from mas.scaling import START_REDIS, redact_url
 from mas.settings import load_dotenv, settings
 
 Status = Literal["ok", "warn", "fail"]

@@ -9,8 +9,8 @@ inspected with any SQLite client (or redis-cli) and resumed after a crash.
 - `SQLiteMemory` (alias `PersistentMemory`, the tutorial's name) keeps the tutorial's table
   `memory(key, value, updated_at)` and adds what a shared store needs: WAL, a busy timeout,
   a lock for threads and write transactions that several processes can share.
-- `RedisMemory` is the same contract on a Redis server, for many processes and machines
-  (in `mas.redis_memory`, importable from here too).
+- `RedisMemory` is the same contract on a Redis server, for many processes and machines: it
+  is notebook 08's idea, so it lives in `mas.scaling` (built on `_BaseMemory` here).
 
 Namespaces are plain key prefixes: `memory.scoped("run-42")` stores `draft` as the row
 `run-42/draft`, so two runs in one database never overwrite each other, while the unscoped
@@ -37,8 +37,7 @@ from typing import Any, Iterator, Protocol, Self, runtime_checkable
 from mas.errors import MemoryClosedError, MemoryUnavailableError
 from mas.settings import settings
 
-__all__ = ["Memory", "SQLiteMemory", "PersistentMemory", "RedisMemory", "MemoryClosedError",  # noqa: F822 (RedisMemory: see __getattr__)
-           "MemoryUnavailableError", "next_stamp"]
+__all__ = ["Memory", "SQLiteMemory", "PersistentMemory", "MemoryClosedError", "MemoryUnavailableError", "next_stamp"]
 
 BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another process's write to finish
 SEP = "/"  # between a namespace and a key: `run-42/draft` reads well in any client
@@ -308,15 +307,3 @@ def _parse_stamp(text: str) -> datetime:
     stamp = datetime.fromisoformat(text)
     return stamp.replace(tzinfo=timezone.utc) if stamp.tzinfo is None else stamp.astimezone(timezone.utc)
 
-
-_FROM_REDIS_MEMORY = {"RedisMemory": "RedisMemory", "CONNECT_TIMEOUT_S": "CONNECT_TIMEOUT_S"}
-
-
-def __getattr__(name: str):
-    """`mas.memory.RedisMemory` (and its constants) live in mas.redis_memory, which builds on the
-    classes above; they are looked up on first use, so neither module imports the other at load."""
-    if name in _FROM_REDIS_MEMORY:
-        import mas.redis_memory
-
-        return getattr(mas.redis_memory, _FROM_REDIS_MEMORY[name])
-    raise AttributeError(f"module 'mas.memory' has no attribute {name!r}")

@@ -17,7 +17,8 @@ import itertools
 import json
 import sys
 
-from mas.memory import RedisMemory, SQLiteMemory
+from mas.memory import SQLiteMemory
+from mas.scaling import RedisMemory
 
 
 def open_memory(args: argparse.Namespace):

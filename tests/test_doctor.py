@@ -127,7 +127,7 @@ def test_missing_extras_say_which_to_install(monkeypatch):
         importlib.import_module("mas.widgets")
     monkeypatch.setitem(sys.modules, "redis", None)
     with pytest.raises(MissingExtra, match=r"RedisMemory needs redis.*'mas\[redis\]'"):
-        from mas.redis_memory import RedisMemory
+        from mas.scaling import RedisMemory
 
         RedisMemory("redis://127.0.0.1:1/0")
     assert require("json", "a test").dumps(1) == "1"

@@ -481,8 +481,7 @@ def namespace(redis_url):
     """A namespace of this test's own in the real Redis, emptied afterwards."""
     import uuid
 
-    from mas.memory import RedisMemory
-    from mas.workers import JobQueue
+    from mas.scaling import JobQueue, RedisMemory
 
     name = f"test-exercises-{uuid.uuid4().hex[:12]}"
     yield name
@@ -495,9 +494,8 @@ DOWN = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
 
 def test_08_1_fifth_worker_right_and_wrong(redis_url, namespace):
-    from mas.memory import RedisMemory
     from mas.prompts import research_task
-    from mas.workers import Job, run_jobs
+    from mas.scaling import Job, RedisMemory, run_jobs
 
     jobs = [Job(id=name, task=research_task(subtopic, "engineers")) for name, subtopic in
             [("caching", "Prompt caching"), ("retrieval", TOPIC), ("agents", "Multi-agent LLM systems")]]
@@ -523,7 +521,7 @@ def test_08_1_fifth_worker_right_and_wrong(redis_url, namespace):
 
 def _crash_and_resume(redis_url, namespace, max_retries=0):
     """The exercise's runs on the real Redis: the validator fails once, then a fresh client resumes."""
-    from mas.memory import RedisMemory
+    from mas.scaling import RedisMemory
 
     with RedisMemory(redis_url, namespace=namespace) as memory:
         memory.scoped("my-crash").clear()

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from mas.memory import Memory, next_stamp, PersistentMemory, RedisMemory, SQLiteMemory
+from mas.memory import Memory, next_stamp, PersistentMemory, SQLiteMemory
 from mas.errors import MemoryClosedError, MemoryUnavailableError
-from redis_server import start_redis
+from mas.scaling import RedisMemory
 
 WORKER = str(Path(__file__).with_name("memory_worker.py"))
 
@@ -489,13 +489,10 @@ def test_redis_unreachable_gives_one_clear_error_without_the_password():
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 
-def test_redis_server_going_away_gives_the_same_error(redis_url):
-    server = start_redis()  # a server of this test's own, to stop
-    if server is None:
-        pytest.skip("redis-server is not installed here (the run uses a remote one)")
-    memory = RedisMemory(server.url)
+def test_redis_server_going_away_gives_the_same_error(redis_to_stop):
+    memory = RedisMemory(redis_to_stop.url)
     memory.set("draft", "d")
-    server.stop()
+    redis_to_stop.stop()
     with pytest.raises(MemoryUnavailableError, match="cannot reach Redis"):
         memory.get("draft")
     memory.close()
@@ -520,7 +517,7 @@ def test_importing_mas_memory_does_not_import_redis(tmp_path):
 
 def test_without_the_redis_package_the_error_says_how_to_install_it(tmp_path):
     code = ("import sys; sys.modules['redis'] = None  # what Python does for a package that is not installed\n"
-            "from mas.memory import RedisMemory\n"
+            "from mas.scaling import RedisMemory\n"
             "try: RedisMemory()\n"
             "except ImportError as exc: print(exc)")
     assert "pip install 'mas[redis]'" in run_python(code, tmp_path)

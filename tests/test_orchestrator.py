@@ -13,10 +13,11 @@ import pytest
 
 from mas.cli import main as cli
 from mas.llm import make_client
-from mas.memory import RedisMemory, SQLiteMemory
+from mas.memory import SQLiteMemory
 from mas.offline import Fault, OfflineTransport, ScriptedTransport
 from mas.offline.roles import UNSUPPORTED_CLAIM
 from mas.orchestrator import Orchestrator
+from mas.scaling import RedisMemory
 from mas.contracts import ValidationResult
 
 TOPIC = "How vector databases enable semantic search"

@@ -47,7 +47,7 @@ def check_fallback(answer: Any) -> str:
     modelled = next((p.agent for p in fallbacks if isinstance(p.agent, (BaseAgent, Resilient))), None)
     expect(modelled is None, f"Your fallback, {getattr(modelled, 'name', modelled)!r}, calls a model too, and "
            "every writer request fails. Write a class with no model: name, run(task) -> str (a draft made from "
-           "the research in the task), reset() and usage (a mas.schemas.Usage()).")
+           "the research in the task), reset() and usage (a mas.contracts.Usage()).")
     # every writer request gets a 529, whatever its model: the SDK's 3 requests per call (max_retries=2)
     transport = OfflineTransport(faults=[Fault("overloaded", role="writer", times=None)])
     client = make_client(transport=transport, max_retries=2)
@@ -57,7 +57,7 @@ def check_fallback(answer: Any) -> str:
             result, _ = run_pipeline(client, TOPIC, writer=writer)
     except Exception as err:  # the learner's agent broke: say so, with the interface it needs
         raise NotYet(f"The run broke in your fallback: {type(err).__name__}: {err}. An agent that stands in for "
-                     "the writer needs name, run(task) -> str, reset() and usage (a mas.schemas.Usage()).") from None
+                     "the writer needs name, run(task) -> str, reset() and usage (a mas.contracts.Usage()).") from None
     if result.status == "max_cycles":
         raise NotYet(f"The validator never approved your fallback's draft: {result.issues[0]} Make the draft "
                      "from every research point in the task (tag(task, 'research'), then bullets(...)), in the "

@@ -15,26 +15,20 @@ from collections.abc import Callable
 from typing import Any
 
 from mas.exercises.core import NotYet, expect
-
-from mas.redis_memory import START_REDIS_HINT
+from mas.errors import MemoryUnavailableError
+from mas.scaling import START_REDIS_HINT, JobQueue, RedisMemory
+from mas.scaling import redact_url as _redact
+from mas.settings import settings
 
 START_REDIS = START_REDIS_HINT + " Then restart the kernel and run the notebook again."
 
 
 def _open(kind: str, namespace: str, url: str | None) -> Any:
     """A JobQueue or RedisMemory on `namespace`; NotYet saying how to start Redis when none answers."""
-    from mas.errors import MemoryUnavailableError
-    from mas.redis_memory import redact_url as _redact
-    from mas.settings import settings
-
     url = url or settings().redis_url
     try:
         if kind == "queue":
-            from mas.workers import JobQueue
-
             return JobQueue(namespace, url)
-        from mas.memory import RedisMemory
-
         return RedisMemory(url, namespace=namespace)
     except ImportError:
         raise NotYet("This exercise needs the redis package: pip install 'mas[redis]'.") from None

@@ -1,14 +1,23 @@
-"""Several worker processes sharing one run through Redis: a job queue under the run's namespace.
+"""Scaling out on Redis: a run's memory on a server, and worker processes sharing the run.
+
+    memory = RedisMemory()                        # REDIS_URL, or redis://localhost:6379/0
+    memory.scoped("run-42").set("draft", text)    # the hash `mas:run-42/draft`
 
     queue = JobQueue("run-7")                      # the coordinator
     queue.push([Job(id="caching", task=research_task("Prompt caching", audience)), ...])
     results = collect(queue, start_workers("run-7", 4), ["caching", ...])   # {job id: reply}
 
-    python -m mas.workers run-7 --worker w1        # what each worker process runs: `work(...)`
+    python -m mas.scaling run-7 --worker w1        # what each worker process runs: `work(...)`
+
+The idea of notebook 08: the same run on Redis (`RedisMemory`, the memory contract of
+`mas.memory` on a server that many processes and machines reach); several worker processes
+sharing one run through a Redis queue (`JobQueue`, `work`, `start_workers`, `collect`,
+`run_jobs`); and a run resumed from what its memory holds. The `redis` package is optional: it
+is imported only when a `RedisMemory` or a `JobQueue` is made, so `import mas` never imports it.
 
 A worker takes a job, runs its agent (offline or live: `make_client()` decides, as everywhere),
 writes the reply into the run's memory as `result/<job id>`, then acknowledges the job. The
-keys, under the same `mas:` prefix and run namespace as `RedisMemory` (`mas:run-7/...`):
+keys, under the same `mas:` prefix and run namespace as the run's memory (`mas:run-7/...`):
 
     queue:pending              LIST  the jobs not taken yet (JSON)
     queue:processing:<worker>  LIST  the job a worker has taken and not yet acknowledged
@@ -24,10 +33,10 @@ so the jobs of a dead worker are found and put back (`requeue`), without guessin
 The reply is written before the acknowledgement, and a worker skips a job whose result is
 already in memory, so a crash between the two never makes a job's model call twice.
 
-Simplified on purpose: workers drain the queue and exit (a long-lived pool would block on
-BLMOVE instead); a dead worker is noticed by the coordinator that started it (from its exit
-code), not by heartbeats, so workers on other machines need their own supervisor; and one
-coordinator per run.
+Simplified on purpose: as in `mas.memory`, string values, no expiry times and no transactions
+across keys; workers drain the queue and exit (a long-lived pool would block on BLMOVE
+instead); a dead worker is noticed by the coordinator that started it (from its exit code), not
+by heartbeats, so workers on other machines need their own supervisor; and one coordinator per run.
 """
 
 from __future__ import annotations
@@ -41,17 +50,176 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from mas.extras import require
-from mas.errors import MemoryUnavailableError
 from mas import prompts
+from mas.extras import require
+from mas.memory import _BaseMemory, _check_value, _Shared
+from mas.errors import MemoryUnavailableError
 from mas.prompts import SYSTEM_PROMPTS
-from mas.redis_memory import CONNECT_TIMEOUT_S, RedisMemory, glob_escape, redact_url
 from mas.settings import settings
+
+# ---------------------------------------------------------------- the same run on Redis: RedisMemory
+
+CONNECT_TIMEOUT_S = 5.0  # an unreachable Redis host fails in seconds, not after the OS TCP timeout
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+# Runs inside Redis, so the read of the old stamp and the write are one atomic step, and every
+# client, on any machine, takes its time from the server's clock (the rule of next_stamp, in µs).
+_SET_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local previous = tonumber(redis.call('HGET', KEYS[1], 'updated_at') or '0')
+if now <= previous then now = previous + 1 end
+redis.call('HSET', KEYS[1], 'value', ARGV[1], 'updated_at', string.format('%d', now))
+return now
+"""
+
+
+START_REDIS = "redis-server --port 6379 --save '' --appendonly no"  # a throwaway server: in memory, no files
+START_REDIS_HINT = (
+    f"Start a throwaway server (in memory only, no files):\n\n    {START_REDIS}\n\n"
+    "(install it with `sudo apt-get install redis-server`, or `brew install redis` on macOS), then "
+    "`export REDIS_URL=redis://localhost:6379/0` before you start Python or Jupyter."
+)
+
+
+class RedisMemory(_BaseMemory):
+    """The memory contract on a Redis server: one hash per key, `{prefix}:{namespace}/{key}`.
+
+    Each hash holds `value` and `updated_at` (microseconds since the epoch, server time).
+    `get_all` and `clear` find their keys with SCAN on this memory's own prefix, so they never
+    block the server (as KEYS would) nor touch another application's data (as FLUSHDB would).
+    Needs the `redis` package (`pip install 'mas[redis]'`) and Redis 6 or newer.
+    """
+
+    def __init__(self, url: str | None = None, namespace: str = "", *, prefix: str = "mas") -> None:
+        super().__init__(namespace)
+        redis = require("redis", "RedisMemory")  # optional: only a RedisMemory needs it, so `import mas` stays light
+        if not prefix or not isinstance(prefix, str):
+            raise ValueError(f"prefix must be a non-empty string, got {prefix!r}")
+        self.url = url or settings().redis_url
+        self.prefix = prefix
+        self._down = (redis.ConnectionError, redis.TimeoutError)
+        client = redis.Redis.from_url(self.url, decode_responses=True, socket_connect_timeout=CONNECT_TIMEOUT_S)
+        self._shared = _Shared(client)
+        try:
+            with self._client() as c:
+                c.ping()
+        except MemoryUnavailableError:
+            client.close()
+            raise
+        self._set_script = client.register_script(_SET_SCRIPT)
+
+    def set(self, key: str, value: str) -> None:
+        full = self._redis_key(key)
+        _check_value(value)
+        with self._client() as client:
+            self._set_script(keys=[full], args=[value], client=client)
+
+    def get(self, key: str) -> str | None:
+        return self._field("value", key)
+
+    def updated_at(self, key: str) -> datetime | None:
+        """When `key` was last written (by the server's clock), as an aware UTC datetime; None when missing."""
+        micros = self._field("updated_at", key)
+        return _EPOCH + timedelta(microseconds=int(micros)) if micros is not None else None
+
+    def get_all(self) -> dict[str, str]:
+        """Every key of this scope (without its namespace) and its value, in key order."""
+        with self._client() as client:
+            keys = self._keys(client)
+            pipe = client.pipeline(transaction=False)
+            for full in keys:
+                pipe.hget(full, "value")
+            values = pipe.execute()
+        start = len(self._redis_key_prefix())
+        return {full[start:]: value for full, value in zip(keys, values) if value is not None}
+
+    def delete(self, key: str) -> None:
+        full = self._redis_key(key)
+        with self._client() as client:
+            client.unlink(full)
+
+    def clear(self) -> None:
+        """Delete every key of this scope; unscoped, every key under this memory's prefix."""
+        with self._client() as client:
+            keys = self._keys(client)
+            for i in range(0, len(keys), 500):
+                client.unlink(*keys[i:i + 500])
+
+    def __repr__(self) -> str:
+        return f"RedisMemory({redact_url(self.url)!r}, namespace={self.namespace!r}, prefix={self.prefix!r})"
+
+    def _redis_key_prefix(self) -> str:
+        return f"{self.prefix}:{self._prefix}"
+
+    def _redis_key(self, key: str) -> str:
+        return f"{self.prefix}:{self._key(key)}"
+
+    def _keys(self, client: Any) -> list[str]:
+        return _scan(client, self._redis_key_prefix(), _type="HASH")
+
+    def _field(self, field: str, key: str) -> str | None:
+        full = self._redis_key(key)
+        with self._client() as client:
+            return client.hget(full, field)
+
+    @contextmanager
+    def _client(self) -> Iterator[Any]:
+        self._check_open()
+        try:
+            yield self._shared.resource
+        except self._down as exc:
+            # `from None`: the client's own traceback (sockets, retries) says nothing more useful.
+            raise MemoryUnavailableError(
+                f"cannot reach Redis at {redact_url(self.url)} ({exc}). Point REDIS_URL at a running "
+                f"server, or:\n{START_REDIS_HINT}"
+            ) from None
+
+    def _release(self, client: Any) -> None:
+        client.close()
+
+
+def _scan(client: Any, prefix: str, pattern: str = "*", **options: Any) -> list[str]:
+    """The keys that start with `prefix` (taken literally) and then match the glob `pattern`.
+
+    SCAN, never KEYS, so the server is never blocked. SCAN may return a key twice: the set
+    drops repeats, the sort gives a stable order."""
+    return sorted(set(client.scan_iter(match=glob_escape(prefix) + pattern, count=1000, **options)))
+
+
+def glob_escape(text: str) -> str:
+    """`text` as a literal in a Redis MATCH pattern (SCAN's glob): its `*?[]\\` escaped.
+
+    >>> print(glob_escape("run*1/"))
+    run\\*1/
+    """
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+
+
+def redact_url(url: str) -> str:
+    """The URL without its credentials (user, password, query), fit for an error message or an output.
+
+    >>> redact_url("redis://:s3cret@cache.example:6379/0"), redact_url("redis://localhost:6379/0")
+    ('redis://***@cache.example:6379/0', 'redis://localhost:6379/0')
+    >>> redact_url("https://user:tok@gateway.example/anthropic?key=abc#x")
+    'https://***@gateway.example/anthropic?***'
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=netloc, query="***" if parts.query else "", fragment=""))
+
+
+# ---------------------------------------------------------------- several workers share a run: the job queue
 
 RESULT = "result/"  # memory key of a job's reply: result/<job id>
 POLL_S = 0.05  # how often the coordinator looks at memory and at its workers
@@ -98,15 +266,18 @@ class JobsIncomplete(RuntimeError):
 
 
 class JobQueue:
-    """The Redis side of a run's jobs: push, take, finish, requeue; results live in `self.memory`."""
+    """The Redis side of a run's jobs: push, take, finish, requeue; results live in `self.memory`.
+
+    The queue and the run's memory share one client, so they fail alike (`MemoryUnavailableError`
+    when the server is away, `MemoryClosedError` after `close()`)."""
 
     def __init__(self, namespace: str, url: str | None = None, *, prefix: str = "mas"):
-        redis = require("redis", "JobQueue")  # optional, as in mas.redis_memory: `import mas` stays light
+        require("redis", "JobQueue")  # optional, as for RedisMemory: `import mas` stays light
 
         self.memory = RedisMemory(url, namespace=namespace, prefix=prefix)  # checks the namespace, pings
         self.namespace, self.url, self.prefix = namespace, self.memory.url, prefix
         self._base = f"{prefix}:{namespace}/queue:"
-        self._redis = redis.Redis.from_url(self.url, decode_responses=True, socket_connect_timeout=CONNECT_TIMEOUT_S)
+        self._redis = self.memory._shared.resource
         self._take = self._redis.register_script(_TAKE_SCRIPT)
 
     def push(self, jobs: list[Job]) -> int:
@@ -128,17 +299,11 @@ class JobQueue:
         """Save the reply (first), then acknowledge: the job leaves the processing list."""
         if result is not None:
             self.memory.set(RESULT + job.id, result)
-        pipe = self._redis.pipeline()  # MULTI/EXEC: both or neither
-        pipe.hset(self._base + "done_by", job.id, worker)
-        pipe.lrem(self._processing(worker), 1, raw)
-        self._call(pipe.execute)
+        self._acknowledge(worker, job, raw, "done_by", worker)
 
     def fail(self, worker: str, job: Job, raw: str, reason: str) -> None:
         """Record why a job failed and acknowledge it: reported by `collect`, never silently dropped."""
-        pipe = self._redis.pipeline()
-        pipe.hset(self._base + "failed", job.id, reason)
-        pipe.lrem(self._processing(worker), 1, raw)
-        self._call(pipe.execute)
+        self._acknowledge(worker, job, raw, "failed", reason)
 
     def requeue(self, worker: str | None = None) -> int:
         """Put a dead worker's jobs (every worker's when None) back at the head of the queue.
@@ -152,13 +317,13 @@ class JobQueue:
         return moved
 
     def pending(self) -> list[str]:
-        return [Job.model_validate_json(raw).id for raw in self._call(self._redis.lrange, self._base + "pending", 0, -1)]
+        return self._ids(self._base + "pending")
 
     def in_progress(self) -> dict[str, list[str]]:
         """worker -> the ids of the jobs it has taken and not acknowledged (a dead worker's stay here)."""
-        start = len(self._base + "processing:")
-        lists = {key[start:]: self._call(self._redis.lrange, key, 0, -1) for key in self._keys("processing:*")}
-        return {worker: [Job.model_validate_json(raw).id for raw in raws] for worker, raws in lists.items() if raws}
+        start = len(self._processing(""))
+        lists = {key[start:]: self._ids(key) for key in self._keys("processing:*")}
+        return {worker: ids for worker, ids in lists.items() if ids}
 
     def attempts(self) -> dict[str, int]:
         """job id -> how many times it was taken (1 for every job, unless a worker died holding it)."""
@@ -189,8 +354,7 @@ class JobQueue:
             self._call(self._redis.unlink, *keys)
 
     def close(self) -> None:
-        self._redis.close()
-        self.memory.close()
+        self.memory.close()  # and with it the client the queue shares
 
     def __enter__(self) -> JobQueue:
         return self
@@ -198,28 +362,29 @@ class JobQueue:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def _ids(self, key: str) -> list[str]:
+        """The ids of the jobs in the list `key`, in its order."""
+        return [Job.model_validate_json(raw).id for raw in self._call(self._redis.lrange, key, 0, -1)]
+
     def _hash(self, name: str) -> dict[str, str]:
         return dict(sorted(self._call(self._redis.hgetall, self._base + name).items()))
+
+    def _acknowledge(self, worker: str, job: Job, raw: str, record: str, value: str) -> None:
+        """Record `job.id` -> `value` in the hash `record` and drop the job from `worker`'s list."""
+        pipe = self._redis.pipeline()  # MULTI/EXEC: both or neither
+        pipe.hset(self._base + record, job.id, value)
+        pipe.lrem(self._processing(worker), 1, raw)
+        self._call(pipe.execute)
 
     def _processing(self, worker: str) -> str:
         return f"{self._base}processing:{worker}"
 
     def _keys(self, pattern: str) -> list[str]:
-        with self._errors():
-            return sorted(set(self._redis.scan_iter(match=glob_escape(self._base) + pattern, count=1000)))
+        return self._call(_scan, self._redis, self._base, pattern)
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        with self._errors():
+        with self.memory._client():  # the memory's checks and errors: closed, or the server away
             return fn(*args, **kwargs)
-
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        import redis
-
-        try:
-            yield
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise MemoryUnavailableError(f"cannot reach Redis at {redact_url(self.url)} ({exc})") from None
 
 
 def work(namespace: str, url: str | None = None, *, worker: str = "w1", prefix: str = "mas",
@@ -272,7 +437,7 @@ class Worker:
 
 def start_workers(namespace: str, count: int, url: str | None = None, *, prefix: str = "mas",
                   latency: float = 0.0, log_dir: str | os.PathLike[str] | None = None) -> list[Worker]:
-    """Start `count` worker processes (`python -m mas.workers`) on the run `namespace`.
+    """Start `count` worker processes (`python -m mas.scaling`) on the run `namespace`.
 
     `latency`: the offline model's simulated seconds per reply (no effect on live Claude).
     The URL goes through the environment, not the command line, so `ps` never shows a password.
@@ -287,7 +452,7 @@ def start_workers(namespace: str, count: int, url: str | None = None, *, prefix:
         if log_dir is not None:
             Path(log_dir).mkdir(parents=True, exist_ok=True)
             out = open(Path(log_dir) / f"{name}.log", "w")  # noqa: SIM115 (the child holds it open)
-        cmd = [sys.executable, "-m", "mas.workers", namespace, "--worker", name, "--prefix", prefix,
+        cmd = [sys.executable, "-m", "mas.scaling", namespace, "--worker", name, "--prefix", prefix,
                "--latency", str(latency)]
         workers.append(Worker(name, subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)))
         if out is not subprocess.DEVNULL:
@@ -359,7 +524,7 @@ def merge_bullets(replies: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mas.workers", description="Work on a run's job queue.")
+    parser = argparse.ArgumentParser(prog="python -m mas.scaling", description="Work on a run's job queue.")
     parser.add_argument("namespace", help="the run's namespace (its run id)")
     parser.add_argument("--worker", default=f"w-{os.getpid()}", help="this worker's name (unique in the run)")
     parser.add_argument("--prefix", default="mas", help="the Redis key prefix (RedisMemory's)")

@@ -1,6 +1,7 @@
-"""Worker processes sharing one run through the test run's real Redis: every job done exactly
-once, a worker killed mid-job leaves its job recoverable, a re-run resumes from memory, and the
-orchestrator on RedisMemory resumes a crashed run without repeating a call."""
+"""mas.scaling's worker processes sharing one run through the test run's real Redis: every job done
+exactly once, a worker killed mid-job leaves its job recoverable, a re-run resumes from memory, and
+the orchestrator on RedisMemory resumes a crashed run without repeating a call. (RedisMemory's
+contract is tested beside SQLiteMemory's, in test_memory.py.)"""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ import pytest
 
 from mas.agents import ResearcherAgent
 from mas.llm import make_client
-from mas.memory import RedisMemory
+from mas.errors import MemoryClosedError, MemoryUnavailableError
 from mas.offline import Fault, OfflineTransport, ScriptedTransport
 from mas.orchestrator import Orchestrator
 from mas.prompts import research_task
-from mas.workers import Job, JobQueue, JobsIncomplete, Worker, collect, merge_bullets, run_jobs, start_workers, work
+from mas.scaling import (Job, JobQueue, JobsIncomplete, RedisMemory, Worker, collect, merge_bullets, run_jobs,
+                         start_workers, work)
 
 AUDIENCE = "senior software engineers"
 TOPIC = "How vector databases enable semantic search"
@@ -219,7 +221,18 @@ def test_bad_input_gets_a_clear_error(queue):
     assert queue.pending() == []
 
 
-def test_importing_mas_workers_leaves_redis_unimported():
-    code = "import sys, mas.workers; print('redis' in sys.modules)"
+def test_the_queue_fails_as_its_memory_does_when_the_server_goes_or_after_close(redis_to_stop, prefix):
+    queue = JobQueue("run", redis_to_stop.url, prefix=prefix)
+    queue.push(angle_jobs(1))
+    redis_to_stop.stop()
+    with pytest.raises(MemoryUnavailableError, match="(?s)cannot reach Redis at redis://127.*redis-server --port"):
+        queue.take("w")
+    queue.close()
+    with pytest.raises(MemoryClosedError, match="is closed"):
+        queue.pending()
+
+
+def test_importing_mas_scaling_leaves_redis_unimported():
+    code = "import sys, mas.scaling; print('redis' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
