@@ -115,6 +115,22 @@ class Usage(BaseModel):
         for key in TOKEN_FIELDS:
             setattr(self, key, getattr(self, key) + usage.get(key, 0))
 
+    def counts(self) -> dict[str, int]:
+        """The figures as plain numbers (a snapshot for `add_since`)."""
+        return {"calls": self.calls, **{key: getattr(self, key) for key in TOKEN_FIELDS}}
+
+    def add_since(self, current: Usage, before: dict[str, int]) -> None:
+        """Add what `current` counted since the snapshot `before` (`current.counts()` earlier).
+
+        >>> total, agent = Usage(), Usage(calls=2, input_tokens=5)
+        >>> before = agent.counts(); agent.add({"input_tokens": 3}); total.add_since(agent, before)
+        >>> total.calls, total.input_tokens
+        (1, 3)
+        """
+        now = current.counts()
+        for key, value in now.items():
+            setattr(self, key, getattr(self, key) + value - before[key])
+
     def __add__(self, other: Usage) -> Usage:
         """Field by field.
 

@@ -186,6 +186,7 @@ class SQLiteMemory(_BaseMemory):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: the module starts no transactions of its own; ours are explicit.
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        conn.create_function("mas_next_stamp", 2, _next_stamp_text, deterministic=True)
         try:
             self.journal_mode = _set_journal_mode(conn, journal_mode.lower())
             if self.journal_mode == "wal":
@@ -202,13 +203,9 @@ class SQLiteMemory(_BaseMemory):
     def set(self, key: str, value: str) -> None:
         full = self._key(key)
         _check_value(value)
-        with self._transaction() as conn:
-            row = conn.execute("SELECT updated_at FROM memory WHERE key = ?", (full,)).fetchone()
-            previous = _parse_stamp(row[0]) if row and row[0] else None  # NULL: a row some other client wrote
-            stamp = next_stamp(previous, datetime.now(timezone.utc))
-            conn.execute("INSERT INTO memory (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE "
-                         "SET value = excluded.value, updated_at = excluded.updated_at",
-                         (full, value, stamp.strftime(_STAMP_FORMAT)))
+        now = datetime.now(timezone.utc).isoformat(" ", "microseconds")[:26]  # _STAMP_FORMAT, quickly
+        with self._shared.lock:  # one statement: SQLite makes it atomic, with no read-then-write race
+            self._usable().execute(_UPSERT, (full, value, now))
 
     def get(self, key: str) -> str | None:
         return self._column("value", key)
@@ -255,11 +252,15 @@ class SQLiteMemory(_BaseMemory):
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
         with self._shared.lock:
-            self._check_open()
-            if os.getpid() != self._shared.pid:  # a connection must never cross a fork
-                raise MemoryClosedError(f"this {type(self).__name__} was opened in another process "
-                                        "(before a fork); open a new one in this process")
-            yield self._shared.resource
+            yield self._usable()
+
+    def _usable(self) -> sqlite3.Connection:
+        """The connection, once it is known to be open and of this process (call with the lock held)."""
+        self._check_open()
+        if os.getpid() != self._shared.pid:  # a connection must never cross a fork
+            raise MemoryClosedError(f"this {type(self).__name__} was opened in another process "
+                                    "(before a fork); open a new one in this process")
+        return self._shared.resource
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -278,6 +279,17 @@ class SQLiteMemory(_BaseMemory):
 
 
 PersistentMemory = SQLiteMemory
+
+# Subtle: stamps are text in one fixed format, so they sort as they are in time; the rare write
+# whose clock is not past the stored stamp (a clock stepped back, a shared microsecond) gets
+# `next_stamp` of it, computed in Python by `mas_next_stamp`.
+_UPSERT = ("INSERT INTO memory (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+           "value = excluded.value, updated_at = CASE WHEN memory.updated_at IS NULL OR excluded.updated_at > "
+           "memory.updated_at THEN excluded.updated_at ELSE mas_next_stamp(memory.updated_at, excluded.updated_at) END")
+
+
+def _next_stamp_text(previous: str, now: str) -> str:
+    return next_stamp(_parse_stamp(previous), _parse_stamp(now)).strftime(_STAMP_FORMAT)
 
 
 def _set_journal_mode(conn: sqlite3.Connection, mode: str) -> str:

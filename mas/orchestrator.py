@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Callable
+from typing import Any, Callable
 
 import anthropic
 
@@ -83,7 +83,7 @@ class Orchestrator:
     def run(self, topic: str | None = None, audience: str = DEFAULT_AUDIENCE, run_id: str | None = None) -> RunResult:
         """Run the pipeline on `topic`, or resume the run `run_id` where it stopped."""
         run_id = run_id or f"run-{uuid.uuid4().hex[:8]}"
-        mem = self.memory.scoped(run_id)
+        mem = _Run(self.memory.scoped(run_id))
         stored_topic = mem.get("topic")
         if stored_topic is None:
             if not topic:
@@ -118,9 +118,9 @@ class Orchestrator:
         cycle = 1
         while True:
             draft = mem.get(f"draft_{cycle}")
-            verdict = ValidationResult.model_validate_json(self._step(
+            verdict = mem.verdict(cycle, self._step(
                 mem, f"validation_{cycle}", "validating", "Validator", usage, self.validator,
-                lambda: self.validator.review(research, draft, self.validation_attempts).model_dump_json()))
+                lambda: self.validator.review(research, draft, self.validation_attempts)))
             mem.set("issues", _json_list(verdict.issues))
             if verdict.approved:
                 mem.set("report", draft)
@@ -138,9 +138,10 @@ class Orchestrator:
                        lambda: self.writer.run(revise_task(topic, audience, research, draft, verdict.issues)))
             cycle += 1
 
-    def _step(self, mem: Memory, key: str, status: str, who: str, usage: Usage, agent: BaseAgent,
-              work: Callable[[], str]) -> str:
-        """One checkpointed step: the saved result if there is one, else the agent's, saved at once."""
+    def _step(self, mem: _Run, key: str, status: str, who: str, usage: Usage, agent: BaseAgent,
+              work: Callable[[], Any]) -> Any:
+        """One checkpointed step: the saved result if there is one, else the agent's, saved at once
+        (a verdict is saved as its JSON, and returned as the `ValidationResult` itself)."""
         saved = mem.get(key)
         if saved is not None:
             self._say(f"[Orchestrator] {key}: already in memory, not asked again")
@@ -148,14 +149,15 @@ class Orchestrator:
         mem.set("status", status)
         self._say(f"[Orchestrator] Dispatching to {who}...")
         agent.reset()  # each task carries everything it needs: no history from earlier steps
-        before = agent.usage.model_copy()
+        before = agent.usage.counts()
         try:
             result = work()
         finally:
-            usage += agent.usage - before  # this step's calls, failed ones included
+            usage.add_since(agent.usage, before)  # this step's calls, failed ones included
             mem.set("usage", usage.model_dump_json())
-        mem.set(key, result)
-        self._say(_done_line(who, key, result))
+        mem.set(key, result.model_dump_json() if isinstance(result, ValidationResult) else result)
+        if self.progress is not None:
+            self._say(_done_line(who, key, result))
         return result
 
     def _finish(self, mem: Memory, status: str, reason: str) -> None:
@@ -163,7 +165,7 @@ class Orchestrator:
         mem.set("status", status)
         self._say(f"[Orchestrator] Done: {reason}")
 
-    def _result(self, mem: Memory, run_id: str, usage: Usage) -> RunResult:
+    def _result(self, mem: _Run, run_id: str, usage: Usage) -> RunResult:
         status = mem.get("status") or "failed"
         drafts = [int(k.split("_")[1]) for k in mem.get_all() if k.startswith("draft_")]
         report = mem.get("report") or (mem.get(f"draft_{max(drafts)}") if drafts else "")
@@ -176,19 +178,49 @@ class Orchestrator:
             self.progress(line)
 
 
-def _done_line(who: str, key: str, result: str) -> str:
-    if key.startswith("validation_"):
-        verdict = ValidationResult.model_validate_json(result)
+def _done_line(who: str, key: str, result: str | ValidationResult) -> str:
+    if isinstance(result, ValidationResult):
+        verdict = result
         return f"[Validator] {'Approved' if verdict.approved else f'{len(verdict.issues)} issue(s): not approved'}"
     label = "Research" if key == "research" else f"Draft {key.split('_')[1]}"
     return f"[{who}] {label} complete ({len(result)} chars)"
 
 
-def _best_draft(mem: Memory, last: int) -> int:
+def _best_draft(mem: _Run, last: int) -> int:
     """The draft with the fewest issues (the latest of equals): what the circuit breaker returns."""
-    counts = {n: len(ValidationResult.model_validate_json(mem.get(f"validation_{n}")).issues)
-              for n in range(1, last + 1)}
+    counts = {n: len(mem.verdict(n).issues) for n in range(1, last + 1)}
     return min(counts, key=lambda n: (counts[n], -n))
+
+
+class _Run:
+    """One run's memory, read once: every checkpoint of the run is loaded when it starts, and every
+    write goes to the memory at once and to this copy, so the run never reads its own writes back.
+    Verdicts are kept as `ValidationResult`s too, parsed at most once."""
+
+    def __init__(self, memory: Memory):
+        self.memory, self.saved = memory, memory.get_all()
+        self._verdicts: dict[int, ValidationResult] = {}
+
+    def get(self, key: str) -> str | None:
+        return self.saved.get(key)
+
+    def get_all(self) -> dict[str, str]:
+        return dict(self.saved)
+
+    def set(self, key: str, value: str) -> None:
+        self.memory.set(key, value)
+        self.saved[key] = value
+
+    def verdict(self, cycle: int, given: ValidationResult | str | None = None) -> ValidationResult | None:
+        """The verdict on draft `cycle`: `given` when it was just made, else the saved one (parsed once)."""
+        if isinstance(given, ValidationResult):
+            self._verdicts[cycle] = given
+        if cycle not in self._verdicts:
+            text = self.saved.get(f"validation_{cycle}")
+            if text is None:
+                return None
+            self._verdicts[cycle] = ValidationResult.model_validate_json(text)
+        return self._verdicts[cycle]
 
 
 def _json_list(items: list[str]) -> str:

@@ -521,3 +521,19 @@ def test_without_the_redis_package_the_error_says_how_to_install_it(tmp_path):
             "try: RedisMemory()\n"
             "except ImportError as exc: print(exc)")
     assert "pip install 'mas[redis]'" in run_python(code, tmp_path)
+
+
+@pytest.mark.parametrize("stored", ["2999-01-01 00:00:00.000005", "2999-01-01 00:00:00", "2999-01-01T00:00:00+00:00"])
+def test_sqlite_an_overwrite_is_always_stamped_later_even_over_a_future_stamp(tmp_path, stored):
+    """A stamp another client (or a clock ahead) wrote, in any of SQLite's forms: the next write is 1 µs later."""
+    path = tmp_path / "m.db"
+    with SQLiteMemory(path) as memory:
+        memory.set("k", "old")
+        with sqlite3.connect(path) as raw:
+            raw.execute("UPDATE memory SET updated_at = ? WHERE key = 'k'", (stored,))
+        memory.set("k", "new")
+        assert memory.get("k") == "new"
+        assert memory.updated_at("k") == datetime.fromisoformat(stored).replace(tzinfo=timezone.utc) + \
+            timedelta(microseconds=1)
+        memory.set("fresh", "v")  # a new key: stamped now
+        assert abs(memory.updated_at("fresh") - datetime.now(timezone.utc)) < timedelta(minutes=5)
