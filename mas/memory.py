@@ -32,7 +32,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator, Protocol, Self, runtime_checkable
+from typing import Any, Iterator, Mapping, Protocol, Self, runtime_checkable
 
 from mas.errors import MemoryClosedError, MemoryUnavailableError
 from mas.settings import settings
@@ -50,6 +50,7 @@ class Memory(Protocol):
     """What every memory backend does; values are strings, `get` gives None for a missing key."""
 
     def set(self, key: str, value: str) -> None: ...
+    def set_many(self, items: Mapping[str, str]) -> None: ...
     def get(self, key: str) -> str | None: ...
     def get_all(self) -> dict[str, str]: ...
     def delete(self, key: str) -> None: ...
@@ -114,6 +115,14 @@ class _BaseMemory:
             if self._owner and not self._shared.closed:
                 self._shared.closed = True
                 self._release(self._shared.resource)
+
+    def set_many(self, items: Mapping[str, str]) -> None:
+        """Set several keys, in order; every value is checked before any is written (a backend may
+        make it one transaction: SQLite does)."""
+        for value in items.values():
+            _check_value(value)
+        for key, value in items.items():
+            self.set(key, value)
 
     def set_json(self, key: str, obj: Any) -> None:
         """Store a dict, list or pydantic model as compact JSON text (still readable in any client)."""
@@ -206,6 +215,15 @@ class SQLiteMemory(_BaseMemory):
         now = datetime.now(timezone.utc).isoformat(" ", "microseconds")[:26]  # _STAMP_FORMAT, quickly
         with self._shared.lock:  # one statement: SQLite makes it atomic, with no read-then-write race
             self._usable().execute(_UPSERT, (full, value, now))
+
+    def set_many(self, items: Mapping[str, str]) -> None:
+        """Several keys in one transaction: all of them are written, or none."""
+        now = datetime.now(timezone.utc).isoformat(" ", "microseconds")[:26]
+        rows = [(self._key(key), value, now) for key, value in items.items()]
+        for _, value, _ in rows:
+            _check_value(value)  # every value is checked before anything is written
+        with self._transaction() as conn:
+            conn.executemany(_UPSERT, rows)
 
     def get(self, key: str) -> str | None:
         return self._column("value", key)

@@ -88,8 +88,7 @@ class Orchestrator:
         if stored_topic is None:
             if not topic:
                 raise ValueError(f"run {run_id!r} is not in memory, so a topic is needed to start it")
-            mem.set("topic", topic)
-            mem.set("audience", audience)
+            mem.set_many({"topic": topic, "audience": audience})
             self._say(f"[Orchestrator] Run {run_id}: {topic}")
         else:
             if topic and topic != stored_topic:
@@ -103,14 +102,13 @@ class Orchestrator:
         try:
             self._pipeline(mem, topic, audience, usage)
         except (anthropic.APIError, AgentReplyError, RunStopped) as err:
-            mem.set("status", err.status if isinstance(err, RunStopped) else "failed")
-            mem.set("reason", one_line(err))
+            mem.set_many({"status": err.status if isinstance(err, RunStopped) else "failed", "reason": one_line(err)})
             self._say(f"[Orchestrator] Stopped: {one_line(err)} (resume with run_id={run_id!r})")
         return self._result(mem, run_id, usage)
 
     # ------------------------------------------------------------------ the steps
 
-    def _pipeline(self, mem: Memory, topic: str, audience: str, usage: Usage) -> None:
+    def _pipeline(self, mem: _Run, topic: str, audience: str, usage: Usage) -> None:
         research = self._step(mem, "research", "researching", "Researcher", usage, self.researcher,
                               lambda: self.researcher.run(research_task(topic, audience)))
         self._step(mem, "draft_1", "writing", "Writer", usage, self.writer,
@@ -121,48 +119,53 @@ class Orchestrator:
             verdict = mem.verdict(cycle, self._step(
                 mem, f"validation_{cycle}", "validating", "Validator", usage, self.validator,
                 lambda: self.validator.review(research, draft, self.validation_attempts)))
-            mem.set("issues", _json_list(verdict.issues))
+            issues = {"issues": _json_list(verdict.issues)}
             if verdict.approved:
-                mem.set("report", draft)
-                self._finish(mem, "approved", f"approved after {cycle - 1} revision(s)")
+                self._finish(mem, "approved", f"approved after {cycle - 1} revision(s)", draft, issues)
                 return
             if cycle > self.max_revision_cycles:
                 best = _best_draft(mem, cycle)
-                mem.set("report", mem.get(f"draft_{best}"))
                 self._finish(mem, "max_cycles", f"not approved after {self.max_revision_cycles} revision(s) "
-                             f"(the limit); returning draft {best} of {cycle}, which had the fewest issues")
+                             f"(the limit); returning draft {best} of {cycle}, which had the fewest issues",
+                             mem.get(f"draft_{best}"), issues)
                 return
             self._say(f"[Orchestrator] Revision {cycle} of at most {self.max_revision_cycles}: "
                       f"sending {len(verdict.issues)} issue(s) back to the Writer")
             self._step(mem, f"draft_{cycle + 1}", "revising", "Writer", usage, self.writer,
-                       lambda: self.writer.run(revise_task(topic, audience, research, draft, verdict.issues)))
+                       lambda: self.writer.run(revise_task(topic, audience, research, draft, verdict.issues)),
+                       also=issues)
             cycle += 1
 
     def _step(self, mem: _Run, key: str, status: str, who: str, usage: Usage, agent: BaseAgent,
-              work: Callable[[], Any]) -> Any:
+              work: Callable[[], Any], also: dict[str, str] | None = None) -> Any:
         """One checkpointed step: the saved result if there is one, else the agent's, saved at once
-        (a verdict is saved as its JSON, and returned as the `ValidationResult` itself)."""
+        (a verdict is saved as its JSON, and returned as the `ValidationResult` itself).
+
+        Two writes, each one transaction: the status (with `also`) before the call, then the result
+        with the usage, before anything else happens; a failed call saves its usage alone."""
         saved = mem.get(key)
         if saved is not None:
             self._say(f"[Orchestrator] {key}: already in memory, not asked again")
             return saved
-        mem.set("status", status)
+        mem.set_many({**(also or {}), "status": status})
         self._say(f"[Orchestrator] Dispatching to {who}...")
         agent.reset()  # each task carries everything it needs: no history from earlier steps
         before = agent.usage.counts()
         try:
             result = work()
-        finally:
-            usage.add_since(agent.usage, before)  # this step's calls, failed ones included
+        except BaseException:
+            usage.add_since(agent.usage, before)  # the failed step's calls count too
             mem.set("usage", usage.model_dump_json())
-        mem.set(key, result.model_dump_json() if isinstance(result, ValidationResult) else result)
+            raise
+        usage.add_since(agent.usage, before)
+        text = result.model_dump_json() if isinstance(result, ValidationResult) else result
+        mem.set_many({"usage": usage.model_dump_json(), key: text})
         if self.progress is not None:
             self._say(_done_line(who, key, result))
         return result
 
-    def _finish(self, mem: Memory, status: str, reason: str) -> None:
-        mem.set("reason", reason)
-        mem.set("status", status)
+    def _finish(self, mem: _Run, status: str, reason: str, report: str, issues: dict[str, str]) -> None:
+        mem.set_many({**issues, "report": report, "reason": reason, "status": status})  # the status last
         self._say(f"[Orchestrator] Done: {reason}")
 
     def _result(self, mem: _Run, run_id: str, usage: Usage) -> RunResult:
@@ -210,6 +213,10 @@ class _Run:
     def set(self, key: str, value: str) -> None:
         self.memory.set(key, value)
         self.saved[key] = value
+
+    def set_many(self, items: dict[str, str]) -> None:
+        self.memory.set_many(items)
+        self.saved.update(items)
 
     def verdict(self, cycle: int, given: ValidationResult | str | None = None) -> ValidationResult | None:
         """The verdict on draft `cycle`: `given` when it was just made, else the saved one (parsed once)."""

@@ -537,3 +537,14 @@ def test_sqlite_an_overwrite_is_always_stamped_later_even_over_a_future_stamp(tm
             timedelta(microseconds=1)
         memory.set("fresh", "v")  # a new key: stamped now
         assert abs(memory.updated_at("fresh") - datetime.now(timezone.utc)) < timedelta(minutes=5)
+
+
+def test_set_many_writes_every_key_or_none(open_memory):
+    memory = open_memory().scoped("run-1")
+    memory.set_many({"status": "writing", "draft_1": "# Draft", "usage": "{}"})
+    assert memory.get_all() == {"draft_1": "# Draft", "status": "writing", "usage": "{}"}
+    with pytest.raises(TypeError, match="memory values are strings"):
+        memory.set_many({"report": "text", "usage": {"calls": 1}})
+    assert memory.get("report") is None and memory.get("usage") == "{}"  # nothing of the bad batch
+    memory.set_many({})
+    assert len(memory.get_all()) == 3
