@@ -98,10 +98,10 @@ def make_async_client(*, offline: bool | None = None, timeout: float | None = No
         return client_from_env(asynchronous=True, offline=offline, timeout=timeout, max_retries=max_retries,
                                **offline_options)
     if transport is None and (offline if offline is not None else is_offline()):
-        from mas.offline import AsyncOfflineTransport
+        from mas.offline import OfflineTransport
 
         _announce_offline()
-        transport = AsyncOfflineTransport(**offline_options)
+        transport = OfflineTransport(**offline_options)
     if transport is not None:
         return anthropic.AsyncAnthropic(api_key=OFFLINE_API_KEY, base_url=OFFLINE_BASE_URL, timeout=timeout,
                                         max_retries=max_retries, http_client=httpx2.AsyncClient(transport=transport))

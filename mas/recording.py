@@ -161,8 +161,8 @@ def check_side(transport: Any, kind: type, who: str) -> Any:
     if not isinstance(transport, kind):
         wanted = "an async (AsyncAnthropic)" if kind is httpx2.AsyncBaseTransport else "a sync (Anthropic)"
         raise TransportMismatch(f"{who} was used by {wanted} client but wraps {type(transport).__name__}: wrap "
-                        "OfflineTransport / httpx2.HTTPTransport for Anthropic, AsyncOfflineTransport / "
-                        "httpx2.AsyncHTTPTransport for AsyncAnthropic")
+                        "httpx2.HTTPTransport for Anthropic, httpx2.AsyncHTTPTransport for AsyncAnthropic "
+                        "(OfflineTransport and ScriptedTransport serve both)")
     return transport
 
 

@@ -41,7 +41,7 @@ import httpx2
 
 from mas import llm
 from mas.offline import wire
-from mas.offline.transport import AsyncOfflineTransport, OfflineTransport
+from mas.offline.transport import OfflineTransport
 # recording (and the file format) lives in mas.recording; its names stay importable from here
 from mas.settings import settings
 from mas.recording import (KEPT_HEADERS, RECORD_ENV, RecordingTransport, TransportMismatch,  # noqa: F401
@@ -204,8 +204,6 @@ def _fallbacks(fallback: Any) -> tuple[Any, Any]:
         return None, None
     if fallback is True:
         fallback = OfflineTransport()
-    if isinstance(fallback, (OfflineTransport, AsyncOfflineTransport)):  # one model, two doors
-        return OfflineTransport(model=fallback.model), AsyncOfflineTransport(model=fallback.model)
     if not isinstance(fallback, (httpx2.BaseTransport, httpx2.AsyncBaseTransport)):
         raise TypeError(f"fallback must be True, False, None or an httpx2 transport, not {type(fallback).__name__}")
     return (fallback if isinstance(fallback, httpx2.BaseTransport) else None,
@@ -296,7 +294,7 @@ def client_from_env(*, asynchronous: bool = False, offline: bool | None = None, 
         recording = async_record_client if asynchronous else record_client
         if not (offline if offline is not None else llm.is_offline()):
             return recording(record, timeout=timeout, max_retries=max_retries)
-        inner = (AsyncOfflineTransport if asynchronous else OfflineTransport)(**offline_options)
+        inner = OfflineTransport(**offline_options)
         return recording(record, inner, timeout=timeout, max_retries=max_retries)
     return None
 

@@ -9,7 +9,7 @@ from anthropic.types import Message
 import mas
 import mas.llm
 from mas.llm import LiveClientForbidden, make_async_client, make_client, text_of, usage_of
-from mas.offline import AsyncOfflineTransport, OfflineTransport
+from mas.offline import OfflineTransport
 from mas.offline.catalog import listed_models
 
 
@@ -37,7 +37,7 @@ def test_no_key_gives_the_offline_model(no_key):
     client = make_client()
     assert isinstance(client, anthropic.Anthropic)
     assert isinstance(_transport(client), OfflineTransport)
-    assert isinstance(_transport(make_async_client()), AsyncOfflineTransport)
+    assert isinstance(_transport(make_async_client()), OfflineTransport)
 
 
 def test_mas_offline_wins_over_a_key(monkeypatch):

@@ -11,8 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 from mas.llm import make_async_client, make_client, text_of
-from mas.offline import (AsyncOfflineTransport, Fault, FaultPlan, Latency, OfflineModel, OfflineTransport,
-                         ScriptedTransport, error)
+from mas.offline import Fault, FaultPlan, Latency, OfflineModel, OfflineTransport, ScriptedTransport, error
 from mas.offline.roles import UNSUPPORTED_CLAIM, check_draft, detect_role
 from mas.offline.tokens import count_request
 
@@ -214,7 +213,7 @@ def test_prompt_caching_writes_then_reads_a_long_enough_prefix():
 
 
 def test_async_calls_overlap_under_simulated_latency():
-    class Counting(AsyncOfflineTransport):
+    class Counting(OfflineTransport):
         """Counts the requests in flight: with a blocking sleep there would never be more than one."""
 
         in_flight = peak = 0
@@ -253,6 +252,23 @@ def test_async_stream():
 
     text, final = asyncio.run(run())
     assert text == text_of(final) and text.startswith("## Research")
+
+
+def test_one_offline_transport_serves_sync_and_async_clients_with_one_model():
+    transport = OfflineTransport(latency=Latency(base=0.01, per_token=0.0001))
+    ask = dict(model=MODEL, max_tokens=2000, system=RESEARCHER,
+               messages=[{"role": "user", "content": f"<topic>{TOPIC}</topic>"}])
+
+    async def run():
+        client = make_async_client(transport=transport)
+        async with client.messages.stream(**ask) as s:
+            return [t async for t in s.text_stream], (await client.messages.create(**ask)).to_json()
+
+    sync = make_client(transport=transport)
+    with sync.messages.stream(**ask) as s:
+        pieces = list(s.text_stream)
+    assert asyncio.run(run()) == (pieces, sync.messages.create(**ask).to_json())
+    assert len(pieces) > 1 and transport.model.calls == 4
 
 
 # ---------------------------------------------------------------- faults and the SDK's retries

@@ -17,7 +17,7 @@ import pytest
 from mas.agents import ResearcherAgent
 from mas.hooks import RunStopped, call_hook
 from mas.llm import make_async_client, make_client
-from mas.offline import AsyncOfflineTransport, Fault, Latency
+from mas.offline import Fault, Latency, OfflineTransport
 from mas.offline.roles import bullets_of
 from mas.orchestrator import Orchestrator
 from mas.parallel import (DEFAULT_ANGLES, ParallelResearcher, Subtask, SubtaskError, arun_parallel, merge_bullets,
@@ -33,7 +33,7 @@ class CountingTransport(httpx2.AsyncBaseTransport):
     HTTP requests the SDK sends, retries included)."""
 
     def __init__(self, **options):
-        self.inner = AsyncOfflineTransport(**options)
+        self.inner = OfflineTransport(**options)
         self.in_flight = self.max_in_flight = self.requests = 0
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
@@ -47,7 +47,7 @@ class CountingTransport(httpx2.AsyncBaseTransport):
 
 
 def client(transport=None, **options):
-    return make_async_client(transport=transport or AsyncOfflineTransport(**options), max_retries=0)
+    return make_async_client(transport=transport or OfflineTransport(**options), max_retries=0)
 
 
 def topics(n: int) -> list[str]:

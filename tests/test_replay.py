@@ -14,7 +14,7 @@ import pytest
 from mas import make_async_client, make_client, text_of, usage_of
 from mas.llm import LiveClientForbidden
 from mas.memory import SQLiteMemory
-from mas.offline import AsyncOfflineTransport, OfflineTransport, ScriptedTransport, text_message
+from mas.offline import OfflineTransport, ScriptedTransport, text_message
 from mas.orchestrator import Orchestrator
 from mas.replay import (NotInRecording, RecordingTransport, ReplayTransport, async_record_client,
                         async_replay_client, client_from_env, load_recording, record_client, replay_client)
@@ -104,7 +104,7 @@ def test_async_replay_of_an_async_recording_with_concurrent_calls_and_a_stream(t
             streamed = "".join([piece async for piece in stream.text_stream])
         return [r.to_json() for r in replies], streamed
 
-    recorded = asyncio.run(talk(async_record_client(path, AsyncOfflineTransport())))
+    recorded = asyncio.run(talk(async_record_client(path, OfflineTransport())))
     assert len(load_recording(path)) == 4
     assert asyncio.run(talk(async_replay_client(path))) == recorded
     sync = replay_client(path)  # the same file serves a sync client too
@@ -273,8 +273,9 @@ def test_bad_recordings_and_bad_fallbacks_give_clear_errors(tmp_path):
     record_client(good, ScriptedTransport(["hi"])).messages.create(**ASK)
     with pytest.raises(TypeError, match="fallback must be"):
         ReplayTransport(good, fallback="offline")
-    with pytest.raises(TypeError, match="AsyncOfflineTransport"):  # a sync transport under an async client
-        asyncio.run(make_async_client(transport=RecordingTransport(OfflineTransport(), good)).messages.create(**ASK))
+    sync_only = RecordingTransport(httpx2.HTTPTransport(), good)
+    with pytest.raises(TypeError, match="AsyncHTTPTransport for AsyncAnthropic"):  # a sync transport, an async client
+        asyncio.run(make_async_client(transport=sync_only).messages.create(**ASK))
 
 
 def test_clients_from_the_replay_switch_share_one_place_in_the_recording(tmp_path, monkeypatch):

@@ -3,8 +3,8 @@
 from mas.offline.faults import Fault, FaultPlan
 from mas.offline.model import Latency, OfflineModel
 from mas.offline.scripted import ScriptedTransport, error
-from mas.offline.transport import AsyncOfflineTransport, OfflineTransport
+from mas.offline.transport import OfflineTransport
 from mas.offline.wire import text_message
 
-__all__ = ["Fault", "FaultPlan", "Latency", "OfflineModel", "OfflineTransport", "AsyncOfflineTransport",
-           "ScriptedTransport", "error", "text_message"]
+__all__ = ["Fault", "FaultPlan", "Latency", "OfflineModel", "OfflineTransport", "ScriptedTransport", "error",
+           "text_message"]
