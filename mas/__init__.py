@@ -12,7 +12,7 @@ import importlib
 
 from mas.agents import AgentReplyError, BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
 from mas.contracts import ContractError, ReplyError, ask_structured, parse_reply, parse_structured
-from mas.llm import make_async_client, make_client, text_of, usage_of
+from mas.client import make_client, text_of, usage_of
 from mas.memory import PersistentMemory, SQLiteMemory
 from mas.orchestrator import Orchestrator
 from mas.schemas import RunResult, ValidationResult
@@ -32,7 +32,7 @@ _LAZY = {
 }
 
 __all__ = [
-    "make_client", "make_async_client", "text_of", "usage_of",
+    "make_client", "text_of", "usage_of",
     "BaseAgent", "ResearcherAgent", "WriterAgent", "ValidatorAgent", "AgentReplyError",
     "SQLiteMemory", "PersistentMemory",
     "Orchestrator", "RunResult", "ValidationResult",

@@ -20,7 +20,7 @@ import anthropic
 from anthropic.types import Message
 
 from mas.hooks import before_call
-from mas.llm import default_model, make_async_client, make_client, text_of, usage_of
+from mas.client import default_model, make_client, text_of, usage_of
 from mas.prompts import SYSTEM_PROMPTS, reask_task, validate_task
 from mas.contracts import ContractError, ask_structured
 from mas.schemas import Usage, ValidationResult
@@ -67,7 +67,7 @@ class BaseAgent:
     @property
     def async_client(self) -> anthropic.AsyncAnthropic:
         if self._async_client is None:
-            self._async_client = make_async_client()
+            self._async_client = make_client(asynchronous=True)
         return self._async_client
 
     def run(self, task: str) -> str:

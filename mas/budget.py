@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from mas.hooks import After, RunStopped, call_hook
-from mas.llm import usage_of
+from mas.client import usage_of
 
 INPUT_COUNTS = ("estimate", "api")
 COUNTABLE = ("model", "messages", "system", "tools", "tool_choice", "thinking", "output_config", "cache_control")

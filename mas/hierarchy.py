@@ -37,7 +37,7 @@ import anthropic
 
 from mas.agents import DEFAULT_MAX_TOKENS, AgentReplyError, ResearcherAgent
 from mas.hooks import RunStopped, call_hook
-from mas.llm import make_client
+from mas.client import make_client
 from mas.prompts import DEFAULT_AUDIENCE, bullets, tag
 from mas.schemas import Usage
 

@@ -38,7 +38,7 @@ import anthropic
 from mas.agents import DEFAULT_MAX_TOKENS, AgentReplyError, ResearcherAgent
 from mas.failure_kinds import one_line
 from mas.hooks import RunStopped
-from mas.llm import make_async_client
+from mas.client import make_client
 from mas.prompts import DEFAULT_AUDIENCE, merge_bullets, research_task, tag
 from mas.schemas import Usage
 
@@ -221,7 +221,7 @@ class ParallelResearcher:
             raise ValueError(f"min_angles must be between 1 and the number of angles ({len(angles)}), got {min_angles}")
         self.angles, self.name = angles, name
         self.max_concurrency, self.timeout, self.min_angles = max_concurrency, timeout, min_angles
-        client = async_client or make_async_client()
+        client = async_client or make_client(asynchronous=True)
         self.agents = [ResearcherAgent(async_client=client, model=model, max_tokens=max_tokens,
                                        system_prompt=system_prompt, name=f"{name} ({angle})") for angle in angles]
         self.errors: list[SubtaskError] = []  # the failed angles of the last run

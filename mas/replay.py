@@ -39,7 +39,7 @@ from typing import Any
 import anthropic
 import httpx2
 
-from mas import llm
+from mas import client as llm  # (until record and replay move under mas.offline)
 from mas.offline import wire
 from mas.offline.transport import OfflineTransport
 # recording (and the file format) lives in mas.recording; its names stay importable from here
@@ -243,7 +243,7 @@ def async_record_client(path: str | Path, transport: httpx2.AsyncBaseTransport |
                         timeout: float | None = None, max_retries: int | None = None) -> anthropic.AsyncAnthropic:
     """The async twin of `record_client()`."""
     if transport is not None:
-        return llm.make_async_client(transport=RecordingTransport(transport, path), timeout=timeout,
+        return llm.make_client(asynchronous=True, transport=RecordingTransport(transport, path), timeout=timeout,
                                      max_retries=max_retries)
     llm.check_kill_switch()
     timeout, max_retries = llm.limits(timeout, max_retries)
@@ -262,7 +262,7 @@ def replay_client(path: str | Path, fallback: Any = False, *, timeout: float | N
 def async_replay_client(path: str | Path, fallback: Any = False, *, timeout: float | None = None,
                         max_retries: int | None = None) -> anthropic.AsyncAnthropic:
     """The async twin of `replay_client()`."""
-    return llm.make_async_client(transport=ReplayTransport(path, fallback), timeout=timeout, max_retries=max_retries)
+    return llm.make_client(asynchronous=True, transport=ReplayTransport(path, fallback), timeout=timeout, max_retries=max_retries)
 
 
 def client_from_env(*, asynchronous: bool = False, offline: bool | None = None, timeout: float | None = None,
@@ -288,8 +288,8 @@ def client_from_env(*, asynchronous: bool = False, offline: bool | None = None, 
         key = (str(Path(replay).resolve()), stat and (stat.st_mtime_ns, stat.st_size), fallback)
         if key not in _shared_replays:
             _shared_replays[key] = ReplayTransport(replay, OfflineTransport(**offline_options) if fallback else None)
-        make = llm.make_async_client if asynchronous else llm.make_client
-        return make(transport=_shared_replays[key], timeout=timeout, max_retries=max_retries)
+        return llm.make_client(asynchronous=asynchronous, transport=_shared_replays[key], timeout=timeout,
+                               max_retries=max_retries)
     if record:
         recording = async_record_client if asynchronous else record_client
         if not (offline if offline is not None else llm.is_offline()):

@@ -20,7 +20,7 @@ from typing import Any
 
 from mas.agents import BaseAgent
 from mas.extras import require
-from mas.llm import default_model, make_client, usage_of
+from mas.client import default_model, make_client, usage_of
 from mas.offline.catalog import listed_models
 from mas.prompts import SYSTEM_PROMPTS, research_task
 

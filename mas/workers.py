@@ -229,7 +229,7 @@ def work(namespace: str, url: str | None = None, *, worker: str = "w1", prefix: 
     import anthropic
 
     from mas.agents import AgentReplyError, BaseAgent
-    from mas.llm import make_client
+    from mas.client import make_client
 
     client = client or make_client()
     agents: dict[str, BaseAgent] = {}
@@ -364,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefix", default="mas", help="the Redis key prefix (RedisMemory's)")
     parser.add_argument("--latency", type=float, default=0.0, help="offline model: simulated seconds per reply")
     args = parser.parse_args(argv)
-    from mas.llm import make_client
+    from mas.client import make_client
     from mas.offline import Latency
 
     client = make_client(latency=Latency(base=args.latency))  # offline options: ignored by a live client

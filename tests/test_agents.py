@@ -8,7 +8,7 @@ import json
 import pytest
 
 from mas.agents import AgentReplyError, BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
-from mas.llm import make_async_client, make_client
+from mas.client import make_client
 from mas.offline import OfflineTransport, ScriptedTransport, text_message
 from mas.prompts import SYSTEM_PROMPTS
 from mas.schemas import ValidationResult
@@ -81,7 +81,7 @@ def test_the_client_is_injected_and_the_default_is_built_lazily():
 
 def test_arun_on_the_async_client():
     transport = ScriptedTransport(["async reply"])
-    agent = ResearcherAgent(async_client=make_async_client(transport=transport))
+    agent = ResearcherAgent(async_client=make_client(asynchronous=True, transport=transport))
     assert asyncio.run(agent.arun("task")) == "async reply"
     assert agent.history[-1] == {"role": "assistant", "content": "async reply"}
 

@@ -15,7 +15,7 @@ from mas.failures import (AgentFailed, AgentFailure, AwaitingHuman, CircuitBreak
                           HumanRejected, Resilient, Retry, Skip)
 from mas.hooks import RunStopped, call_hook
 from mas.human import APPROVE, REJECT, ApprovalForm, Decision, ask_human
-from mas.llm import make_client
+from mas.client import make_client
 from mas.offline import Fault, OfflineTransport, ScriptedTransport, error, text_message
 from mas.orchestrator import Orchestrator
 from mas.prompts import revise_task, write_task
@@ -447,7 +447,7 @@ def test_a_validator_is_never_approved_by_a_default_decision():
     from mas.agents import ValidatorAgent
     from mas.failures import Escalate, Resilient
     from mas.human import APPROVE, Decision
-    from mas.llm import make_client
+    from mas.client import make_client
     from mas.offline import OfflineTransport
 
     validator = ValidatorAgent(client=make_client(transport=OfflineTransport(faults="fenced_json@validator*9")))

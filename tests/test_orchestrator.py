@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mas.cli import main as cli
-from mas.llm import make_client
+from mas.client import make_client
 from mas.memory import RedisMemory, SQLiteMemory
 from mas.offline import Fault, OfflineTransport, ScriptedTransport
 from mas.offline.roles import UNSUPPORTED_CLAIM

@@ -16,7 +16,7 @@ import pytest
 
 from mas.agents import ResearcherAgent
 from mas.hooks import RunStopped, call_hook
-from mas.llm import make_async_client, make_client
+from mas.client import make_client
 from mas.offline import Fault, Latency, OfflineTransport
 from mas.offline.roles import bullets_of
 from mas.orchestrator import Orchestrator
@@ -47,7 +47,7 @@ class CountingTransport(httpx2.AsyncBaseTransport):
 
 
 def client(transport=None, **options):
-    return make_async_client(transport=transport or OfflineTransport(**options), max_retries=0)
+    return make_client(asynchronous=True, transport=transport or OfflineTransport(**options), max_retries=0)
 
 
 def topics(n: int) -> list[str]:

@@ -11,8 +11,8 @@ import anthropic
 import httpx2
 import pytest
 
-from mas import make_async_client, make_client, text_of, usage_of
-from mas.llm import LiveClientForbidden
+from mas import make_client, text_of, usage_of
+from mas.client import LiveClientForbidden
 from mas.memory import SQLiteMemory
 from mas.offline import OfflineTransport, ScriptedTransport, text_message
 from mas.orchestrator import Orchestrator
@@ -114,7 +114,7 @@ def test_async_replay_of_an_async_recording_with_concurrent_calls_and_a_stream(t
 def test_a_sync_recording_replays_async(tmp_path):
     path = tmp_path / "session.jsonl"
     message = record_client(path, OfflineTransport()).messages.create(**ASK)
-    replayed = asyncio.run(make_async_client(transport=ReplayTransport(path)).messages.create(**ASK))
+    replayed = asyncio.run(make_client(asynchronous=True, transport=ReplayTransport(path)).messages.create(**ASK))
     assert replayed.to_json() == message.to_json()
 
 
@@ -275,7 +275,7 @@ def test_bad_recordings_and_bad_fallbacks_give_clear_errors(tmp_path):
         ReplayTransport(good, fallback="offline")
     sync_only = RecordingTransport(httpx2.HTTPTransport(), good)
     with pytest.raises(TypeError, match="AsyncHTTPTransport for AsyncAnthropic"):  # a sync transport, an async client
-        asyncio.run(make_async_client(transport=sync_only).messages.create(**ASK))
+        asyncio.run(make_client(asynchronous=True, transport=sync_only).messages.create(**ASK))
 
 
 def test_clients_from_the_replay_switch_share_one_place_in_the_recording(tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from mas.agents import ResearcherAgent
-from mas.llm import make_client
+from mas.client import make_client
 from mas.memory import RedisMemory
 from mas.offline import Fault, OfflineTransport, ScriptedTransport
 from mas.orchestrator import Orchestrator

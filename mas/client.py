@@ -31,6 +31,7 @@ DEFAULT_TIMEOUT = Settings.model_fields["timeout"].default  # seconds for one re
 DEFAULT_MAX_RETRIES = Settings.model_fields["max_retries"].default
 
 _announced_offline = False
+Transport = httpx2.BaseTransport | httpx2.AsyncBaseTransport  # one class may be both (mas.offline's are)
 
 
 class LiveClientForbidden(RuntimeError):
@@ -61,9 +62,11 @@ def is_offline() -> bool:
     return settings().is_offline
 
 
-def make_client(*, offline: bool | None = None, timeout: float | None = None, max_retries: int | None = None,
-                transport: httpx2.BaseTransport | None = None, **offline_options: Any) -> anthropic.Anthropic:
-    """A real `anthropic.Anthropic`: live with a key, the offline model without one.
+def make_client(*, asynchronous: bool = False, offline: bool | None = None, timeout: float | None = None,
+                max_retries: int | None = None, transport: Transport | None = None,
+                **offline_options: Any) -> anthropic.Anthropic | anthropic.AsyncAnthropic:
+    """A real `anthropic.Anthropic` (`anthropic.AsyncAnthropic` when `asynchronous`): live with a key,
+    the offline model without one.
 
     `transport` plugs any httpx2 transport under the SDK (the offline model, a scripted
     transport in tests, a replay of a recorded session); `offline_options` go to the offline
@@ -74,39 +77,20 @@ def make_client(*, offline: bool | None = None, timeout: float | None = None, ma
     if transport is None and _workshop_switch():
         from mas.replay import client_from_env  # MAS_RECORD / MAS_REPLAY: see mas/replay.py
 
-        return client_from_env(offline=offline, timeout=timeout, max_retries=max_retries, **offline_options)
-    if transport is None and (offline if offline is not None else is_offline()):
-        from mas.offline import OfflineTransport
-
-        _announce_offline()
-        transport = OfflineTransport(**offline_options)
-    if transport is not None:
-        return anthropic.Anthropic(api_key=OFFLINE_API_KEY, base_url=OFFLINE_BASE_URL, timeout=timeout,
-                                   max_retries=max_retries, http_client=httpx2.Client(transport=transport))
-    check_kill_switch()
-    return anthropic.Anthropic(timeout=timeout, max_retries=max_retries)
-
-
-def make_async_client(*, offline: bool | None = None, timeout: float | None = None, max_retries: int | None = None,
-                      transport: httpx2.AsyncBaseTransport | None = None,
-                      **offline_options: Any) -> anthropic.AsyncAnthropic:
-    """The async twin of `make_client()`: a real `anthropic.AsyncAnthropic`."""
-    timeout, max_retries = limits(timeout, max_retries)
-    if transport is None and _workshop_switch():
-        from mas.replay import client_from_env
-
-        return client_from_env(asynchronous=True, offline=offline, timeout=timeout, max_retries=max_retries,
+        return client_from_env(asynchronous=asynchronous, offline=offline, timeout=timeout, max_retries=max_retries,
                                **offline_options)
     if transport is None and (offline if offline is not None else is_offline()):
         from mas.offline import OfflineTransport
 
         _announce_offline()
         transport = OfflineTransport(**offline_options)
+    sdk = anthropic.AsyncAnthropic if asynchronous else anthropic.Anthropic
     if transport is not None:
-        return anthropic.AsyncAnthropic(api_key=OFFLINE_API_KEY, base_url=OFFLINE_BASE_URL, timeout=timeout,
-                                        max_retries=max_retries, http_client=httpx2.AsyncClient(transport=transport))
+        http_client = (httpx2.AsyncClient if asynchronous else httpx2.Client)(transport=transport)
+        return sdk(api_key=OFFLINE_API_KEY, base_url=OFFLINE_BASE_URL, timeout=timeout, max_retries=max_retries,
+                   http_client=http_client)
     check_kill_switch()
-    return anthropic.AsyncAnthropic(timeout=timeout, max_retries=max_retries)
+    return sdk(timeout=timeout, max_retries=max_retries)
 
 
 def text_of(message: Message) -> str:
