@@ -11,8 +11,8 @@ patterns (tracing, budgets, failure policies, parallel helpers, replay, Redis) l
 import importlib
 
 from mas.agents import AgentReplyError, BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
+from mas.client import make_client, record_client, replay_client, text_of, usage_of
 from mas.contracts import ContractError, ReplyError, ask_structured, parse_reply, parse_structured
-from mas.client import make_client, text_of, usage_of
 from mas.memory import PersistentMemory, SQLiteMemory
 from mas.orchestrator import Orchestrator
 from mas.schemas import RunResult, ValidationResult
@@ -27,12 +27,12 @@ _LAZY = {
     **dict.fromkeys(["Tracer", "Span", "load_jsonl"], "mas.tracing"),
     "cost": "mas.pricing", "set_price": "mas.pricing",
     **dict.fromkeys(["ParallelResearcher", "Subtask", "SubtaskError", "arun_parallel", "run_parallel"], "mas.parallel"),
-    **dict.fromkeys(["RecordingTransport", "ReplayTransport", "NotInRecording", "record_client", "replay_client"],
-                    "mas.replay"),
+    "RecordingTransport": "mas.offline.record",
+    **dict.fromkeys(["ReplayTransport", "NotInRecording"], "mas.offline.replay"),
 }
 
 __all__ = [
-    "make_client", "text_of", "usage_of",
+    "make_client", "record_client", "replay_client", "text_of", "usage_of",
     "BaseAgent", "ResearcherAgent", "WriterAgent", "ValidatorAgent", "AgentReplyError",
     "SQLiteMemory", "PersistentMemory",
     "Orchestrator", "RunResult", "ValidationResult",

@@ -19,8 +19,8 @@ from typing import Any, ClassVar
 import anthropic
 from anthropic.types import Message
 
-from mas.hooks import before_call
 from mas.client import default_model, make_client, text_of, usage_of
+from mas.hooks import before_call
 from mas.prompts import SYSTEM_PROMPTS, reask_task, validate_task
 from mas.contracts import ContractError, ask_structured
 from mas.schemas import Usage, ValidationResult

@@ -40,8 +40,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from mas.hooks import After, RunStopped, call_hook
 from mas.client import usage_of
+from mas.hooks import After, RunStopped, call_hook
 
 INPUT_COUNTS = ("estimate", "api")
 COUNTABLE = ("model", "messages", "system", "tools", "tool_choice", "thinking", "output_config", "cache_control")

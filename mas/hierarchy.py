@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import anthropic
 
 from mas.agents import DEFAULT_MAX_TOKENS, AgentReplyError, ResearcherAgent
-from mas.hooks import RunStopped, call_hook
 from mas.client import make_client
+from mas.hooks import RunStopped, call_hook
 from mas.prompts import DEFAULT_AUDIENCE, bullets, tag
 from mas.schemas import Usage
 

@@ -31,9 +31,9 @@ from typing import Callable
 import anthropic
 
 from mas.agents import VALIDATION_ATTEMPTS, AgentReplyError, BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
+from mas.client import default_model, make_client
 from mas.failure_kinds import one_line
 from mas.hooks import RunStopped
-from mas.client import default_model, make_client
 from mas.memory import Memory, SQLiteMemory
 from mas.prompts import DEFAULT_AUDIENCE, research_task, revise_task, write_task
 from mas.schemas import RunResult, Usage, ValidationResult

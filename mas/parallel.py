@@ -36,9 +36,9 @@ from typing import Any, Coroutine, Sequence, TypeVar
 import anthropic
 
 from mas.agents import DEFAULT_MAX_TOKENS, AgentReplyError, ResearcherAgent
+from mas.client import make_client
 from mas.failure_kinds import one_line
 from mas.hooks import RunStopped
-from mas.client import make_client
 from mas.prompts import DEFAULT_AUDIENCE, merge_bullets, research_task, tag
 from mas.schemas import Usage
 

@@ -36,8 +36,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from mas.hooks import call_hook
 from mas.client import last_user_text, text_of, usage_of
+from mas.hooks import call_hook
 from mas.pricing import Price, uncached_cost
 from mas.pricing import cost as price_cost
 # the chart and the tables are drawn in mas.timeline; these names stay importable from here too

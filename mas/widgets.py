@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from mas.agents import BaseAgent
-from mas.extras import require
 from mas.client import default_model, make_client, usage_of
+from mas.extras import require
 from mas.offline.catalog import listed_models
 from mas.prompts import SYSTEM_PROMPTS, research_task
 

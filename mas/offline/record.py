@@ -1,6 +1,6 @@
 """Recording a session with the model: an httpx2 transport that writes every exchange to a file.
 
-    client = record_client("data/session.jsonl")   # mas.replay: live Claude, every exchange appended
+    client = mas.record_client("data/session.jsonl")   # live Claude, every exchange appended
     RecordingTransport(OfflineTransport(), "data/rehearsal.jsonl")   # or around any transport
 
 The file is JSON Lines, one exchange a line, appended and flushed as each reply ends:
@@ -14,14 +14,13 @@ raised again on replay. Request headers are never written, and of the response's
 KEPT_HEADERS: keys (`x-api-key`, `authorization`), cookies and organisation ids can't reach the file.
 `load_recording` reads the file back, line by line, with a clear error for a line that is not an exchange.
 
-Separate from `mas.replay` because writing a recording and answering from one share nothing but
+Apart from `mas.offline.replay`, which answers from such a file, because the two share nothing but
 this file format: the recorder runs with a key (or the offline model), the replay with neither.
-`mas.replay` holds the replay, the matching of requests and the client factories, and re-exports
-everything public here.
+The clients that record or replay (`record_client`, `replay_client`, the MAS_RECORD and MAS_REPLAY
+switches) are built by `mas.client`.
 
 Simplified on purpose: bodies are stored as UTF-8 text, as the API sends them.
 """
-
 from __future__ import annotations
 
 import json
@@ -33,7 +32,7 @@ from typing import Any, AsyncIterator, Callable, Iterator
 import anthropic
 import httpx2
 
-RECORD_ENV = "MAS_RECORD"  # the workshop switch that records (see mas.replay.client_from_env)
+RECORD_ENV = "MAS_RECORD"  # the workshop switch that records (read by mas.client.make_client)
 # the response headers worth keeping: what the SDK reads (retry timing) and the id to quote in a bug report
 KEPT_HEADERS = ("content-type", "request-id", "retry-after", "retry-after-ms", "x-should-retry")
 _WRITE_LOCK = threading.Lock()
