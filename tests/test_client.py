@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import anthropic
 import pytest
 from anthropic.types import Message
 
 import mas
 import mas.client
-from mas.client import LiveClientForbidden, make_client, text_of, usage_of
-from mas.offline import OfflineTransport
+from mas.client import OFFLINE_BASE_URL, LiveClientForbidden, make_client, text_of, usage_of
+from mas.offline import ScriptedTransport
 from mas.offline.catalog import listed_models
 
+ASK = dict(model="claude-opus-4-6", max_tokens=50, messages=[{"role": "user", "content": "hi"}])
 
-def _transport(client):
-    return client._client._transport
+
+def ask(client) -> Message:
+    """One `messages.create`, on a sync or an async client."""
+    reply = client.messages.create(**ASK)
+    return asyncio.run(reply) if isinstance(client, anthropic.AsyncAnthropic) else reply
+
+
+def offline_answers(client) -> bool:
+    """The offline model answers `client`: its placeholder base URL, and a reply with no network."""
+    return str(client.base_url).startswith(OFFLINE_BASE_URL) and bool(text_of(ask(client)))
 
 
 @pytest.fixture
@@ -33,23 +44,30 @@ def live_allowed(monkeypatch):
     monkeypatch.setenv("ANTHROPIC_BASE_URL", "https://gateway.example.test")
 
 
-def test_no_key_gives_the_offline_model(no_key):
-    client = make_client()
-    assert isinstance(client, anthropic.Anthropic)
-    assert isinstance(_transport(client), OfflineTransport)
-    assert isinstance(_transport(make_client(asynchronous=True)), OfflineTransport)
+@pytest.mark.parametrize("asynchronous, sdk", [(False, anthropic.Anthropic), (True, anthropic.AsyncAnthropic)])
+def test_no_key_gives_the_offline_model(no_key, asynchronous, sdk):
+    client = make_client(asynchronous=asynchronous)
+    assert type(client) is sdk and offline_answers(client)
 
 
 def test_mas_offline_wins_over_a_key(monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-not-a-real-key")
     monkeypatch.setenv("MAS_OFFLINE", "1")
-    assert isinstance(_transport(make_client()), OfflineTransport)
+    assert offline_answers(make_client())
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_a_transport_goes_under_the_sdk_and_its_options_to_the_offline_model(asynchronous):
+    scripted = ScriptedTransport(["scripted reply"])
+    assert text_of(ask(make_client(asynchronous=asynchronous, transport=scripted))) == "scripted reply"
+    assert scripted.requests[0]["messages"] == ASK["messages"]
+    with pytest.raises(anthropic.InternalServerError):
+        ask(make_client(asynchronous=asynchronous, offline=True, faults="server_error@1", max_retries=0))
 
 
 def test_a_key_gives_a_live_client_with_the_sdks_base_url(live_allowed):
     client = make_client()
     assert isinstance(client, anthropic.Anthropic)
-    assert not isinstance(_transport(client), OfflineTransport)
     assert client.api_key == "sk-test-not-a-real-key"
     assert str(client.base_url).startswith("https://gateway.example.test")
     aclient = make_client(asynchronous=True)

@@ -6,8 +6,8 @@ import pytest
 from pydantic import BaseModel
 
 from mas.agents import ResearcherAgent, ValidatorAgent
-from mas.contracts import ContractError, ReplyError, ask_structured, parse_reply, parse_structured
 from mas.client import make_client
+from mas.contracts import ContractError, ReplyError, ask_structured, parse_reply, parse_structured
 from mas.offline import Fault, OfflineTransport, ScriptedTransport, text_message
 from mas.prompts import SYSTEM_PROMPTS, validate_task
 from mas.schemas import ValidationResult

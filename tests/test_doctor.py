@@ -13,8 +13,8 @@ import anthropic
 import pytest
 
 from mas import doctor
-from mas.extras import MissingExtra, require
 from mas.client import make_client
+from mas.extras import MissingExtra, require
 from mas.settings import DEFAULT_MODEL
 from mas.offline import OfflineTransport
 from mas.offline.catalog import listed_models

@@ -8,8 +8,8 @@ import sqlite3
 import pytest
 
 from mas.agents import BaseAgent, ValidatorAgent, WriterAgent
-from mas.exercises import NotYet, check, solution
 from mas.client import make_client
+from mas.exercises import NotYet, check, solution
 from mas.memory import SQLiteMemory
 from mas.offline import Fault, OfflineTransport
 from mas.orchestrator import Orchestrator

@@ -11,11 +11,11 @@ import httpx2
 import pytest
 
 from mas.agents import ResearcherAgent, ValidatorAgent, WriterAgent
+from mas.client import make_client
 from mas.failures import (AgentFailed, AgentFailure, AwaitingHuman, CircuitBreaker, CircuitOpen, Escalate, Fallback,
                           HumanRejected, Resilient, Retry, Skip)
 from mas.hooks import RunStopped, call_hook
 from mas.human import APPROVE, REJECT, ApprovalForm, Decision, ask_human
-from mas.client import make_client
 from mas.offline import Fault, OfflineTransport, ScriptedTransport, error, text_message
 from mas.orchestrator import Orchestrator
 from mas.prompts import revise_task, write_task

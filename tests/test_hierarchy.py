@@ -18,8 +18,8 @@ import pytest
 
 from mas.agents import AgentReplyError, BaseAgent
 from mas.budget import Budget, BudgetExceeded, Spent
-from mas.hierarchy import DepthLimitExceeded, ResearchTeam, calls_by_depth, current_depth
 from mas.client import make_client
+from mas.hierarchy import DepthLimitExceeded, ResearchTeam, calls_by_depth, current_depth
 from mas.offline import Latency, OfflineTransport, ScriptedTransport, error, text_message
 from mas.orchestrator import Orchestrator
 from mas.prompts import SYSTEM_PROMPTS, research_task

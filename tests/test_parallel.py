@@ -15,8 +15,8 @@ import httpx2
 import pytest
 
 from mas.agents import ResearcherAgent
-from mas.hooks import RunStopped, call_hook
 from mas.client import make_client
+from mas.hooks import RunStopped, call_hook
 from mas.offline import Fault, Latency, OfflineTransport
 from mas.offline.roles import bullets_of
 from mas.orchestrator import Orchestrator
