@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterator
 
@@ -85,22 +86,25 @@ class RecordingTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         body = body_of(request.read())
-        try:
+        with self._errors_written(request, body):
             response = check_side(self.inner, httpx2.BaseTransport, "RecordingTransport").handle_request(request)
-        except httpx2.RequestError as err:
-            self._write(request, body, {"error": {"type": type(err).__name__, "message": str(err)}})
-            raise
         return self._tee(request, body, response)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         body = body_of(await request.aread())
-        try:
+        with self._errors_written(request, body):
             inner = check_side(self.inner, httpx2.AsyncBaseTransport, "RecordingTransport")
             response = await inner.handle_async_request(request)
+        return self._tee(request, body, response)
+
+    @contextmanager
+    def _errors_written(self, request: httpx2.Request, body: Any) -> Iterator[None]:
+        """A transport error (a timeout, a refused connection) is an exchange too: written, then raised."""
+        try:
+            yield
         except httpx2.RequestError as err:
             self._write(request, body, {"error": {"type": type(err).__name__, "message": str(err)}})
             raise
-        return self._tee(request, body, response)
 
     def _tee(self, request: httpx2.Request, body: Any, response: httpx2.Response) -> httpx2.Response:
         response.request = request

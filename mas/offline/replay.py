@@ -38,7 +38,7 @@ from mas.offline import wire
 from mas.offline.record import body_of, check_side, load_recording, path_of
 from mas.offline.transport import OfflineTransport
 
-REPLAY_ENV, FALLBACK_ENV = "MAS_REPLAY", "MAS_REPLAY_FALLBACK"
+FALLBACK_ENV = "MAS_REPLAY_FALLBACK"  # the workshop switch that turns the fallback on (read by mas.client)
 VOLATILE_FIELDS = ("stream", "metadata")  # left out of the key: see the module docstring
 
 
@@ -58,8 +58,6 @@ def request_key(method: str, path: str, body: Any) -> str:
         body = {k: v for k, v in body.items() if k not in VOLATILE_FIELDS}
     return json.dumps([method.upper(), path, body], sort_keys=True, ensure_ascii=False)
 
-
-# ---------------------------------------------------------------------------------- replaying
 
 class ReplayTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
     """Answers from a recording, for `Anthropic` and `AsyncAnthropic` alike. `fallback`: None or
