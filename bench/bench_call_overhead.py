@@ -46,7 +46,7 @@ from typing import Callable
 import httpx2
 
 import mas
-from mas.llm import make_client
+from mas.client import make_client
 from mas.offline import OfflineTransport, wire
 
 TOPIC = "How vector databases enable semantic search"

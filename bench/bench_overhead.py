@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mas.llm import make_client
+from mas.client import make_client
 from mas.memory import SQLiteMemory
 from mas.offline import Latency, OfflineTransport, ScriptedTransport
 from mas.offline.tokens import count_request

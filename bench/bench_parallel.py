@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mas.agents import ResearcherAgent  # noqa: E402
-from mas.llm import make_async_client  # noqa: E402
+from mas.client import make_client  # noqa: E402
 from mas.offline import Latency  # noqa: E402
 from mas.parallel import Subtask, run_parallel  # noqa: E402
 
@@ -30,7 +30,7 @@ CASES = [(n, k) for n in (4, 16, 64) for k in (4, 16, 64) if k <= n]
 
 def wall_time(n: int, k: int, latency: float, repeats: int) -> float:
     """The best wall time of `repeats` runs of n subtasks at concurrency k (all must succeed)."""
-    client = make_async_client(offline=True, latency=Latency(base=latency), max_retries=0)
+    client = make_client(asynchronous=True, offline=True, latency=Latency(base=latency), max_retries=0)
     best = math.inf
     for _ in range(repeats):
         subtasks = [Subtask(ResearcherAgent(async_client=client), f"<topic>subject {i}</topic>") for i in range(n)]

@@ -49,9 +49,9 @@ from bench_call_overhead import TOPIC, Offline, record, stdout_to_devnull  # noq
 import mas  # noqa: E402
 from mas import hooks, llm, orchestrator, settings as settings_module  # noqa: E402
 from mas.agents import ResearcherAgent, ValidatorAgent, WriterAgent  # noqa: E402
-from mas.llm import make_client, text_of, usage_of  # noqa: E402
+from mas.client import make_client  # noqa: E402
 from mas.prompts import research_task, revise_task, validate_task, write_task  # noqa: E402
-from mas.schemas import RunResult, Usage, ValidationResult  # noqa: E402
+from mas.contracts import RunResult, Usage, ValidationResult  # noqa: E402
 
 
 class OpLog:

@@ -9,14 +9,14 @@ only the parts with optional packages (widgets, Redis) load on use.
 """
 
 from mas.agents import BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
+from mas.client import make_client, record_client, replay_client, text_of, usage_of
 from mas.contracts import RunResult, Usage, ValidationResult, parse_reply
 from mas.errors import AgentReplyError, ContractError, ReplyError, RunStopped
-from mas.llm import make_async_client, make_client, text_of, usage_of
 from mas.memory import SQLiteMemory
 from mas.orchestrator import Orchestrator
 
 __all__ = [
-    "make_client", "make_async_client", "text_of", "usage_of",
+    "make_client", "record_client", "replay_client", "text_of", "usage_of",
     "BaseAgent", "ResearcherAgent", "WriterAgent", "ValidatorAgent",
     "Orchestrator", "SQLiteMemory",
     "RunResult", "Usage", "ValidationResult", "parse_reply",

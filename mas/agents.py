@@ -31,8 +31,8 @@ from anthropic.types import Message
 
 from mas.contracts import Usage, ValidationResult, explain, parse_reply, reask
 from mas.errors import AgentReplyError, ContractError, ReplyError
+from mas.client import default_model, make_client, text_of, usage_of
 from mas.hooks import before_call
-from mas.llm import default_model, make_async_client, make_client, text_of, usage_of
 from mas.prompts import SYSTEM_PROMPTS, reask_task, validate_task
 
 T = TypeVar("T", bound=pydantic.BaseModel)
@@ -91,7 +91,7 @@ class BaseAgent:
     @property
     def async_client(self) -> anthropic.AsyncAnthropic:
         if self._async_client is None:
-            self._async_client = make_async_client()
+            self._async_client = make_client(asynchronous=True)
         return self._async_client
 
     def with_model(self, model: str) -> BaseAgent:

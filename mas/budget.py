@@ -44,7 +44,7 @@ from mas.contracts import TOKEN_FIELDS
 from mas.errors import BudgetExceeded
 from mas.hooks import After, counting, install, uninstall
 from mas.errors import RunStopped
-from mas.llm import usage_of
+from mas.client import usage_of
 from mas.pricing import dollars
 
 INPUT_COUNTS = ("estimate", "api")

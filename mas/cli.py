@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mas.llm import check_model, default_model, make_client, usage_of
+from mas.client import check_model, default_model, make_client, usage_of
 from mas.settings import settings
 from mas.errors import SettingsError
 

@@ -25,7 +25,7 @@ from typing import Literal
 
 import anthropic
 
-from mas import llm
+from mas.client import default_model, is_offline, make_client
 from mas.extras import install_hint
 from mas.scaling import START_REDIS, redact_url
 from mas.settings import load_dotenv, settings
@@ -120,7 +120,7 @@ def check_base_url() -> Check:
 
 
 def check_mode() -> tuple[Check, bool]:
-    if llm.is_offline():
+    if is_offline():
         why = "MAS_OFFLINE is on" if settings().api_key is not None else "no key"
         return Check("ok", "mode", f"offline ({why}): deterministic, no network"), True
     return Check("ok", "mode", "live: requests go to the API"), False
@@ -200,9 +200,9 @@ def run_checks(project: Path | None = None, client: anthropic.Anthropic | None =
     checks.append(mode)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the model line says it better than the warning
-        model = llm.default_model()
+        model = default_model()
     try:
-        client = client or llm.make_client(timeout=TIMEOUT_S, max_retries=0)
+        client = client or make_client(timeout=TIMEOUT_S, max_retries=0)
     except Exception as err:  # noqa: BLE001 - any reason a client cannot be built is a line of the screen
         checks.append(Check("fail", "client", f"{type(err).__name__}: {err}", "see the line above"))
     else:

@@ -39,7 +39,7 @@ from mas.errors import DepthLimitExceeded
 from mas.agents import DEFAULT_MAX_TOKENS, ResearcherAgent
 from mas.errors import AgentReplyError
 from mas.hooks import call_hook
-from mas.llm import make_client
+from mas.client import make_client
 from mas.prompts import DEFAULT_AUDIENCE, bullets, tag
 from mas.contracts import Usage
 

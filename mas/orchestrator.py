@@ -34,7 +34,7 @@ from mas.agents import BaseAgent, ResearcherAgent, VALIDATION_ATTEMPTS, Validato
 from mas.errors import AgentReplyError
 from mas.errors import one_line
 from mas.errors import RunStopped
-from mas.llm import default_model, make_client
+from mas.client import default_model, make_client
 from mas.memory import Memory, SQLiteMemory
 from mas.prompts import DEFAULT_AUDIENCE, research_task, revise_task, write_task
 from mas.contracts import RunResult, Usage, ValidationResult

@@ -39,7 +39,8 @@ from mas.errors import ParallelResearchFailed
 from mas.agents import DEFAULT_MAX_TOKENS, ResearcherAgent
 from mas.errors import AgentReplyError
 from mas.errors import one_line
-from mas.llm import make_async_client
+
+from mas.client import make_client
 from mas.prompts import DEFAULT_AUDIENCE, merge_bullets, research_task, tag
 from mas.contracts import Usage
 
@@ -212,7 +213,7 @@ class ParallelResearcher:
             raise ValueError(f"min_angles must be between 1 and the number of angles ({len(angles)}), got {min_angles}")
         self.angles, self.name = angles, name
         self.max_concurrency, self.timeout, self.min_angles = max_concurrency, timeout, min_angles
-        client = async_client or make_async_client()
+        client = async_client or make_client(asynchronous=True)
         self.agents = [ResearcherAgent(async_client=client, model=model, max_tokens=max_tokens,
                                        system_prompt=system_prompt, name=f"{name} ({angle})") for angle in angles]
         self.errors: list[SubtaskError] = []  # the failed angles of the last run

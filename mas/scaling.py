@@ -395,7 +395,7 @@ def work(namespace: str, url: str | None = None, *, worker: str = "w1", prefix: 
 
     from mas.agents import BaseAgent
     from mas.errors import AgentReplyError
-    from mas.llm import make_client
+    from mas.client import make_client
 
     client = client or make_client()
     agents: dict[str, BaseAgent] = {}
@@ -530,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefix", default="mas", help="the Redis key prefix (RedisMemory's)")
     parser.add_argument("--latency", type=float, default=0.0, help="offline model: simulated seconds per reply")
     args = parser.parse_args(argv)
-    from mas.llm import make_client
+    from mas.client import make_client
     from mas.offline import Latency
 
     client = make_client(latency=Latency(base=args.latency))  # offline options: ignored by a live client

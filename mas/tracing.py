@@ -44,7 +44,7 @@ from typing import Any, Iterator, Mapping
 from mas.contracts import TOKEN_FIELDS
 from mas.errors import kind_of
 from mas.hooks import counting, install, installed, uninstall
-from mas.llm import last_user_text, text_of, usage_of
+from mas.client import last_user_text, text_of, usage_of
 from mas.pricing import Price, uncached_cost
 from mas.pricing import cost as price_cost
 from mas.pricing import dollars

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from mas.agents import BaseAgent
+from mas.client import default_model, make_client, usage_of
 from mas.extras import require
 from mas.failures import Decision
-from mas.llm import default_model, make_client, usage_of
 from mas.offline.catalog import listed_models
 from mas.prompts import SYSTEM_PROMPTS, research_task
 

@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 
-from mas.llm import make_client
+from mas.client import make_client
 from mas.memory import SQLiteMemory
 from mas.orchestrator import Orchestrator
 

@@ -9,8 +9,9 @@ import pytest
 
 from mas.agents import BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
 from mas.errors import AgentReplyError
-from mas.llm import make_async_client, make_client
-from mas.offline import OfflineTransport, ScriptedTransport, text_message
+
+from mas.offline import ScriptedTransport, text_message
+from mas.client import OFFLINE_BASE_URL, make_client
 from mas.prompts import SYSTEM_PROMPTS
 from mas.contracts import ValidationResult
 
@@ -77,12 +78,12 @@ def test_the_client_is_injected_and_the_default_is_built_lazily():
     agent = ResearcherAgent()
     assert agent._client is None  # nothing built at construction
     assert "Research" in agent.run("<topic>How vector databases enable semantic search</topic>")
-    assert isinstance(agent.client._client._transport, OfflineTransport)
+    assert str(agent.client.base_url).startswith(OFFLINE_BASE_URL)  # the offline model answered
 
 
 def test_arun_on_the_async_client():
     transport = ScriptedTransport(["async reply"])
-    agent = ResearcherAgent(async_client=make_async_client(transport=transport))
+    agent = ResearcherAgent(async_client=make_client(asynchronous=True, transport=transport))
     assert asyncio.run(agent.arun("task")) == "async reply"
     assert agent.history[-1] == {"role": "assistant", "content": "async reply"}
 

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from mas.agents import ResearcherAgent, ValidatorAgent
 from mas.contracts import parse_reply
 from mas.errors import ContractError, ReplyError
-from mas.llm import make_client
+from mas.client import make_client
 from mas.offline import Fault, OfflineTransport, ScriptedTransport, text_message
 from mas.prompts import validate_task
 from mas.contracts import ValidationResult

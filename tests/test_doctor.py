@@ -15,7 +15,7 @@ import pytest
 from mas import doctor
 from mas.extras import require
 from mas.errors import MissingExtra
-from mas.llm import make_client
+from mas.client import make_client
 from mas.settings import DEFAULT_MODEL
 from mas.offline import OfflineTransport
 from mas.offline.catalog import listed_models

@@ -8,8 +8,8 @@ import sqlite3
 import pytest
 
 from mas.agents import BaseAgent, ValidatorAgent, WriterAgent
+from mas.client import make_client
 from mas.exercises import NotYet, check, solution
-from mas.llm import make_client
 from mas.memory import SQLiteMemory
 from mas.offline import Fault, OfflineTransport
 from mas.orchestrator import Orchestrator
@@ -253,11 +253,11 @@ ANGLES = ["key concepts", "real-world use", "limitations and risks"]
 
 
 def _parallel(angles, max_concurrency, **options):
-    from mas.llm import make_async_client
+    from mas.client import make_client
     from mas.offline import Latency
     from mas.parallel import ParallelResearcher
 
-    client = make_async_client(latency=Latency(base=0.01))
+    client = make_client(asynchronous=True, latency=Latency(base=0.01))
     return ParallelResearcher(angles, async_client=client, max_concurrency=max_concurrency, **options)
 
 

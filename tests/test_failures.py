@@ -16,7 +16,7 @@ from mas.errors import AgentFailed, AgentFailure, AwaitingHuman, CircuitOpen, Hu
 from mas.hooks import call_hook
 from mas.errors import RunStopped
 from mas.widgets import ApprovalForm
-from mas.llm import make_client
+from mas.client import make_client
 from mas.offline import Fault, OfflineTransport, ScriptedTransport, error, text_message
 from mas.orchestrator import Orchestrator
 from mas.prompts import revise_task, write_task
@@ -448,7 +448,7 @@ def test_a_validator_is_never_approved_by_a_default_decision():
     from mas.agents import ValidatorAgent
     from mas.failures import Escalate, Resilient
     from mas.failures import APPROVE, Decision
-    from mas.llm import make_client
+    from mas.client import make_client
     from mas.offline import OfflineTransport
 
     validator = ValidatorAgent(client=make_client(transport=OfflineTransport(faults="fenced_json@validator*9")))

@@ -22,8 +22,9 @@ from mas.budget import Budget, Spent
 from mas.errors import BudgetExceeded
 from mas.hierarchy import calls_by_depth, current_depth, ResearchTeam
 from mas.errors import DepthLimitExceeded
-from mas.llm import make_async_client, make_client
-from mas.offline import AsyncOfflineTransport, Latency, OfflineTransport, ScriptedTransport, error, text_message
+
+from mas.offline import Latency, OfflineTransport, ScriptedTransport, error, text_message
+from mas.client import make_client
 from mas.orchestrator import Orchestrator
 from mas.prompts import SYSTEM_PROMPTS, research_task
 
@@ -165,8 +166,8 @@ def test_bad_limits_are_clear_errors(kwargs):
 def test_concurrent_async_calls_cannot_jointly_overshoot():
     # ten calls start together; each reserves its worst case (29) while in flight, so only
     # 100 // 29 = 3 fit, although each one really uses less; sequentially more would fit
-    transport = AsyncOfflineTransport(latency=Latency(base=0.05))
-    client = make_async_client(transport=transport)
+    transport = OfflineTransport(latency=Latency(base=0.05))
+    client = make_client(asynchronous=True, transport=transport)
     budget = Budget(max_tokens=100)
 
     async def main():
@@ -203,8 +204,9 @@ def test_threads_sharing_one_budget_make_exactly_max_calls():
 def test_a_budget_holds_over_mas_parallels_background_loop():
     from mas.parallel import ParallelResearcher
 
-    transport = AsyncOfflineTransport(latency=Latency(base=0.02))
-    researcher = ParallelResearcher(["a", "b", "c"], async_client=make_async_client(transport=transport))
+    transport = OfflineTransport(latency=Latency(base=0.02))
+    client = make_client(asynchronous=True, transport=transport)
+    researcher = ParallelResearcher(["a", "b", "c"], async_client=client)
     with Budget(max_calls=2) as budget, pytest.raises(BudgetExceeded):
         researcher.run(research_task("Solar panel recycling", "engineers"))
     assert transport.model.calls == budget.spent.calls == 2

@@ -10,9 +10,8 @@ import httpx2
 import pytest
 from pydantic import BaseModel
 
-from mas.llm import make_async_client, make_client, text_of
-from mas.offline import (AsyncOfflineTransport, Fault, FaultPlan, Latency, OfflineModel, OfflineTransport,
-                         ScriptedTransport, error)
+from mas.client import make_client, text_of
+from mas.offline import Fault, FaultPlan, Latency, OfflineModel, OfflineTransport, ScriptedTransport, error
 from mas.offline.roles import UNSUPPORTED_CLAIM, check_draft, detect_role
 from mas.offline.tokens import count_request
 
@@ -214,7 +213,7 @@ def test_prompt_caching_writes_then_reads_a_long_enough_prefix():
 
 
 def test_async_calls_overlap_under_simulated_latency():
-    class Counting(AsyncOfflineTransport):
+    class Counting(OfflineTransport):
         """Counts the requests in flight: with a blocking sleep there would never be more than one."""
 
         in_flight = peak = 0
@@ -227,7 +226,7 @@ def test_async_calls_overlap_under_simulated_latency():
             finally:
                 Counting.in_flight -= 1
 
-    client = make_async_client(transport=Counting(latency=Latency(base=0.05)))
+    client = make_client(asynchronous=True, transport=Counting(latency=Latency(base=0.05)))
 
     async def run():
         return await asyncio.gather(*[client.messages.create(model=MODEL, max_tokens=20, messages=[
@@ -243,7 +242,7 @@ def test_latency_is_base_plus_per_output_token():
 
 
 def test_async_stream():
-    client = make_async_client()
+    client = make_client(asynchronous=True)
 
     async def run():
         async with client.messages.stream(model=MODEL, max_tokens=2000, system=RESEARCHER,
@@ -253,6 +252,23 @@ def test_async_stream():
 
     text, final = asyncio.run(run())
     assert text == text_of(final) and text.startswith("## Research")
+
+
+def test_one_offline_transport_serves_sync_and_async_clients_with_one_model():
+    transport = OfflineTransport(latency=Latency(base=0.01, per_token=0.0001))
+    ask = dict(model=MODEL, max_tokens=2000, system=RESEARCHER,
+               messages=[{"role": "user", "content": f"<topic>{TOPIC}</topic>"}])
+
+    async def run():
+        client = make_client(asynchronous=True, transport=transport)
+        async with client.messages.stream(**ask) as s:
+            return [t async for t in s.text_stream], (await client.messages.create(**ask)).to_json()
+
+    sync = make_client(transport=transport)
+    with sync.messages.stream(**ask) as s:
+        pieces = list(s.text_stream)
+    assert asyncio.run(run()) == (pieces, sync.messages.create(**ask).to_json())
+    assert len(pieces) > 1 and transport.model.calls == 4
 
 
 # ---------------------------------------------------------------- faults and the SDK's retries
@@ -341,7 +357,7 @@ def test_scripted_transport_streams_and_serves_async():
     with make_client(transport=transport).messages.stream(model=MODEL, max_tokens=50,
                                                           messages=[{"role": "user", "content": "x"}]) as s:
         assert "".join(s.text_stream) == "streamed text"
-    reply = asyncio.run(make_async_client(transport=transport).messages.create(
+    reply = asyncio.run(make_client(asynchronous=True, transport=transport).messages.create(
         model=MODEL, max_tokens=50, messages=[{"role": "user", "content": "y"}]))
     assert text_of(reply) == "async text"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mas.cli import main as cli
-from mas.llm import make_client
+from mas.client import make_client
 from mas.memory import SQLiteMemory
 from mas.offline import Fault, OfflineTransport, ScriptedTransport
 from mas.offline.roles import UNSUPPORTED_CLAIM
@@ -191,14 +191,21 @@ def test_command_resumes_a_crashed_run(tmp_path, capsys):
 
 
 def test_one_client_for_the_team_and_what_it_creates_it_closes(tmp_path, monkeypatch):
-    monkeypatch.setenv("MAS_FAULTS", "overloaded@1")  # call numbers count across the whole team
+    transport = OfflineTransport(faults="overloaded@1")  # call numbers count across the whole team
+    built = []  # the clients the orchestrator makes, over a transport the test can read
+
+    def make_client_over_transport(**options):
+        built.append(make_client(transport=transport, **options))
+        return built[-1]
+
+    monkeypatch.setattr("mas.orchestrator.make_client", make_client_over_transport)
     monkeypatch.setenv("MAS_DB", str(tmp_path / "default.db"))
     with Orchestrator(progress=None) as orch:
         client = orch.researcher.client
         assert orch.writer.client is client is orch.validator.client
         result = orch.run(TOPIC, run_id="r")
         assert result.approved
-        assert client._client._transport.model.calls == len(STEPS) + 1  # one fault, one SDK retry, for all agents
+        assert built == [client] and transport.model.calls == len(STEPS) + 1  # one fault, one SDK retry, for all
     assert client.is_closed()
     with pytest.raises(Exception, match="closed"):
         orch.memory.get("x")

@@ -17,8 +17,10 @@ import pytest
 from mas.agents import ResearcherAgent
 from mas.hooks import call_hook
 from mas.errors import RunStopped
-from mas.llm import make_async_client, make_client
-from mas.offline import AsyncOfflineTransport, Fault, Latency
+
+from mas.offline import Fault, Latency
+from mas.client import make_client
+from mas.offline import OfflineTransport
 from mas.offline.roles import bullets_of
 from mas.orchestrator import Orchestrator
 from mas.parallel import (DEFAULT_ANGLES, ParallelResearcher, Subtask, SubtaskError, arun_parallel, merge_bullets,
@@ -34,7 +36,7 @@ class CountingTransport(httpx2.AsyncBaseTransport):
     HTTP requests the SDK sends, retries included)."""
 
     def __init__(self, **options):
-        self.inner = AsyncOfflineTransport(**options)
+        self.inner = OfflineTransport(**options)
         self.in_flight = self.max_in_flight = self.requests = 0
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
@@ -48,7 +50,7 @@ class CountingTransport(httpx2.AsyncBaseTransport):
 
 
 def client(transport=None, **options):
-    return make_async_client(transport=transport or AsyncOfflineTransport(**options), max_retries=0)
+    return make_client(asynchronous=True, transport=transport or OfflineTransport(**options), max_retries=0)
 
 
 def topics(n: int) -> list[str]:

@@ -1,5 +1,6 @@
-"""Record and replay (mas.replay): the offline model stands in for the live one while recording,
-then the recording alone answers, through the same SDK transport seam."""
+"""Record and replay (mas.offline.record, mas.offline.replay, and mas.client's record_client, replay_client and
+switches): the offline model stands in for the live one while recording, then the recording alone answers,
+through the same SDK transport seam."""
 
 from __future__ import annotations
 
@@ -11,13 +12,12 @@ import anthropic
 import httpx2
 import pytest
 
-from mas import make_async_client, make_client, text_of, usage_of
-from mas.llm import LiveClientForbidden
+from mas.client import LiveClientForbidden, make_client, record_client, replay_client, text_of, usage_of
 from mas.memory import SQLiteMemory
-from mas.offline import AsyncOfflineTransport, OfflineTransport, ScriptedTransport, text_message
+from mas.offline import OfflineTransport, ScriptedTransport, text_message
+from mas.offline.record import RecordingTransport, load_recording
+from mas.offline.replay import NotInRecording, ReplayTransport
 from mas.orchestrator import Orchestrator
-from mas.replay import (NotInRecording, RecordingTransport, ReplayTransport, async_record_client,
-                        async_replay_client, client_from_env, load_recording, record_client, replay_client)
 
 MODEL = "claude-opus-4-6"
 ASK = dict(model=MODEL, max_tokens=400, system="You are a researcher.",
@@ -104,9 +104,9 @@ def test_async_replay_of_an_async_recording_with_concurrent_calls_and_a_stream(t
             streamed = "".join([piece async for piece in stream.text_stream])
         return [r.to_json() for r in replies], streamed
 
-    recorded = asyncio.run(talk(async_record_client(path, AsyncOfflineTransport())))
+    recorded = asyncio.run(talk(record_client(path, OfflineTransport(), asynchronous=True)))
     assert len(load_recording(path)) == 4
-    assert asyncio.run(talk(async_replay_client(path))) == recorded
+    assert asyncio.run(talk(replay_client(path, asynchronous=True))) == recorded
     sync = replay_client(path)  # the same file serves a sync client too
     assert [sync.messages.create(**ask).to_json() for ask in asks] == recorded[0]
 
@@ -114,7 +114,7 @@ def test_async_replay_of_an_async_recording_with_concurrent_calls_and_a_stream(t
 def test_a_sync_recording_replays_async(tmp_path):
     path = tmp_path / "session.jsonl"
     message = record_client(path, OfflineTransport()).messages.create(**ASK)
-    replayed = asyncio.run(make_async_client(transport=ReplayTransport(path)).messages.create(**ASK))
+    replayed = asyncio.run(make_client(asynchronous=True, transport=ReplayTransport(path)).messages.create(**ASK))
     assert replayed.to_json() == message.to_json()
 
 
@@ -222,10 +222,10 @@ def test_the_live_recording_client_refuses_under_the_kill_switch(tmp_path, monke
     with pytest.raises(LiveClientForbidden):
         record_client(path)
     with pytest.raises(LiveClientForbidden):
-        async_record_client(path)
+        record_client(path, asynchronous=True)
     monkeypatch.setenv("MAS_RECORD", str(path))
     with pytest.raises(LiveClientForbidden):
-        client_from_env(offline=False)
+        make_client(offline=False)
     assert not path.exists()
 
 
@@ -243,20 +243,23 @@ def test_with_the_kill_switch_lifted_the_network_guard_still_stops_a_live_record
 
 def test_workshop_switches(tmp_path, monkeypatch):
     path = tmp_path / "room.jsonl"
-    assert client_from_env() is None
+    message = make_client().messages.create(**ASK)  # no switch: the offline model, nothing written
+    assert not path.exists()
     monkeypatch.setenv("MAS_RECORD", str(path))  # the test suite is offline: this records the offline model
-    message = client_from_env().messages.create(**ASK)
+    assert make_client().messages.create(**ASK).to_json() == message.to_json()
+    assert asyncio.run(make_client(asynchronous=True).messages.create(**STREAMED)).stop_reason == "end_turn"
+    assert [line["request"]["max_tokens"] for line in load_recording(path)] == [ASK["max_tokens"], 300]
     monkeypatch.delenv("MAS_RECORD")
     monkeypatch.setenv("MAS_REPLAY", str(path))
-    assert client_from_env().messages.create(**ASK).to_json() == message.to_json()
-    assert asyncio.run(client_from_env(asynchronous=True).messages.create(**ASK)).to_json() == message.to_json()
+    assert make_client().messages.create(**ASK).to_json() == message.to_json()
+    assert asyncio.run(make_client(asynchronous=True).messages.create(**ASK)).to_json() == message.to_json()
     with pytest.raises(NotInRecording):
-        client_from_env().messages.create(**STREAMED)
+        make_client().messages.create(**{**ASK, "max_tokens": 7})
     monkeypatch.setenv("MAS_REPLAY_FALLBACK", "1")
-    assert text_of(client_from_env().messages.create(**STREAMED)).strip()
+    assert text_of(make_client().messages.create(**{**ASK, "max_tokens": 7})).strip()
     monkeypatch.setenv("MAS_RECORD", str(path))
     with pytest.raises(ValueError, match="both set"):
-        client_from_env()
+        make_client()
 
 
 def test_bad_recordings_and_bad_fallbacks_give_clear_errors(tmp_path):
@@ -273,8 +276,9 @@ def test_bad_recordings_and_bad_fallbacks_give_clear_errors(tmp_path):
     record_client(good, ScriptedTransport(["hi"])).messages.create(**ASK)
     with pytest.raises(TypeError, match="fallback must be"):
         ReplayTransport(good, fallback="offline")
-    with pytest.raises(TypeError, match="AsyncOfflineTransport"):  # a sync transport under an async client
-        asyncio.run(make_async_client(transport=RecordingTransport(OfflineTransport(), good)).messages.create(**ASK))
+    sync_only = RecordingTransport(httpx2.HTTPTransport(), good)
+    with pytest.raises(TypeError, match="AsyncHTTPTransport for AsyncAnthropic"):  # a sync transport, an async client
+        asyncio.run(make_client(asynchronous=True, transport=sync_only).messages.create(**ASK))
 
 
 def test_clients_from_the_replay_switch_share_one_place_in_the_recording(tmp_path, monkeypatch):
@@ -283,8 +287,8 @@ def test_clients_from_the_replay_switch_share_one_place_in_the_recording(tmp_pat
     [recorder.messages.create(**ASK) for _ in range(2)]
     monkeypatch.setenv("MAS_REPLAY", str(path))
     # a new client per cell, as notebooks do: the second still gets the second reply
-    assert [text_of(client_from_env().messages.create(**ASK)) for _ in range(3)] == ["first", "second", "second"]
+    assert [text_of(make_client().messages.create(**ASK)) for _ in range(3)] == ["first", "second", "second"]
     assert text_of(replay_client(path).messages.create(**ASK)) == "first"  # an explicit replay starts afresh
     record_client(path, ScriptedTransport(["third"])).messages.create(**ASK)  # the file changed: start again
-    assert [text_of(client_from_env().messages.create(**ASK)) for _ in range(4)] == ["first", "second", "third",
+    assert [text_of(make_client().messages.create(**ASK)) for _ in range(4)] == ["first", "second", "third",
                                                                                      "third"]

@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from mas.agents import ResearcherAgent
-from mas.llm import make_client
+from mas.client import make_client
 from mas.errors import MemoryClosedError, MemoryUnavailableError
 from mas.offline import Fault, OfflineTransport, ScriptedTransport
 from mas.orchestrator import Orchestrator

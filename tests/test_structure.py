@@ -11,7 +11,7 @@ from mas.agents import BaseAgent, ValidatorAgent
 from mas.contracts import ValidationResult
 from mas.errors import RunStopped
 from mas.hooks import call_hook, counting
-from mas.llm import make_client
+from mas.client import make_client
 from mas.offline import OfflineTransport
 from mas.prompts import validate_task
 

@@ -12,9 +12,9 @@ import pytest
 
 from mas import pricing
 from mas.agents import BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
-from mas.llm import OFFLINE_BASE_URL, make_async_client, make_client
+from mas.client import OFFLINE_BASE_URL, make_client
 from mas.settings import DEFAULT_MODEL
-from mas.offline import AsyncOfflineTransport, Fault, Latency, OfflineTransport, ScriptedTransport, text_message
+from mas.offline import Fault, Latency, OfflineTransport, ScriptedTransport, text_message
 from mas.orchestrator import Orchestrator
 from mas.pricing import PRICES, cost, price, set_price, uncached_cost
 from mas.prompts import SYSTEM_PROMPTS
@@ -126,7 +126,7 @@ def test_a_timeout_is_recorded_as_timeout():
 
 
 def test_concurrent_async_calls_are_all_recorded_and_overlap():
-    client = make_async_client(transport=AsyncOfflineTransport(latency=Latency(base=0.2)))
+    client = make_client(asynchronous=True, transport=OfflineTransport(latency=Latency(base=0.2)))
     agents = [ResearcherAgent(async_client=client, name=f"Researcher {i}") for i in range(5)]
 
     async def fan_out():

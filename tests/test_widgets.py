@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from mas.llm import make_client
+from mas.client import make_client
 from mas.offline import ScriptedTransport
 from mas.prompts import SYSTEM_PROMPTS
 

@@ -36,7 +36,7 @@ _MUST_REJECT = [
 def _writer(replies: list[str]) -> tuple[Any, Any]:
     """A WriterAgent played by a ScriptedTransport serving `replies`, and that transport."""
     from mas.agents import WriterAgent
-    from mas.llm import make_client
+    from mas.client import make_client
     from mas.offline import ScriptedTransport
 
     script = ScriptedTransport(replies)

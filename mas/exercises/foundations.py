@@ -56,7 +56,7 @@ def check_keys_method(memory_class: type) -> str:
 def check_specialist(agent_class: type, role: str) -> str:
     """02.1: a fourth specialist is one prompt in SYSTEM_PROMPTS and a subclass of BaseAgent."""
     from mas.agents import BaseAgent
-    from mas.llm import make_client
+    from mas.client import make_client
     from mas.prompts import SYSTEM_PROMPTS
 
     expect(isinstance(agent_class, type) and issubclass(agent_class, BaseAgent),
@@ -72,7 +72,7 @@ def check_specialist(agent_class: type, role: str) -> str:
 
 def check_strict_validator(validator_class: type, research: str, faithful: str) -> str:
     """02.2: a stricter validator rejects a draft without the research's source notes, approves a faithful one."""
-    from mas.llm import make_client
+    from mas.client import make_client
 
     validator = validator_class(client=make_client(offline=True))
     stripped = SOURCE_NOTE.sub("", faithful)

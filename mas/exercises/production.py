@@ -34,7 +34,7 @@ def check_fallback(answer: Any) -> str:
     from mas.agents import BaseAgent, WriterAgent
     from mas.failures import Fallback, Resilient, Retry
     from mas.hooks import call_hook
-    from mas.llm import make_client
+    from mas.client import make_client
     from mas.offline import Fault, OfflineTransport
 
     policies = _policies(answer)
@@ -81,7 +81,7 @@ def check_breaker(validator: Any, max_failures: int = 2) -> str:
     from mas.agents import ValidatorAgent
     from mas.failures import CircuitBreaker, Resilient
     from mas.hooks import call_hook
-    from mas.llm import make_client
+    from mas.client import make_client
     from mas.offline import Fault, OfflineTransport
 
     expect(isinstance(validator, Resilient), "Pass your wrapped validator: Resilient(ValidatorAgent(...), "

@@ -16,7 +16,7 @@ TOPIC = "How vector databases enable semantic search"
 
 def _fresh() -> tuple[Any, Any]:
     """A client on a new offline transport, whose `.model.calls` counts the requests it receives."""
-    from mas.llm import make_client
+    from mas.client import make_client
     from mas.offline import OfflineTransport
 
     transport = OfflineTransport()

@@ -96,7 +96,7 @@ class OfflineModel:
     # ---------------------------------------------------------------- POST /v1/messages
 
     def _create(self, body: dict) -> Answer:
-        system = _text(body.get("system") or "")
+        system = wire.content_text(body.get("system") or "")
         role = roles.detect_role(system)
         with self._lock:
             self.calls += 1
@@ -130,7 +130,7 @@ class OfflineModel:
     def _content(self, body: dict, system: str) -> tuple[list[dict], str]:
         messages = body["messages"]
         last = messages[-1]
-        prompt = _text(last.get("content", "")) if last.get("role") == "user" else ""
+        prompt = wire.content_text(last.get("content", "")) if last.get("role") == "user" else ""
         tool_results = [b for b in _blocks(last) if b.get("type") == "tool_result"]
 
         tool = None if tool_results else _tool_to_call(body, prompt)
@@ -139,13 +139,13 @@ class OfflineModel:
                      "input": structured.fill(tool.get("input_schema", {}), [prompt], topic=prompt)}
             return [block], "tool_use"
         if tool_results:
-            result = " ".join(_text(b.get("content", "")) for b in tool_results)
+            result = " ".join(wire.content_text(b.get("content", "")) for b in tool_results)
             return [{"type": "text", "text": f"Based on the tool result: {result.strip()}"}], "end_turn"
 
         if roles.detect_role(system) and "<" not in prompt:
             # a follow-up ("your answer could not be used...") refers to the task given earlier
-            prompt = next((_text(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"
-                           and "<" in _text(m.get("content", ""))), prompt)
+            asked = (wire.content_text(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user")
+            prompt = next((text for text in asked if "<" in text), prompt)
         role, text = roles.reply_for(system, prompt)
         fmt = (body.get("output_config") or {}).get("format") or {}
         if fmt.get("type") == "json_schema":
@@ -236,11 +236,3 @@ def _tool_to_call(body: dict, prompt: str) -> dict | None:
 def _blocks(message: dict) -> list[dict]:
     content = message.get("content", "")
     return [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
-
-
-def _text(content: Any) -> str:
-    """The text of a string, or of a list of content blocks."""
-    if isinstance(content, str):
-        return content
-    return "\n".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content
-                     if not isinstance(b, dict) or b.get("type") == "text")

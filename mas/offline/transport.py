@@ -3,9 +3,9 @@
     client = anthropic.Anthropic(api_key="offline", http_client=httpx2.Client(transport=OfflineTransport()))
 
 (`mas.make_client()` does exactly this.) The SDK builds the request, the transport answers it
-as the API would, and the SDK parses, retries and streams as it always does. Simulated latency
-sleeps with `time.sleep` here and `asyncio.sleep` in the async transport, so parallel async
-calls really overlap.
+as the API would, and the SDK parses, retries and streams as it always does. One transport
+serves `Anthropic` and `AsyncAnthropic` alike: simulated latency sleeps with `time.sleep` for a
+sync client and `asyncio.sleep` for an async one, so parallel async calls really overlap.
 """
 
 from __future__ import annotations
@@ -18,77 +18,72 @@ from typing import AsyncIterator, Iterator
 import httpx2
 
 from mas.offline import wire
-from mas.offline.model import Answer, OfflineModel
+from mas.offline.model import Latency, OfflineModel
 
 
-class _SyncSSE(httpx2.SyncByteStream):
-    def __init__(self, msg: dict, model: OfflineModel):
-        self.msg, self.model = msg, model
+class _SSE(httpx2.SyncByteStream, httpx2.AsyncByteStream):
+    """A whole message as the API's event stream, paced by the simulated latency."""
+
+    def __init__(self, msg: dict, latency: Latency):
+        self.msg, self.latency = msg, latency
+
+    def _paced(self) -> Iterator[tuple[float, bytes]]:
+        """(seconds to wait, then bytes to send): the base latency first, then each event's tokens."""
+        yield self.latency.base, b""
+        for chunk, tokens in wire.sse_events(self.msg):
+            yield self.latency.per_token * tokens, chunk
 
     def __iter__(self) -> Iterator[bytes]:
-        time.sleep(self.model.latency.base)
-        for chunk, tokens in wire.sse_events(self.msg):
-            if tokens:
-                time.sleep(self.model.latency.per_token * tokens)
-            yield chunk
-
-
-class _AsyncSSE(httpx2.AsyncByteStream):
-    def __init__(self, msg: dict, model: OfflineModel):
-        self.msg, self.model = msg, model
+        for wait, chunk in self._paced():
+            if wait:
+                time.sleep(wait)
+            if chunk:
+                yield chunk
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        await asyncio.sleep(self.model.latency.base)
-        for chunk, tokens in wire.sse_events(self.msg):
-            if tokens:
-                await asyncio.sleep(self.model.latency.per_token * tokens)
-            yield chunk
+        for wait, chunk in self._paced():
+            if wait:
+                await asyncio.sleep(wait)
+            if chunk:
+                yield chunk
 
 
-def _streaming(request: httpx2.Request) -> bool:
-    try:
-        return bool(json.loads(request.read() or b"{}").get("stream"))
-    except (ValueError, AttributeError):
-        return False
-
-
-def _timeout(request: httpx2.Request) -> httpx2.ReadTimeout:
-    return httpx2.ReadTimeout("offline fault plan: the request timed out", request=request)
-
-
-class OfflineTransport(httpx2.BaseTransport):
-    """Answers the SDK's requests with the offline model. Options go to `OfflineModel`
-    (`faults=`, `latency=`, `min_cache_tokens=`), or pass a `model=` to share one."""
+class OfflineTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
+    """Answers the SDK's requests with the offline model, for sync and async clients. Options go to
+    `OfflineModel` (`faults=`, `latency=`, `min_cache_tokens=`), or pass a `model=` to share one."""
 
     def __init__(self, model: OfflineModel | None = None, **options):
         self.model = model or OfflineModel(**options)
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        answer: Answer = self.model.answer(request)
-        if answer.timeout:
-            raise _timeout(request)
-        if answer.message is None:
-            return answer.response
-        if _streaming(request):
-            return httpx2.Response(200, headers=wire.SSE_HEADERS, stream=_SyncSSE(answer.message, self.model))
-        time.sleep(answer.delay)
-        return wire.json_response(200, answer.message)
-
-
-class AsyncOfflineTransport(httpx2.AsyncBaseTransport):
-    """The async twin of `OfflineTransport`, for `AsyncAnthropic`."""
-
-    def __init__(self, model: OfflineModel | None = None, **options):
-        self.model = model or OfflineModel(**options)
+        request.read()
+        response, delay = self._answer(request)
+        if delay is not None:
+            time.sleep(delay)
+        return response
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         await request.aread()
+        response, delay = self._answer(request)
+        if delay is not None:
+            await asyncio.sleep(delay)
+        return response
+
+    def _answer(self, request: httpx2.Request) -> tuple[httpx2.Response, float | None]:
+        """The response, and how long to wait before sending a whole message (None: no wait; a
+        stream paces itself)."""
         answer = self.model.answer(request)
         if answer.timeout:
-            raise _timeout(request)
+            raise httpx2.ReadTimeout("offline fault plan: the request timed out", request=request)
         if answer.message is None:
-            return answer.response
+            return answer.response, None
         if _streaming(request):
-            return httpx2.Response(200, headers=wire.SSE_HEADERS, stream=_AsyncSSE(answer.message, self.model))
-        await asyncio.sleep(answer.delay)
-        return wire.json_response(200, answer.message)
+            return httpx2.Response(200, headers=wire.SSE_HEADERS, stream=_SSE(answer.message, self.model.latency)), None
+        return wire.json_response(200, answer.message), answer.delay
+
+
+def _streaming(request: httpx2.Request) -> bool:
+    try:
+        return bool(json.loads(request.content or b"{}").get("stream"))
+    except (ValueError, AttributeError):
+        return False

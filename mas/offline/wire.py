@@ -38,6 +38,21 @@ def text_message(text: str, *, model: str = "offline", stop_reason: str = "end_t
                    usage=usage)
 
 
+def content_text(content: Any) -> str:
+    """The text of a message's `content` (or of a `system`): a string as it is, else its text blocks
+    joined by newlines.
+
+    >>> content_text("hi")
+    'hi'
+    >>> content_text([{"type": "text", "text": "a"}, {"type": "image"}, {"type": "text", "text": "b"}])
+    'a\\nb'
+    """
+    if isinstance(content, str):
+        return content
+    return "\n".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content
+                     if not isinstance(b, dict) or b.get("type") == "text")
+
+
 def error_body(status: int, kind: str, text: str) -> dict:
     return {"type": "error", "error": {"type": kind, "message": text}, "request_id": "req_" + digest([status, text])}
 

@@ -1,14 +1,13 @@
-"""Record a session with the model to a file, and replay it later with no key and no network.
+"""Replaying a recorded session: an httpx2 transport that answers from the file, with no key and no network.
 
-An instructor with a key records; a room without keys replays the same replies:
+An instructor with a key records (`mas.offline.record`); a room without keys replays the same replies:
 
-    client = record_client("data/session.jsonl")   # live Claude; every exchange appended to the file
-    client = replay_client("data/session.jsonl")   # no key: the recorded replies, in the recorded order
+    client = mas.replay_client("data/session.jsonl")   # the recorded replies, in the recorded order
+    ReplayTransport("data/session.jsonl", fallback=True)   # or the transport itself, under any client
 
-Both are httpx2 transports under the real SDK, the seam the offline model uses, so the SDK's
-request building, retries, parsing and streaming run exactly as they do live. The recording side
-(`RecordingTransport`, the file format, `load_recording`) is in `mas.recording`; this module
-replays, and re-exports those names, so every name of record and replay imports from here.
+It is an httpx2 transport under the real SDK, the seam the offline model uses, so the SDK's
+request building, retries, parsing and streaming run exactly as they do live, for `Anthropic`
+and `AsyncAnthropic` alike (a sync recording replays async, and the reverse).
 
 Matching: a request gets the recorded exchange with the same `request_key()`: method, path and
 body as sorted-keys JSON, minus VOLATILE_FIELDS:
@@ -17,15 +16,11 @@ body as sorted-keys JSON, minus VOLATILE_FIELDS:
 - `metadata` (`user_id`) says who asks, not what is asked.
 Identical requests (SDK retries, a question asked twice, the call that reads a prompt cache the
 one before wrote) are served in recorded order; when they run out, the last is served again.
-Anything else raises `NotInRecording`, or is answered by the offline model with `fallback=True`.
-
-Workshop switches, read by `client_from_env()` (for `mas.make_client`): MAS_RECORD=path records
-(live with a key, the offline model without), MAS_REPLAY=path replays, and MAS_REPLAY_FALLBACK=1
-lets the offline model answer what was not recorded.
+Anything else raises `NotInRecording`, or is answered by the fallback (the offline model with
+`fallback=True`).
 
 Simplified on purpose: matching is exact, never fuzzy (a replay that quietly answered a slightly
-different question would teach the wrong thing), and bodies are stored as UTF-8 text, as the API
-sends them.
+different question would teach the wrong thing).
 """
 
 from __future__ import annotations
@@ -39,17 +34,12 @@ from typing import Any
 import anthropic
 import httpx2
 
-from mas import llm
 from mas.offline import wire
-from mas.offline.transport import AsyncOfflineTransport, OfflineTransport
-# recording (and the file format) lives in mas.recording; its names stay importable from here
-from mas.settings import settings
-from mas.recording import (KEPT_HEADERS, RECORD_ENV, RecordingTransport, TransportMismatch,  # noqa: F401
-                           body_of, check_side, load_recording, path_of)
+from mas.offline.record import body_of, check_side, load_recording, path_of
+from mas.offline.transport import OfflineTransport
 
-REPLAY_ENV, FALLBACK_ENV = "MAS_REPLAY", "MAS_REPLAY_FALLBACK"
+FALLBACK_ENV = "MAS_REPLAY_FALLBACK"  # the workshop switch that turns the fallback on (read by mas.client)
 VOLATILE_FIELDS = ("stream", "metadata")  # left out of the key: see the module docstring
-_shared_replays: dict[tuple, ReplayTransport] = {}  # client_from_env's: one place in each recording per process
 
 
 class NotInRecording(anthropic.AnthropicError):
@@ -69,8 +59,6 @@ def request_key(method: str, path: str, body: Any) -> str:
     return json.dumps([method.upper(), path, body], sort_keys=True, ensure_ascii=False)
 
 
-# ---------------------------------------------------------------------------------- replaying
-
 class ReplayTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
     """Answers from a recording, for `Anthropic` and `AsyncAnthropic` alike. `fallback`: None or
     False (unrecorded requests raise `NotInRecording`), True (the offline model answers them), or a
@@ -83,7 +71,7 @@ class ReplayTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         for exchange in self.exchanges:
             key = request_key(exchange["method"], exchange["path"], exchange.get("request"))
             self._queues.setdefault(key, deque()).append(exchange)
-        self.fallback = _fallbacks(fallback)
+        self.fallback = _fallback(fallback)
         self.served = self.fallbacks = self.misses = 0
         self._lock = threading.Lock()
 
@@ -91,14 +79,14 @@ class ReplayTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         body = body_of(request.read())
         exchange = self._take(request, body)
         if exchange is None:
-            return check_side(self.fallback[0], httpx2.BaseTransport, "the fallback").handle_request(request)
+            return check_side(self.fallback, httpx2.BaseTransport, "the fallback").handle_request(request)
         return _replayed(request, body, exchange)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         body = body_of(await request.aread())
         exchange = self._take(request, body)
         if exchange is None:
-            fallback = check_side(self.fallback[1], httpx2.AsyncBaseTransport, "the fallback")
+            fallback = check_side(self.fallback, httpx2.AsyncBaseTransport, "the fallback")
             return await fallback.handle_async_request(request)
         return _replayed(request, body, exchange)
 
@@ -110,7 +98,7 @@ class ReplayTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
             if queue:
                 self.served += 1
                 return queue.popleft() if len(queue) > 1 else queue[0]
-            if self.fallback != (None, None):
+            if self.fallback is not None:
                 self.fallbacks += 1
                 return None
             self.misses += 1
@@ -198,18 +186,15 @@ def _replayed(request: httpx2.Request, body: Any, exchange: dict) -> httpx2.Resp
     return httpx2.Response(exchange["status"], headers=headers, content=content)
 
 
-def _fallbacks(fallback: Any) -> tuple[Any, Any]:
-    """(sync, async) transports for unrecorded requests; the offline model serves both sides."""
+def _fallback(fallback: Any) -> httpx2.BaseTransport | httpx2.AsyncBaseTransport | None:
+    """The transport for unrecorded requests (None: they raise NotInRecording)."""
     if fallback is None or fallback is False:
-        return None, None
+        return None
     if fallback is True:
-        fallback = OfflineTransport()
-    if isinstance(fallback, (OfflineTransport, AsyncOfflineTransport)):  # one model, two doors
-        return OfflineTransport(model=fallback.model), AsyncOfflineTransport(model=fallback.model)
+        return OfflineTransport()
     if not isinstance(fallback, (httpx2.BaseTransport, httpx2.AsyncBaseTransport)):
         raise TypeError(f"fallback must be True, False, None or an httpx2 transport, not {type(fallback).__name__}")
-    return (fallback if isinstance(fallback, httpx2.BaseTransport) else None,
-            fallback if isinstance(fallback, httpx2.AsyncBaseTransport) else None)
+    return fallback
 
 
 def _differences(asked: dict, recorded: dict) -> list[str]:
@@ -219,90 +204,11 @@ def _differences(asked: dict, recorded: dict) -> list[str]:
 
 
 def _last_user_words(body: dict) -> str:
-    """The last user message on one line, for an error message."""
-    return " ".join(llm.last_user_text(body).split())
+    """The last user message on one line, for an error message (its text blocks, as a string's words).
 
-
-# ---------------------------------------------------------------------------------- clients
-
-def record_client(path: str | Path, transport: httpx2.BaseTransport | None = None, *, timeout: float | None = None,
-                  max_retries: int | None = None) -> anthropic.Anthropic:
-    """An `Anthropic` client that records every exchange to `path`: live Claude with the key from
-    the environment (or `.env`) when `transport` is None, else over `transport` (for a rehearsal
-    with the offline model). Refused under the test suite's kill switch, like any live client."""
-    if transport is not None:
-        return llm.make_client(transport=RecordingTransport(transport, path), timeout=timeout,
-                               max_retries=max_retries)
-    llm.check_kill_switch()
-    timeout, max_retries = llm.limits(timeout, max_retries)
-    _require_key()
-    live = httpx2.HTTPTransport(limits=anthropic.DEFAULT_CONNECTION_LIMITS)
-    return anthropic.Anthropic(timeout=timeout, max_retries=max_retries,
-                               http_client=anthropic.DefaultHttpxClient(transport=RecordingTransport(live, path)))
-
-
-def async_record_client(path: str | Path, transport: httpx2.AsyncBaseTransport | None = None, *,
-                        timeout: float | None = None, max_retries: int | None = None) -> anthropic.AsyncAnthropic:
-    """The async twin of `record_client()`."""
-    if transport is not None:
-        return llm.make_async_client(transport=RecordingTransport(transport, path), timeout=timeout,
-                                     max_retries=max_retries)
-    llm.check_kill_switch()
-    timeout, max_retries = llm.limits(timeout, max_retries)
-    _require_key()
-    live = httpx2.AsyncHTTPTransport(limits=anthropic.DEFAULT_CONNECTION_LIMITS)
-    return anthropic.AsyncAnthropic(timeout=timeout, max_retries=max_retries, http_client=
-                                    anthropic.DefaultAsyncHttpxClient(transport=RecordingTransport(live, path)))
-
-
-def replay_client(path: str | Path, fallback: Any = False, *, timeout: float | None = None,
-                  max_retries: int | None = None) -> anthropic.Anthropic:
-    """An `Anthropic` client answered from the recording at `path` (no key, no network)."""
-    return llm.make_client(transport=ReplayTransport(path, fallback), timeout=timeout, max_retries=max_retries)
-
-
-def async_replay_client(path: str | Path, fallback: Any = False, *, timeout: float | None = None,
-                        max_retries: int | None = None) -> anthropic.AsyncAnthropic:
-    """The async twin of `replay_client()`."""
-    return llm.make_async_client(transport=ReplayTransport(path, fallback), timeout=timeout, max_retries=max_retries)
-
-
-def client_from_env(*, asynchronous: bool = False, offline: bool | None = None, timeout: float | None = None,
-                    max_retries: int | None = None, **offline_options: Any) -> Any:
-    """The client the workshop switches ask for, or None when neither is set (for `mas.make_client`).
-
-    MAS_REPLAY=path -> a replay client, all of them sharing one replay of the file
-    (MAS_REPLAY_FALLBACK=1: the offline model, with `offline_options`, answers what was not
-    recorded); MAS_RECORD=path -> a recording client, live when `make_client` would be live, else
-    over the offline model.
+    >>> _last_user_words({"messages": [{"role": "user", "content": [{"type": "text", "text": "What is\\n  it?"}]}]})
+    'What is it?'
     """
-    switches = settings()
-    record, replay = switches.record, switches.replay
-    if record and replay:
-        raise ValueError(f"{RECORD_ENV} and {REPLAY_ENV} are both set: set {RECORD_ENV} to record a session, "
-                         f"{REPLAY_ENV} to replay one")
-    if replay:
-        # every client built from the switch shares one replay, as every client of a live session
-        # shares the API: a notebook that makes a new client per cell still gets the recorded order
-        # (a re-recorded file, changed on disk, starts afresh)
-        fallback = switches.replay_fallback
-        stat = Path(replay).stat() if Path(replay).exists() else None
-        key = (str(Path(replay).resolve()), stat and (stat.st_mtime_ns, stat.st_size), fallback)
-        if key not in _shared_replays:
-            _shared_replays[key] = ReplayTransport(replay, OfflineTransport(**offline_options) if fallback else None)
-        make = llm.make_async_client if asynchronous else llm.make_client
-        return make(transport=_shared_replays[key], timeout=timeout, max_retries=max_retries)
-    if record:
-        recording = async_record_client if asynchronous else record_client
-        if not (offline if offline is not None else llm.is_offline()):
-            return recording(record, timeout=timeout, max_retries=max_retries)
-        inner = (AsyncOfflineTransport if asynchronous else OfflineTransport)(**offline_options)
-        return recording(record, inner, timeout=timeout, max_retries=max_retries)
-    return None
-
-
-def _require_key() -> None:
-    switches = settings()
-    if switches.api_key is None and switches.auth_token is None:
-        raise ValueError("recording a live session needs ANTHROPIC_API_KEY (in the environment or .env); "
-                         "to record the offline model instead, pass transport=OfflineTransport()")
+    user = [m for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") == "user"]
+    content = user[-1].get("content", "") if user else ""
+    return " ".join(wire.content_text(content).split())

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import anthropic
 import pytest
 from anthropic.types import Message
 
 import mas
-import mas.llm
-from mas.llm import LiveClientForbidden, make_async_client, make_client, text_of, usage_of
-from mas.offline import AsyncOfflineTransport, OfflineTransport
+import mas.client
+from mas.client import OFFLINE_BASE_URL, LiveClientForbidden, make_client, text_of, usage_of
+from mas.offline import ScriptedTransport
 from mas.offline.catalog import listed_models
 
+ASK = dict(model="claude-opus-4-6", max_tokens=50, messages=[{"role": "user", "content": "hi"}])
 
-def _transport(client):
-    return client._client._transport
+
+def ask(client) -> Message:
+    """One `messages.create`, on a sync or an async client."""
+    reply = client.messages.create(**ASK)
+    return asyncio.run(reply) if isinstance(client, anthropic.AsyncAnthropic) else reply
+
+
+def offline_answers(client) -> bool:
+    """The offline model answers `client`: its placeholder base URL, and a reply with no network."""
+    return str(client.base_url).startswith(OFFLINE_BASE_URL) and bool(text_of(ask(client)))
 
 
 @pytest.fixture
@@ -33,26 +44,33 @@ def live_allowed(monkeypatch):
     monkeypatch.setenv("ANTHROPIC_BASE_URL", "https://gateway.example.test")
 
 
-def test_no_key_gives_the_offline_model(no_key):
-    client = make_client()
-    assert isinstance(client, anthropic.Anthropic)
-    assert isinstance(_transport(client), OfflineTransport)
-    assert isinstance(_transport(make_async_client()), AsyncOfflineTransport)
+@pytest.mark.parametrize("asynchronous, sdk", [(False, anthropic.Anthropic), (True, anthropic.AsyncAnthropic)])
+def test_no_key_gives_the_offline_model(no_key, asynchronous, sdk):
+    client = make_client(asynchronous=asynchronous)
+    assert type(client) is sdk and offline_answers(client)
 
 
 def test_mas_offline_wins_over_a_key(monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-not-a-real-key")
     monkeypatch.setenv("MAS_OFFLINE", "1")
-    assert isinstance(_transport(make_client()), OfflineTransport)
+    assert offline_answers(make_client())
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_a_transport_goes_under_the_sdk_and_its_options_to_the_offline_model(asynchronous):
+    scripted = ScriptedTransport(["scripted reply"])
+    assert text_of(ask(make_client(asynchronous=asynchronous, transport=scripted))) == "scripted reply"
+    assert scripted.requests[0]["messages"] == ASK["messages"]
+    with pytest.raises(anthropic.InternalServerError):
+        ask(make_client(asynchronous=asynchronous, offline=True, faults="server_error@1", max_retries=0))
 
 
 def test_a_key_gives_a_live_client_with_the_sdks_base_url(live_allowed):
     client = make_client()
     assert isinstance(client, anthropic.Anthropic)
-    assert not isinstance(_transport(client), OfflineTransport)
     assert client.api_key == "sk-test-not-a-real-key"
     assert str(client.base_url).startswith("https://gateway.example.test")
-    aclient = make_async_client()
+    aclient = make_client(asynchronous=True)
     assert isinstance(aclient, anthropic.AsyncAnthropic)
     assert str(aclient.base_url).startswith("https://gateway.example.test")
 
@@ -70,7 +88,7 @@ def test_kill_switch_refuses_a_live_client(monkeypatch):
     with pytest.raises(LiveClientForbidden, match="MAS_NO_LIVE"):
         make_client()
     with pytest.raises(LiveClientForbidden):
-        make_async_client()
+        make_client(asynchronous=True)
 
 
 def test_kill_switch_message_does_not_leak_the_key(monkeypatch):
@@ -83,7 +101,7 @@ def test_kill_switch_message_does_not_leak_the_key(monkeypatch):
 
 def test_explicit_limits_never_the_sdk_default(no_key, monkeypatch):
     client = make_client()
-    assert client.timeout == mas.llm.DEFAULT_TIMEOUT and client.max_retries == mas.llm.DEFAULT_MAX_RETRIES
+    assert client.timeout == mas.client.DEFAULT_TIMEOUT and client.max_retries == mas.client.DEFAULT_MAX_RETRIES
     monkeypatch.setenv("MAS_TIMEOUT", "7.5")
     monkeypatch.setenv("MAS_MAX_RETRIES", "5")
     client = make_client()
@@ -96,19 +114,19 @@ def test_explicit_limits_never_the_sdk_default(no_key, monkeypatch):
 
 def test_model_from_env_and_a_warning_for_unknown_ids(monkeypatch):
     monkeypatch.delenv("MAS_MODEL", raising=False)
-    assert mas.llm.default_model() == mas.settings.DEFAULT_MODEL
+    assert mas.client.default_model() == mas.settings.DEFAULT_MODEL
     # the SDK's own list, whatever release is installed: no literal of one release here
     listed = listed_models()
     assert listed and all(model.startswith("claude-") for model in listed)
     monkeypatch.setenv("MAS_MODEL", listed[-1])
-    assert mas.llm.default_model() == listed[-1]
+    assert mas.client.default_model() == listed[-1]
     monkeypatch.setenv("MAS_MODEL", "claude-made-up-9")
     with pytest.warns(UserWarning, match=f"not in this SDK's model list.*{listed[0]}"):
-        assert mas.llm.default_model() == "claude-made-up-9"
+        assert mas.client.default_model() == "claude-made-up-9"
 
 
 def test_offline_announcement_is_said_once(no_key, monkeypatch, capsys):
-    monkeypatch.setattr(mas.llm, "_announced_offline", False)
+    monkeypatch.setattr(mas.client, "_announced_offline", False)
     make_client()
     make_client()
     err = capsys.readouterr().err

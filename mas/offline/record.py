@@ -1,6 +1,6 @@
 """Recording a session with the model: an httpx2 transport that writes every exchange to a file.
 
-    client = record_client("data/session.jsonl")   # mas.replay: live Claude, every exchange appended
+    client = mas.record_client("data/session.jsonl")   # live Claude, every exchange appended
     RecordingTransport(OfflineTransport(), "data/rehearsal.jsonl")   # or around any transport
 
 The file is JSON Lines, one exchange a line, appended and flushed as each reply ends:
@@ -14,26 +14,26 @@ raised again on replay. Request headers are never written, and of the response's
 KEPT_HEADERS: keys (`x-api-key`, `authorization`), cookies and organisation ids can't reach the file.
 `load_recording` reads the file back, line by line, with a clear error for a line that is not an exchange.
 
-Separate from `mas.replay` because writing a recording and answering from one share nothing but
+Apart from `mas.offline.replay`, which answers from such a file, because the two share nothing but
 this file format: the recorder runs with a key (or the offline model), the replay with neither.
-`mas.replay` holds the replay, the matching of requests and the client factories, and re-exports
-everything public here.
+The clients that record or replay (`record_client`, `replay_client`, the MAS_RECORD and MAS_REPLAY
+switches) are built by `mas.client`.
 
 Simplified on purpose: bodies are stored as UTF-8 text, as the API sends them.
 """
-
 from __future__ import annotations
 
 import json
 import os
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterator
 
 import anthropic
 import httpx2
 
-RECORD_ENV = "MAS_RECORD"  # the workshop switch that records (see mas.replay.client_from_env)
+RECORD_ENV = "MAS_RECORD"  # the workshop switch that records (read by mas.client.make_client)
 # the response headers worth keeping: what the SDK reads (retry timing) and the id to quote in a bug report
 KEPT_HEADERS = ("content-type", "request-id", "retry-after", "retry-after-ms", "x-should-retry")
 _WRITE_LOCK = threading.Lock()
@@ -86,22 +86,25 @@ class RecordingTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         body = body_of(request.read())
-        try:
+        with self._errors_written(request, body):
             response = check_side(self.inner, httpx2.BaseTransport, "RecordingTransport").handle_request(request)
-        except httpx2.RequestError as err:
-            self._write(request, body, {"error": {"type": type(err).__name__, "message": str(err)}})
-            raise
         return self._tee(request, body, response)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         body = body_of(await request.aread())
-        try:
+        with self._errors_written(request, body):
             inner = check_side(self.inner, httpx2.AsyncBaseTransport, "RecordingTransport")
             response = await inner.handle_async_request(request)
+        return self._tee(request, body, response)
+
+    @contextmanager
+    def _errors_written(self, request: httpx2.Request, body: Any) -> Iterator[None]:
+        """A transport error (a timeout, a refused connection) is an exchange too: written, then raised."""
+        try:
+            yield
         except httpx2.RequestError as err:
             self._write(request, body, {"error": {"type": type(err).__name__, "message": str(err)}})
             raise
-        return self._tee(request, body, response)
 
     def _tee(self, request: httpx2.Request, body: Any, response: httpx2.Response) -> httpx2.Response:
         response.request = request
@@ -161,8 +164,8 @@ def check_side(transport: Any, kind: type, who: str) -> Any:
     if not isinstance(transport, kind):
         wanted = "an async (AsyncAnthropic)" if kind is httpx2.AsyncBaseTransport else "a sync (Anthropic)"
         raise TransportMismatch(f"{who} was used by {wanted} client but wraps {type(transport).__name__}: wrap "
-                        "OfflineTransport / httpx2.HTTPTransport for Anthropic, AsyncOfflineTransport / "
-                        "httpx2.AsyncHTTPTransport for AsyncAnthropic")
+                        "httpx2.HTTPTransport for Anthropic, httpx2.AsyncHTTPTransport for AsyncAnthropic "
+                        "(OfflineTransport and ScriptedTransport serve both)")
     return transport
 
 
