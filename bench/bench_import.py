@@ -27,7 +27,10 @@ def main(runs: int = 15) -> None:
     med = {m: statistics.median(t) for m, t in times.items()}
     for m, t in times.items():
         print(f"import {m:<10} median {med[m] * 1000:7.1f} ms   min {min(t) * 1000:7.1f} ms   ({runs} runs)")
-    print(f"ratio mas / anthropic: {med['mas'] / med['anthropic']:.3f}  (target <= 1.1)")
+    ratio = med["mas"] / med["anthropic"]
+    print(f"ratio mas / anthropic: {ratio:.3f}  (target <= 1.1): {'met' if ratio <= 1.1 else 'NOT met'}")
+    if ratio > 1.1:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

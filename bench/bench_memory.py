@@ -24,8 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from redis_server import INSTALL_HINT, start_redis  # noqa: E402
 
-from mas.memory import SQLiteMemory  # noqa: E402
 from mas.errors import MemoryUnavailableError
+from mas.memory import SQLiteMemory  # noqa: E402
 from mas.scaling import RedisMemory  # noqa: E402
 
 

@@ -47,11 +47,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_call_overhead import TOPIC, Offline, record, stdout_to_devnull  # noqa: E402
 
 import mas  # noqa: E402
-from mas import hooks, llm, orchestrator, settings as settings_module  # noqa: E402
+from mas import hooks, llm, orchestrator  # noqa: E402
+from mas import settings as settings_module
 from mas.agents import ResearcherAgent, ValidatorAgent, WriterAgent  # noqa: E402
 from mas.client import make_client  # noqa: E402
-from mas.prompts import research_task, revise_task, validate_task, write_task  # noqa: E402
 from mas.contracts import RunResult, Usage, ValidationResult  # noqa: E402
+from mas.prompts import research_task, revise_task, validate_task, write_task  # noqa: E402
 
 
 class OpLog:

@@ -29,9 +29,9 @@ import anthropic
 import pydantic
 from anthropic.types import Message
 
+from mas.client import default_model, make_client, text_of, usage_of
 from mas.contracts import Usage, ValidationResult, explain, parse_reply, reask
 from mas.errors import AgentReplyError, ContractError, ReplyError
-from mas.client import default_model, make_client, text_of, usage_of
 from mas.hooks import before_call
 from mas.prompts import SYSTEM_PROMPTS, reask_task, validate_task
 

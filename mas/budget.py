@@ -36,15 +36,14 @@ each counting the calls made inside it.
 from __future__ import annotations
 
 import threading
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable
 
-from mas.contracts import TOKEN_FIELDS
-from mas.errors import BudgetExceeded
-from mas.hooks import After, counting, install, uninstall
-from mas.errors import RunStopped
 from mas.client import usage_of
+from mas.contracts import TOKEN_FIELDS
+from mas.errors import BudgetExceeded, RunStopped
+from mas.hooks import After, counting, install, uninstall
 from mas.pricing import dollars
 
 INPUT_COUNTS = ("estimate", "api")

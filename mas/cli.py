@@ -17,13 +17,13 @@ import sys
 from pathlib import Path
 
 from mas.client import check_model, default_model, make_client, usage_of
-from mas.settings import settings
 from mas.errors import SettingsError
+from mas.settings import settings
 
 
 def run(args: argparse.Namespace) -> int:
-    from mas.memory import SQLiteMemory
     from mas.errors import MemoryUnavailableError
+    from mas.memory import SQLiteMemory
     from mas.orchestrator import Orchestrator
     from mas.prompts import DEFAULT_AUDIENCE
 

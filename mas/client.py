@@ -31,6 +31,7 @@ import anthropic
 import httpx2
 from anthropic.types import Message
 
+from mas.errors import LiveClientForbidden
 from mas.settings import Settings, settings
 
 OFFLINE_BASE_URL = "https://offline.mas.invalid"  # never resolved: the offline transport answers first
@@ -43,10 +44,6 @@ Client = anthropic.Anthropic | anthropic.AsyncAnthropic
 
 _announced_offline = False
 _shared_replays: dict[tuple, Any] = {}  # MAS_REPLAY's ReplayTransports: one place in each recording per process
-
-
-class LiveClientForbidden(RuntimeError):
-    """A live client was asked for while the kill switch (MAS_NO_LIVE=1) is on."""
 
 
 def default_model() -> str:

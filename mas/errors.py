@@ -160,6 +160,19 @@ class MemoryUnavailableError(RuntimeError):
     """The memory's server cannot be reached."""
 
 
+class LiveClientForbidden(RuntimeError):
+    """A live client was asked for while the kill switch (MAS_NO_LIVE=1) is on."""
+
+
+class JobsIncomplete(RuntimeError):
+    """The workers stopped with jobs not done: `missing` ids, and `failed` (id -> reason)."""
+
+    def __init__(self, missing: list[str], failed: dict[str, str]):
+        why = "; ".join(f"{k}: {v}" for k, v in failed.items()) or "their workers died and no restart was left"
+        super().__init__(f"{len(missing)} job(s) not done ({', '.join(missing)}): {why}")
+        self.missing, self.failed = missing, failed
+
+
 class SettingsError(ValueError):
     """A switch with a value it does not accept; the message names the variable and what it takes."""
 

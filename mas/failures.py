@@ -44,10 +44,20 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from mas.agents import VALIDATION_ATTEMPTS, is_validator
-from mas.errors import (KINDS, RETRYABLE, AgentFailed, AgentFailure, AgentReplyError, AwaitingHuman, CircuitOpen,
-                        HumanRejected, failure_of, kind_of)
-from mas.prompts import tag, validate_task
 from mas.contracts import Usage, ValidationResult
+from mas.errors import (
+    KINDS,
+    RETRYABLE,
+    AgentFailed,
+    AgentFailure,
+    AgentReplyError,
+    AwaitingHuman,
+    CircuitOpen,
+    HumanRejected,
+    failure_of,
+    kind_of,
+)
+from mas.prompts import tag, validate_task
 
 if TYPE_CHECKING:
     from mas.widgets import ApprovalForm

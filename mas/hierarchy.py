@@ -35,13 +35,12 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import anthropic
 
-from mas.errors import DepthLimitExceeded
 from mas.agents import DEFAULT_MAX_TOKENS, ResearcherAgent
-from mas.errors import AgentReplyError
-from mas.hooks import call_hook
 from mas.client import make_client
-from mas.prompts import DEFAULT_AUDIENCE, bullets, tag
 from mas.contracts import Usage
+from mas.errors import AgentReplyError, DepthLimitExceeded
+from mas.hooks import call_hook
+from mas.prompts import DEFAULT_AUDIENCE, bullets, tag
 
 if TYPE_CHECKING:
     from mas.memory import Memory
@@ -122,6 +121,8 @@ def angle_task(angle: str, audience: str, context: str) -> str:
 
 class ResearchTeam:
     """A research orchestrator with one sub-team per angle; it behaves like a researcher agent."""
+
+    role = "researcher"
 
     def __init__(self, angles: Sequence[str | ResearchTeam], *, angle: str | None = None,
                  client: anthropic.Anthropic | None = None, model: str | None = None,

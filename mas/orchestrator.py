@@ -30,14 +30,12 @@ from typing import Any, Callable
 
 import anthropic
 
-from mas.agents import BaseAgent, ResearcherAgent, VALIDATION_ATTEMPTS, ValidatorAgent, WriterAgent
-from mas.errors import AgentReplyError
-from mas.errors import one_line
-from mas.errors import RunStopped
+from mas.agents import VALIDATION_ATTEMPTS, BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
 from mas.client import default_model, make_client
+from mas.contracts import RunResult, Usage, ValidationResult
+from mas.errors import AgentReplyError, RunStopped, one_line
 from mas.memory import Memory, SQLiteMemory
 from mas.prompts import DEFAULT_AUDIENCE, research_task, revise_task, write_task
-from mas.contracts import RunResult, Usage, ValidationResult
 
 TERMINAL = ("approved", "max_cycles")
 

@@ -35,14 +35,11 @@ from typing import Any, Coroutine, Sequence, TypeVar
 
 import anthropic
 
-from mas.errors import ParallelResearchFailed
 from mas.agents import DEFAULT_MAX_TOKENS, ResearcherAgent
-from mas.errors import AgentReplyError
-from mas.errors import one_line
-
 from mas.client import make_client
-from mas.prompts import DEFAULT_AUDIENCE, merge_bullets, research_task, tag
 from mas.contracts import Usage
+from mas.errors import AgentReplyError, ParallelResearchFailed, one_line
+from mas.prompts import DEFAULT_AUDIENCE, merge_bullets, research_task, tag
 
 T = TypeVar("T")
 DEFAULT_ANGLES = ("key concepts", "real-world use", "limitations and risks")
@@ -200,6 +197,8 @@ class ParallelResearcher:
     angles to stop the run instead). It has the researcher's interface, so the orchestrator
     takes it as `researcher=`.
     """
+
+    role = "researcher"
 
     def __init__(self, angles: Sequence[str] = DEFAULT_ANGLES, *, async_client: anthropic.AsyncAnthropic | None = None,
                  model: str | None = None, max_tokens: int = DEFAULT_MAX_TOKENS,

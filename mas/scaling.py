@@ -58,9 +58,9 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from mas import prompts
+from mas.errors import JobsIncomplete, MemoryUnavailableError
 from mas.extras import require
 from mas.memory import _BaseMemory, _check_value, _Shared
-from mas.errors import MemoryUnavailableError
 from mas.prompts import SYSTEM_PROMPTS
 from mas.settings import settings
 
@@ -256,15 +256,6 @@ class Job(BaseModel):
         return value
 
 
-class JobsIncomplete(RuntimeError):
-    """The workers stopped with jobs not done: `missing` ids, and `failed` (id -> reason)."""
-
-    def __init__(self, missing: list[str], failed: dict[str, str]):
-        why = "; ".join(f"{k}: {v}" for k, v in failed.items()) or "their workers died and no restart was left"
-        super().__init__(f"{len(missing)} job(s) not done ({', '.join(missing)}): {why}")
-        self.missing, self.failed = missing, failed
-
-
 class JobQueue:
     """The Redis side of a run's jobs: push, take, finish, requeue; results live in `self.memory`.
 
@@ -394,8 +385,8 @@ def work(namespace: str, url: str | None = None, *, worker: str = "w1", prefix: 
     import anthropic
 
     from mas.agents import BaseAgent
-    from mas.errors import AgentReplyError
     from mas.client import make_client
+    from mas.errors import AgentReplyError
 
     client = client or make_client()
     agents: dict[str, BaseAgent] = {}

@@ -31,8 +31,8 @@ request headers, so never the API key.
 from __future__ import annotations
 
 import itertools
-import math
 import json
+import math
 import threading
 import time
 from contextlib import contextmanager
@@ -41,13 +41,12 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from mas.client import last_user_text, text_of, usage_of
 from mas.contracts import TOKEN_FIELDS
 from mas.errors import kind_of
 from mas.hooks import counting, install, installed, uninstall
-from mas.client import last_user_text, text_of, usage_of
-from mas.pricing import Price, uncached_cost
+from mas.pricing import Price, dollars, uncached_cost
 from mas.pricing import cost as price_cost
-from mas.pricing import dollars
 
 TEXT_LIMIT = 2000  # characters of prompt and reply kept per span (None keeps all)
 _step: ContextVar[str | None] = ContextVar("mas_trace_step", default=None)

@@ -129,9 +129,9 @@ class Playground:
         return text
 
     def run_pipeline(self, topic: str | None = None) -> str:
+        from mas.agents import ResearcherAgent, ValidatorAgent, WriterAgent
         from mas.memory import SQLiteMemory
         from mas.orchestrator import Orchestrator
-        from mas.agents import ResearcherAgent, ValidatorAgent, WriterAgent
 
         topic = topic or _topic_of(self.task.value)
         kw = dict(client=self.client, model=self.model.value, max_tokens=self.max_tokens.value)

@@ -8,12 +8,11 @@ import json
 import pytest
 
 from mas.agents import BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
-from mas.errors import AgentReplyError
-
-from mas.offline import ScriptedTransport, text_message
 from mas.client import OFFLINE_BASE_URL, make_client
-from mas.prompts import SYSTEM_PROMPTS
 from mas.contracts import ValidationResult
+from mas.errors import AgentReplyError
+from mas.offline import ScriptedTransport, text_message
+from mas.prompts import SYSTEM_PROMPTS
 
 OK = '{"issues": [], "approved": true}'
 
@@ -150,8 +149,8 @@ def test_the_offline_validator_end_to_end_through_the_agent():
 
 
 def test_call_hooks_see_every_call_and_can_refuse_one():
-    from mas.hooks import call_hook
     from mas.errors import RunStopped
+    from mas.hooks import call_hook
 
     seen = []
 

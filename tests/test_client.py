@@ -10,7 +10,8 @@ from anthropic.types import Message
 
 import mas
 import mas.client
-from mas.client import OFFLINE_BASE_URL, LiveClientForbidden, make_client, text_of, usage_of
+from mas.client import OFFLINE_BASE_URL, make_client, text_of, usage_of
+from mas.errors import LiveClientForbidden
 from mas.offline import ScriptedTransport
 from mas.offline.catalog import listed_models
 

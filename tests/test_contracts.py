@@ -6,12 +6,11 @@ import pytest
 from pydantic import BaseModel
 
 from mas.agents import ResearcherAgent, ValidatorAgent
-from mas.contracts import parse_reply
-from mas.errors import ContractError, ReplyError
 from mas.client import make_client
+from mas.contracts import ValidationResult, parse_reply
+from mas.errors import ContractError, ReplyError
 from mas.offline import Fault, OfflineTransport, ScriptedTransport, text_message
 from mas.prompts import validate_task
-from mas.contracts import ValidationResult
 
 MODEL = "claude-opus-4-6"
 RESEARCH = "- Caches keep hot data close to the CPU.\n- Cache misses cost hundreds of cycles."

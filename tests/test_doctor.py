@@ -13,12 +13,12 @@ import anthropic
 import pytest
 
 from mas import doctor
-from mas.extras import require
-from mas.errors import MissingExtra
 from mas.client import make_client
-from mas.settings import DEFAULT_MODEL
+from mas.errors import MissingExtra
+from mas.extras import require
 from mas.offline import OfflineTransport
 from mas.offline.catalog import listed_models
+from mas.settings import DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_KEY = "sk-ant-" + "Qz7Xv9Kj" * 5  # built here, so it cannot look like a committed key

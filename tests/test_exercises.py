@@ -9,12 +9,12 @@ import pytest
 
 from mas.agents import BaseAgent, ValidatorAgent, WriterAgent
 from mas.client import make_client
+from mas.contracts import ValidationResult
 from mas.exercises import NotYet, check, solution
 from mas.memory import SQLiteMemory
 from mas.offline import Fault, OfflineTransport
 from mas.orchestrator import Orchestrator
 from mas.prompts import SYSTEM_PROMPTS, revise_task, write_task
-from mas.contracts import ValidationResult
 
 TOPIC = "How vector databases enable semantic search"
 

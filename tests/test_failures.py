@@ -11,15 +11,25 @@ import httpx2
 import pytest
 
 from mas.agents import ResearcherAgent, ValidatorAgent, WriterAgent
-from mas.failures import APPROVE, REJECT, CircuitBreaker, Decision, Escalate, Fallback, Resilient, Retry, Skip, ask_human
-from mas.errors import AgentFailed, AgentFailure, AwaitingHuman, CircuitOpen, HumanRejected
-from mas.hooks import call_hook
-from mas.errors import RunStopped
-from mas.widgets import ApprovalForm
 from mas.client import make_client
+from mas.errors import AgentFailed, AgentFailure, AwaitingHuman, CircuitOpen, HumanRejected, RunStopped
+from mas.failures import (
+    APPROVE,
+    REJECT,
+    CircuitBreaker,
+    Decision,
+    Escalate,
+    Fallback,
+    Resilient,
+    Retry,
+    Skip,
+    ask_human,
+)
+from mas.hooks import call_hook
 from mas.offline import Fault, OfflineTransport, ScriptedTransport, error, text_message
 from mas.orchestrator import Orchestrator
 from mas.prompts import revise_task, write_task
+from mas.widgets import ApprovalForm
 
 TOPIC = "How vector databases enable semantic search"
 AUDIENCE = "engineers"
@@ -446,9 +456,8 @@ def test_a_failing_revision_skipped_ends_at_the_revise_limit_with_the_best_draft
 
 def test_a_validator_is_never_approved_by_a_default_decision():
     from mas.agents import ValidatorAgent
-    from mas.failures import Escalate, Resilient
-    from mas.failures import APPROVE, Decision
     from mas.client import make_client
+    from mas.failures import APPROVE, Decision, Escalate, Resilient
     from mas.offline import OfflineTransport
 
     validator = ValidatorAgent(client=make_client(transport=OfflineTransport(faults="fenced_json@validator*9")))

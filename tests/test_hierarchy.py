@@ -17,14 +17,11 @@ import anthropic
 import pytest
 
 from mas.agents import BaseAgent
-from mas.errors import AgentReplyError
 from mas.budget import Budget, Spent
-from mas.errors import BudgetExceeded
-from mas.hierarchy import calls_by_depth, current_depth, ResearchTeam
-from mas.errors import DepthLimitExceeded
-
-from mas.offline import Latency, OfflineTransport, ScriptedTransport, error, text_message
 from mas.client import make_client
+from mas.errors import AgentReplyError, BudgetExceeded, DepthLimitExceeded
+from mas.hierarchy import ResearchTeam, calls_by_depth, current_depth
+from mas.offline import Latency, OfflineTransport, ScriptedTransport, error, text_message
 from mas.orchestrator import Orchestrator
 from mas.prompts import SYSTEM_PROMPTS, research_task
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from mas.memory import Memory, next_stamp, PersistentMemory, SQLiteMemory
 from mas.errors import MemoryClosedError, MemoryUnavailableError
+from mas.memory import Memory, PersistentMemory, SQLiteMemory, next_stamp
 from mas.scaling import RedisMemory
 
 WORKER = str(Path(__file__).with_name("memory_worker.py"))

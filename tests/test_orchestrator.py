@@ -13,12 +13,12 @@ import pytest
 
 from mas.cli import main as cli
 from mas.client import make_client
+from mas.contracts import ValidationResult
 from mas.memory import SQLiteMemory
 from mas.offline import Fault, OfflineTransport, ScriptedTransport
 from mas.offline.roles import UNSUPPORTED_CLAIM
 from mas.orchestrator import Orchestrator
 from mas.scaling import RedisMemory
-from mas.contracts import ValidationResult
 
 TOPIC = "How vector databases enable semantic search"
 STEPS = ["research", "draft_1", "validation_1", "draft_2", "validation_2"]  # one model call each, offline

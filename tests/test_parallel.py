@@ -15,16 +15,21 @@ import httpx2
 import pytest
 
 from mas.agents import ResearcherAgent
-from mas.hooks import call_hook
-from mas.errors import RunStopped
-
-from mas.offline import Fault, Latency
 from mas.client import make_client
-from mas.offline import OfflineTransport
+from mas.errors import RunStopped
+from mas.hooks import call_hook
+from mas.offline import Fault, Latency, OfflineTransport
 from mas.offline.roles import bullets_of
 from mas.orchestrator import Orchestrator
-from mas.parallel import (DEFAULT_ANGLES, ParallelResearcher, Subtask, SubtaskError, arun_parallel, merge_bullets,
-                          run_parallel)
+from mas.parallel import (
+    DEFAULT_ANGLES,
+    ParallelResearcher,
+    Subtask,
+    SubtaskError,
+    arun_parallel,
+    merge_bullets,
+    run_parallel,
+)
 from mas.prompts import research_task
 
 UNKNOWN = "Solar panel recycling"  # not in the offline model's notes: each angle gets its own 5 bullets

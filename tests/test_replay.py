@@ -12,7 +12,8 @@ import anthropic
 import httpx2
 import pytest
 
-from mas.client import LiveClientForbidden, make_client, record_client, replay_client, text_of, usage_of
+from mas.client import make_client, record_client, replay_client, text_of, usage_of
+from mas.errors import LiveClientForbidden
 from mas.memory import SQLiteMemory
 from mas.offline import OfflineTransport, ScriptedTransport, text_message
 from mas.offline.record import RecordingTransport, load_recording

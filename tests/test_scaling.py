@@ -14,12 +14,11 @@ import pytest
 
 from mas.agents import ResearcherAgent
 from mas.client import make_client
-from mas.errors import MemoryClosedError, MemoryUnavailableError
+from mas.errors import JobsIncomplete, MemoryClosedError, MemoryUnavailableError
 from mas.offline import Fault, OfflineTransport, ScriptedTransport
 from mas.orchestrator import Orchestrator
 from mas.prompts import research_task
-from mas.scaling import (Job, JobQueue, JobsIncomplete, RedisMemory, Worker, collect, merge_bullets, run_jobs,
-                         start_workers, work)
+from mas.scaling import Job, JobQueue, RedisMemory, Worker, collect, merge_bullets, run_jobs, start_workers, work
 
 AUDIENCE = "senior software engineers"
 TOPIC = "How vector databases enable semantic search"

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mas.settings import Settings, settings
 from mas.errors import SettingsError
+from mas.settings import Settings, settings
 
 SWITCHES = [info.alias for info in Settings.model_fields.values() if info.annotation is bool]
 ON, OFF = ("1", "true", "True", "yes", "on", " 1 "), ("0", "false", "FALSE", "no", "off")

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from mas.agents import BaseAgent, ValidatorAgent
+from mas.client import make_client
 from mas.contracts import ValidationResult
 from mas.errors import RunStopped
 from mas.hooks import call_hook, counting
-from mas.client import make_client
 from mas.offline import OfflineTransport
 from mas.prompts import validate_task
 
@@ -125,3 +125,18 @@ def test_an_empty_system_prompt_is_left_out_of_the_request():
     transport = ScriptedTransport(["hi"])
     BaseAgent("assistant", make_client(transport=transport), system_prompt="").run("hello")
     assert "system" not in transport.requests[0]
+
+
+def test_every_agent_like_class_is_an_agent():
+    from mas.agents import Agent, ResearcherAgent, WriterAgent, is_validator
+    from mas.failures import Resilient
+    from mas.hierarchy import ResearchTeam
+    from mas.parallel import ParallelResearcher
+
+    client = make_client(transport=OfflineTransport())
+    team = ResearchTeam(["a", "b"], client=client)
+    agents = [ResearcherAgent(client=client), WriterAgent(client=client), ValidatorAgent(client=client),
+              Resilient(WriterAgent(client=client)), Resilient(ValidatorAgent(client=client)), team,
+              ParallelResearcher(async_client=make_client(transport=OfflineTransport(), asynchronous=True))]
+    assert all(isinstance(agent, Agent) for agent in agents)
+    assert [is_validator(agent) for agent in agents] == [False, False, True, False, True, False, False]

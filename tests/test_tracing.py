@@ -13,11 +13,11 @@ import pytest
 from mas import pricing
 from mas.agents import BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
 from mas.client import OFFLINE_BASE_URL, make_client
-from mas.settings import DEFAULT_MODEL
 from mas.offline import Fault, Latency, OfflineTransport, ScriptedTransport, text_message
 from mas.orchestrator import Orchestrator
 from mas.pricing import PRICES, cost, price, set_price, uncached_cost
 from mas.prompts import SYSTEM_PROMPTS
+from mas.settings import DEFAULT_MODEL
 from mas.tracing import Span, Timeline, Tracer, load_jsonl, step
 
 TOPIC = "How vector databases enable semantic search"

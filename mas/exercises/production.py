@@ -32,9 +32,9 @@ def _policies(answer: Any) -> list[Any]:
 def check_fallback(answer: Any) -> str:
     """05.1: the writer's requests fail for the whole run, on any model; fall back at once to a writer with no model."""
     from mas.agents import BaseAgent, WriterAgent
+    from mas.client import make_client
     from mas.failures import Fallback, Resilient, Retry
     from mas.hooks import call_hook
-    from mas.client import make_client
     from mas.offline import Fault, OfflineTransport
 
     policies = _policies(answer)
@@ -79,9 +79,9 @@ def check_fallback(answer: Any) -> str:
 def check_breaker(validator: Any, max_failures: int = 2) -> str:
     """05.2: the validator's service is down; the validator is retried, but its circuit opens after 2 failures."""
     from mas.agents import ValidatorAgent
+    from mas.client import make_client
     from mas.failures import CircuitBreaker, Resilient
     from mas.hooks import call_hook
-    from mas.client import make_client
     from mas.offline import Fault, OfflineTransport
 
     expect(isinstance(validator, Resilient), "Pass your wrapped validator: Resilient(ValidatorAgent(...), "
@@ -115,8 +115,8 @@ def check_breaker(validator: Any, max_failures: int = 2) -> str:
 
 def _researched(researcher: Any) -> tuple[CallLog, str]:
     """Run a ParallelResearcher on a topic the offline model has no notes on, counting calls in flight."""
-    from mas.hooks import call_hook
     from mas.errors import RunStopped
+    from mas.hooks import call_hook
     from mas.prompts import research_task
 
     log = CallLog()

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mas.exercises.core import NotYet, expect
 from mas.errors import MemoryUnavailableError
+from mas.exercises.core import NotYet, expect
 from mas.scaling import START_REDIS_HINT, JobQueue, RedisMemory
 from mas.scaling import redact_url as _redact
 from mas.settings import settings

@@ -68,8 +68,8 @@ def _teams(team: Any) -> Iterator[Any]:
 def check_depth_limit(chain: Callable[[int, Any], Any], refused_at: int, deepest_requests: int) -> str:
     """09.2: chains of teams, one level inside the other: the shortest one refused, and the requests
     of the deepest one that ran."""
-    from mas.hierarchy import DEFAULT_MAX_DEPTH, ResearchTeam
     from mas.errors import DepthLimitExceeded
+    from mas.hierarchy import DEFAULT_MAX_DEPTH, ResearchTeam
     from mas.prompts import research_task
 
     expect(callable(chain), "Pass your function chain(levels, client), which builds a chain of that many teams.")

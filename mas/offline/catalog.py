@@ -19,6 +19,7 @@ DEFAULT_LIMIT, MAX_LIMIT = 20, 1000  # the API's page sizes
 EPOCH = "1970-01-01T00:00:00Z"
 
 
+@cache
 def listed_models() -> tuple[str, ...]:
     """The model ids this version of the SDK lists (its `ModelParam` literal), newest first."""
     literal = typing.get_args(ModelParam)[0]

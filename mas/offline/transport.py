@@ -58,7 +58,7 @@ class OfflineTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         request.read()
         response, delay = self._answer(request)
-        if delay is not None:
+        if delay:  # no sleep(0): it would only hand the CPU away (the async side's yields to the loop)
             time.sleep(delay)
         return response
 
