@@ -222,6 +222,10 @@ class SQLiteMemory(_BaseMemory):
         rows = [(self._key(key), value, now) for key, value in items.items()]
         for _, value, _ in rows:
             _check_value(value)  # every value is checked before anything is written
+        if len(rows) == 1:  # one statement is atomic on its own
+            with self._shared.lock:
+                self._usable().execute(_UPSERT, rows[0])
+            return
         with self._transaction() as conn:
             conn.executemany(_UPSERT, rows)
 
