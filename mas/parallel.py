@@ -38,7 +38,7 @@ import anthropic
 from mas.agents import DEFAULT_MAX_TOKENS, ResearcherAgent
 from mas.client import make_client
 from mas.contracts import Usage
-from mas.errors import AgentReplyError, ParallelResearchFailed, one_line
+from mas.errors import AgentReplyError, FailureKind, ParallelResearchFailed, kind_of, one_line
 from mas.prompts import DEFAULT_AUDIENCE, merge_bullets, research_task, tag
 
 T = TypeVar("T")
@@ -62,7 +62,7 @@ class SubtaskError:
     index: int  # its position in the subtasks given
     label: str
     agent: str  # the agent's name
-    kind: str  # timeout | api_error | the AgentReplyError kind (empty, refusal, max_tokens, invalid)
+    kind: FailureKind  # in the one vocabulary of mas.errors: timeout, overloaded, refusal, invalid, ...
     message: str  # one line, for a person
 
 
@@ -134,12 +134,7 @@ async def _one(index: int, subtask: Subtask, slots: asyncio.Semaphore, timeout: 
         except AgentReplyError as err:
             return failed(err.kind, str(err).removeprefix(f"{err.agent}: "))
         except anthropic.APIError as err:
-            return failed("api_error", describe_api_error(err))
-
-
-def describe_api_error(err: anthropic.APIError) -> str:
-    """One line: the error class, the HTTP status and the API's own message (not the raw body)."""
-    return one_line(err)  # the same line a failure policy records and a stopped run reports
+            return failed(kind_of(err) or "server_error", one_line(err))
 
 
 # --------------------------------------------------------------------------- the sync entry point

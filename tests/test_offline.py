@@ -378,3 +378,12 @@ def test_the_cacheable_minimum_depends_on_the_model_as_in_the_api():
 
     assert cached("claude-opus-4-6") == 0  # its minimum is 4,096 tokens
     assert cached("claude-sonnet-4-5") == 2000  # its minimum is 1,024
+
+
+def test_every_fault_of_the_plan_makes_a_failure_of_the_one_vocabulary():
+    from mas.errors import FAULTS, KINDS
+    from mas.offline.faults import HTTP_FAULTS, KINDS as FAULT_KINDS, REPLY_FAULTS
+
+    assert set(FAULT_KINDS) == {*HTTP_FAULTS, "timeout", *REPLY_FAULTS} and set(FAULTS.values()) <= set(KINDS)
+    with pytest.raises(ValueError, match=r"truncate \(max_tokens\).*fenced_json \(invalid\)"):
+        Fault("typo")

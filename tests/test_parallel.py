@@ -104,7 +104,7 @@ def test_a_failing_subtask_keeps_its_siblings_results_and_reports_a_structured_e
     tasks = topics(4)
     subtasks = [Subtask(ResearcherAgent(async_client=client(transport)), t, f"t{i}") for i, t in enumerate(tasks)]
     results = run_parallel(subtasks, max_concurrency=1)  # one at a time: call 2 is subtask 1
-    assert results[1] == SubtaskError(index=1, label="t1", agent="Researcher", kind="api_error",
+    assert results[1] == SubtaskError(index=1, label="t1", agent="Researcher", kind="server_error",
                                       message="InternalServerError 500: offline fault plan: server_error on call 2")
     assert [results[i] for i in (0, 2, 3)] == [expected(tasks[i]) for i in (0, 2, 3)]
     assert transport.requests == 4  # max_retries=0: the failed call was not retried
@@ -116,7 +116,7 @@ def test_with_all_subtasks_at_once_exactly_one_fails_and_the_others_are_right():
     results = run_parallel([Subtask(ResearcherAgent(async_client=client(transport)), t) for t in tasks],
                            max_concurrency=5)
     errors = [r for r in results if isinstance(r, SubtaskError)]
-    assert [(e.kind, e.message) for e in errors] == [("api_error", "OverloadedError 529: offline fault plan: "
+    assert [(e.kind, e.message) for e in errors] == [("overloaded", "OverloadedError 529: offline fault plan: "
                                                                    "overloaded on call 3")]
     assert all(r == expected(t) for r, t in zip(results, tasks) if isinstance(r, str))
 
@@ -269,10 +269,10 @@ def test_one_failed_angle_is_named_in_the_research_and_the_run_goes_on(memory):
     researcher = ParallelResearcher(async_client=client(faults=[Fault("server_error", call=2)]), max_concurrency=1)
     result = orchestrate(memory, researcher).run(UNKNOWN, run_id="p")
     assert result.status == "approved"
-    assert [(e.index, e.label, e.kind) for e in researcher.errors] == [(1, "real-world use", "api_error")]
+    assert [(e.index, e.label, e.kind) for e in researcher.errors] == [(1, "real-world use", "server_error")]
     research = memory.scoped("p").get("research")
     assert len(bullets_of(research)) == 10
-    assert research.endswith("_Not researched, the call failed: real-world use (api_error)._")
+    assert research.endswith("_Not researched, the call failed: real-world use (server_error)._")
 
 
 def test_fewer_angles_than_min_angles_stops_the_run_as_failed_with_the_reason(memory):
@@ -281,7 +281,7 @@ def test_fewer_angles_than_min_angles_stops_the_run_as_failed_with_the_reason(me
     result = orchestrate(memory, researcher).run(UNKNOWN, run_id="p")
     assert result.status == "failed" and not result.approved
     assert result.reason == ("Researcher: 2 of 3 angles researched, fewer than min_angles=3: real-world use "
-                             "(api_error: InternalServerError 500: offline fault plan: server_error on call 2)")
+                             "(server_error: InternalServerError 500: offline fault plan: server_error on call 2)")
     assert memory.scoped("p").get("research") is None  # nothing half-done was saved as the research
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mas.errors import FAULTS
+
 # kind -> (HTTP status, API error type) for faults that are HTTP errors
 HTTP_FAULTS = {
     "rate_limit": (429, "rate_limit_error"),
@@ -25,7 +27,7 @@ HTTP_FAULTS = {
 }
 # faults that change the reply rather than fail the request
 REPLY_FAULTS = ("malformed_json", "fenced_json", "prose_json", "truncate", "refusal", "empty")
-KINDS = (*HTTP_FAULTS, "timeout", *REPLY_FAULTS)
+KINDS = tuple(FAULTS)  # each names the failure it makes, in mas.errors' vocabulary (FAULTS[kind])
 
 
 @dataclass
@@ -41,7 +43,8 @@ class Fault:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"unknown fault kind {self.kind!r}; known kinds: {', '.join(KINDS)}")
+            known = ", ".join(f"{fault} ({FAULTS[fault]})" if FAULTS[fault] != fault else fault for fault in KINDS)
+            raise ValueError(f"unknown fault kind {self.kind!r}; known kinds (and the failure each makes): {known}")
 
     def matches(self, call: int, role: str | None) -> bool:
         if self.call is not None:
