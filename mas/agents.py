@@ -30,7 +30,7 @@ import pydantic
 from anthropic.types import Message
 
 from mas.client import default_model, make_client, text_of, usage_of
-from mas.contracts import Usage, ValidationResult, explain, parse_reply, reask
+from mas.contracts import Usage, ValidationResult, explain, parse_reply
 from mas.errors import AgentReplyError, ContractError, ReplyError
 from mas.hooks import before_call
 from mas.prompts import SYSTEM_PROMPTS, reask_task, validate_task
@@ -111,8 +111,7 @@ class BaseAgent:
         """`run` on the async client, for agents that work in parallel."""
         return self._keep(task, await self._acall(self._request(task)))
 
-    def ask(self, task: str, schema: type[T], attempts: int = ASK_ATTEMPTS, *, structured: bool = False,
-            reask_text: Any = None) -> T:
+    def ask(self, task: str, schema: type[T], attempts: int = ASK_ATTEMPTS, *, structured: bool = False) -> T:
         """Ask `task` and read the answer as `schema`; an answer that does not fit is re-asked with
         the error, at most `attempts` answers in all, then `ContractError` (never a default).
 
@@ -139,7 +138,7 @@ class BaseAgent:
                     # the unusable answer stays in the conversation, so the re-ask reads naturally
                     self.history += [{"role": "user", "content": task},
                                      {"role": "assistant", "content": err.reply or "(an answer that did not fit)"}]
-            task = reask_text(reasons[-1]) if reask_text else reask(schema, reasons[-1])
+            task = reask_task(reasons[-1], schema)
         raise ContractError(schema, reasons)
 
     def count_tokens(self, task: str | None = None, *, request: dict | None = None) -> int:
@@ -236,7 +235,7 @@ class ValidatorAgent(BaseAgent):
         Each review starts from an empty history, so a cycle's input does not grow with the last one's.
         """
         try:
-            return self.ask(validate_task(research, draft), ValidationResult, attempts, reask_text=reask_task)
+            return self.ask(validate_task(research, draft), ValidationResult, attempts)
         except ContractError as err:
             raise AgentReplyError(self.name, "invalid", f"no valid verdict after {len(err.reasons)} answers; "
                                   f"last: {err.reasons[-1]}") from None

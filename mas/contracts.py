@@ -63,13 +63,6 @@ def explain(err: pydantic.ValidationError, text: str) -> str:
     return f"JSON does not fit the schema: {where}: {first['msg']}"
 
 
-def reask(schema: type[pydantic.BaseModel], reason: str) -> str:
-    """What the model hears after an answer that did not fit: the error, and the contract again."""
-    fields = ", ".join(f'"{name}"' for name in schema.model_fields)
-    return (f"Your answer could not be used: {reason}\n\nAnswer again with exactly one JSON object with the "
-            f"fields {fields} and nothing else: no code fences, no prose.")
-
-
 class ValidationResult(BaseModel):
     """The validator's verdict on one draft."""
 

@@ -55,10 +55,18 @@ def validate_task(research: str, draft: str) -> str:
             "Check the draft against the research. Answer with the JSON object only.")
 
 
-def reask_task(error: str) -> str:
-    """What the validator hears when its answer could not be read: the error, and the contract again."""
-    return (f"Your answer could not be used: {error}\n\nAnswer again with exactly one JSON object and nothing "
-            'else (no code fences, no prose): {"issues": ["..."], "approved": true|false}')
+def reask_task(error: str, schema: type) -> str:
+    """What an agent hears when its answer did not fit its contract: the error, and the contract again.
+
+    >>> from mas.contracts import ValidationResult
+    >>> print(reask_task("the reply was empty", ValidationResult))
+    Your answer could not be used: the reply was empty
+    <BLANKLINE>
+    Answer again with exactly one JSON object with the fields "issues", "approved", "confidence" and nothing else: no code fences, no prose.
+    """
+    fields = ", ".join(f'"{name}"' for name in schema.model_fields)
+    return (f"Your answer could not be used: {error}\n\nAnswer again with exactly one JSON object with the "
+            f"fields {fields} and nothing else: no code fences, no prose.")
 
 
 def tag(text: str, name: str) -> str | None:

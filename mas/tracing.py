@@ -93,8 +93,10 @@ def task_kind(task: str) -> str | None:
     """The kind of task a prompt from `mas.prompts` is, by its XML tags; None for other prompts.
 
     >>> from mas.prompts import research_task, write_task, revise_task, validate_task, reask_task
+    >>> from mas.contracts import ValidationResult
     >>> [task_kind(t) for t in (research_task("t", "a"), write_task("t", "a", "r"),
-    ...  validate_task("r", "d"), revise_task("t", "a", "r", "d", ["x"]), reask_task("bad JSON"), "Hi")]
+    ...  validate_task("r", "d"), revise_task("t", "a", "r", "d", ["x"]), reask_task("bad JSON", ValidationResult),
+    ...  "Hi")]
     ['research', 'write', 'validate', 'revise', 're-ask', None]
     """
     kinds = (("<issues>", "revise"), ("<draft>", "validate"), ("<research>", "write"), ("<topic>", "research"))
