@@ -39,7 +39,7 @@ from mas.agents import DEFAULT_MAX_TOKENS, ResearcherAgent
 from mas.client import make_client
 from mas.contracts import Usage
 from mas.errors import AgentReplyError, FailureKind, ParallelResearchFailed, kind_of, one_line
-from mas.prompts import DEFAULT_AUDIENCE, merge_bullets, research_task, tag
+from mas.prompts import DEFAULT_AUDIENCE, bullet_list, merge_bullets, research_task, tag
 
 T = TypeVar("T")
 DEFAULT_ANGLES = ("key concepts", "real-world use", "limitations and risks")
@@ -237,7 +237,7 @@ class ParallelResearcher:
             failures = "; ".join(f"{e.label} ({e.kind}: {e.message})" for e in self.errors)
             raise ParallelResearchFailed(f"{self.name}: {len(texts)} of {len(self.angles)} angles researched, "
                                          f"fewer than min_angles={self.min_angles}: {failures}", self.errors)
-        notes = f"## Research: {topic}\n\n" + "\n".join(f"- {point}" for point in merge_bullets(texts))
+        notes = f"## Research: {topic}\n\n" + bullet_list(merge_bullets(texts))
         if self.errors:
             missing = ", ".join(f"{e.label} ({e.kind})" for e in self.errors)
             notes += f"\n\n_Not researched, the call failed: {missing}._"

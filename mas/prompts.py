@@ -42,8 +42,18 @@ def write_task(topic: str, audience: str, research: str) -> str:
             "Write the first draft from this research only.")
 
 
+def bullet_list(points: Iterable[str]) -> str:
+    """Points as a markdown bullet list, the research format.
+
+    >>> print(bullet_list(["one", "two"]))
+    - one
+    - two
+    """
+    return "\n".join(f"- {point}" for point in points)
+
+
 def revise_task(topic: str, audience: str, research: str, draft: str, issues: list[str]) -> str:
-    listed = "\n".join(f"- {issue}" for issue in issues)
+    listed = bullet_list(issues)
     return (f"<topic>{topic}</topic>\n<audience>{audience}</audience>\n<research>\n{research}\n</research>\n"
             f"<draft>\n{draft}\n</draft>\n<issues>\n{listed}\n</issues>\n\n"
             "Revise the draft so that it fixes every issue, using only the research. Answer with the whole "

@@ -511,7 +511,7 @@ def merge_bullets(replies: list[str]) -> str:
     >>> merge_bullets(["## A\\n\\n- one\\n- two", "* two\\n1. three\\nA closing remark."])
     '- one\\n- two\\n- three'
     """
-    return "\n".join(f"- {point}" for point in prompts.merge_bullets(replies))
+    return prompts.bullet_list(prompts.merge_bullets(replies))
 
 
 def main(argv: list[str] | None = None) -> int:
