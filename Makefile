@@ -47,7 +47,7 @@ bench: $(VENV)/.installed-test
 # Maintainers: re-resolve uv.lock (every supported Python, Linux, macOS and Windows) against PyPI
 # and regenerate constraints.txt from it. Upgrading is: make lock && make notebooks && make test.
 lock: | $(VENV)/.created
-	$(BIN)/python -m pip install --quiet 'uv>=0.13'
+	$(BIN)/python -m pip install --quiet 'uv>=0.13,<0.14'
 	$(BIN)/uv lock --upgrade
 	$(BIN)/uv export --frozen --format requirements-txt --all-extras --no-hashes --no-emit-project \
 		--output-file constraints.txt
