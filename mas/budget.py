@@ -43,7 +43,7 @@ from typing import Any, Callable
 from mas.client import usage_of
 from mas.contracts import TOKEN_FIELDS
 from mas.errors import BudgetExceeded, RunStopped
-from mas.hooks import After, counting, install, uninstall
+from mas.hooks import After, counting, install, installed, uninstall
 from mas.pricing import dollars
 
 INPUT_COUNTS = ("estimate", "api")
@@ -104,6 +104,9 @@ class Budget:
     # ------------------------------------------------------------------ installing it
 
     def __enter__(self) -> Budget:
+        if self in installed():
+            raise RuntimeError("this budget is already active here; nest another Budget for a part of the work "
+                               "(each counts the calls made inside it), not the same one twice")
         install(self)
         return self
 

@@ -13,11 +13,14 @@ resumes it without repeating the calls already done.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from pathlib import Path
 
+import anthropic
+
 from mas.client import check_model, default_model, make_client, usage_of
-from mas.errors import SettingsError
+from mas.errors import AgentReplyError, SettingsError, one_line
 from mas.settings import settings
 
 
@@ -31,12 +34,16 @@ def run(args: argparse.Namespace) -> int:
         check_model(args.model)
     try:
         memory = SQLiteMemory(args.db) if args.db else SQLiteMemory()
-    except (MemoryUnavailableError, OSError) as err:
-        print(f"mas: cannot open the memory database: {err}", file=sys.stderr)
+    except (MemoryUnavailableError, OSError, sqlite3.Error) as err:
+        print(f"mas: cannot open the memory database {args.db or settings().db}: {err}", file=sys.stderr)
         return 1
     with memory:
-        orchestrator = Orchestrator(memory, client=make_client(), max_revision_cycles=args.max_cycles,
-                                    model=args.model)
+        try:
+            client = make_client()
+        except ValueError as err:  # switches that contradict each other (MAS_RECORD and MAS_REPLAY, ...)
+            print(f"mas: {one_line(err)}", file=sys.stderr)
+            return 2
+        orchestrator = Orchestrator(memory, client=client, max_revision_cycles=args.max_cycles, model=args.model)
         try:
             result = orchestrator.run(args.topic, audience=args.audience or DEFAULT_AUDIENCE, run_id=args.run_id)
         except ValueError as err:
@@ -61,8 +68,12 @@ def run(args: argparse.Namespace) -> int:
 def hello(args: argparse.Namespace) -> int:
     from mas.agents import BaseAgent
 
-    agent = BaseAgent("assistant", make_client(), args.model or default_model(), 300, system_prompt="")
-    print(agent.run("In one sentence: what does an orchestrator do in a multi-agent system?"))
+    try:
+        agent = BaseAgent("assistant", make_client(), args.model or default_model(), 300, system_prompt="")
+        print(agent.run("In one sentence: what does an orchestrator do in a multi-agent system?"))
+    except (anthropic.APIError, AgentReplyError, ValueError) as err:
+        print(f"mas: {one_line(err)}", file=sys.stderr)
+        return 1
     reply = agent.last_message
     usage = usage_of(reply)
     print(f"\nmodel: {reply.model}   input tokens: {usage['input_tokens']}   output tokens: {usage['output_tokens']}")

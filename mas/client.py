@@ -34,6 +34,7 @@ from anthropic.types import Message
 from mas.errors import LiveClientForbidden
 from mas.settings import Settings, settings
 
+API_URL = "https://api.anthropic.com"  # the SDK's default, given explicitly: a blank ANTHROPIC_BASE_URL is unset
 OFFLINE_BASE_URL = "https://offline.mas.invalid"  # never resolved: the offline transport answers first
 OFFLINE_API_KEY = "offline"  # the SDK wants some key; this one opens nothing
 KILL_SWITCH_ENV = "MAS_NO_LIVE"  # set by the test suite: no live client can be built
@@ -136,8 +137,11 @@ def _sdk_client(asynchronous: bool, transport: Transport | None, timeout: float,
     (transport None: the SDK's own), else with the offline placeholders, which reach nothing."""
     sdk = anthropic.AsyncAnthropic if asynchronous else anthropic.Anthropic
     if live:
+        s = settings()  # the key, token and base URL as the settings read them: a blank value is unset
         http = anthropic.DefaultAsyncHttpxClient if asynchronous else anthropic.DefaultHttpxClient
-        return sdk(timeout=timeout, max_retries=max_retries,
+        return sdk(api_key=s.api_key.get_secret_value() if s.api_key else None,
+                   auth_token=s.auth_token.get_secret_value() if s.auth_token else None,
+                   base_url=s.base_url or API_URL, timeout=timeout, max_retries=max_retries,
                    http_client=None if transport is None else http(transport=transport))
     http = httpx2.AsyncClient if asynchronous else httpx2.Client
     return sdk(api_key=OFFLINE_API_KEY, base_url=OFFLINE_BASE_URL, timeout=timeout, max_retries=max_retries,

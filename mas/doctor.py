@@ -25,7 +25,8 @@ from typing import Literal
 
 import anthropic
 
-from mas.client import default_model, is_offline, make_client
+from mas.client import API_URL, default_model, is_offline, make_client
+from mas.errors import one_line
 from mas.extras import install_hint
 from mas.scaling import START_REDIS, redact_url
 from mas.settings import load_dotenv, settings
@@ -113,7 +114,7 @@ def check_base_url() -> Check:
     url = settings().base_url
     if not url:
         return Check("ok", "base url", "ANTHROPIC_BASE_URL not set: the SDK's default (Anthropic's API)")
-    if not re.match(r"https?://[^/\s]+", url):
+    if not re.match(r"https?://[^/\s]+", url) or redact_url(url).startswith("("):
         return Check("fail", "base url", f"ANTHROPIC_BASE_URL={redact_url(url)!r} is not an http(s) URL",
                      "set it to e.g. http://127.0.0.1:8000, or unset it")
     return Check("ok", "base url", redact_url(url))
@@ -137,6 +138,8 @@ def check_model(client: anthropic.Anthropic, model: str, offline: bool) -> list[
                       "model was not checked", "try a request: mas hello")]
     except anthropic.APIError as err:
         return [_api_failure(err)]
+    except Exception as err:  # noqa: BLE001 - a replay without these requests, a malformed URL...: one line
+        return [Check("fail", "model", f"{model} not checked: {one_line(err)}", "see the lines above")]
     newest_line = Check("ok", "newest", ", ".join(newest) if newest else "the server lists no models")
     try:
         info = client.models.retrieve(model)
@@ -147,6 +150,8 @@ def check_model(client: anthropic.Anthropic, model: str, offline: bool) -> list[
                 newest_line]
     except anthropic.APIError as err:
         return [_api_failure(err)]
+    except Exception as err:  # noqa: BLE001
+        return [Check("fail", "model", f"{model} not checked: {one_line(err)}", "see the lines above"), newest_line]
     if info.lifecycle == "retired":
         return [Check("fail", "model", f"{model} is retired: requests naming it fail",
                       f"set MAS_MODEL to e.g. {newest[0]}" if newest else "set MAS_MODEL"), newest_line]
@@ -166,7 +171,11 @@ def check_redis() -> Check:
     except ImportError:
         return Check("warn", "redis", "the redis package is not installed (notebook 08 needs it)",
                      install_hint("redis"))
-    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    except ValueError as err:
+        return Check("warn", "redis", f"REDIS_URL {redact_url(url)} cannot be used: {err}",
+                     "set it to e.g. redis://localhost:6379/0")
     try:
         version = client.info("server").get("redis_version", "?")
     except (redis.ConnectionError, redis.TimeoutError):
@@ -233,7 +242,7 @@ def _api_failure(err: anthropic.APIError) -> Check:
 
 
 def _server() -> str:
-    return redact_url(settings().base_url or "https://api.anthropic.com")
+    return redact_url(settings().base_url or API_URL)
 
 
 def _key_source() -> str | None:

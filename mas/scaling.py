@@ -209,10 +209,13 @@ def redact_url(url: str) -> str:
 
     >>> redact_url("redis://:s3cret@cache.example:6379/0"), redact_url("redis://localhost:6379/0")
     ('redis://***@cache.example:6379/0', 'redis://localhost:6379/0')
-    >>> redact_url("https://user:tok@gateway.example/anthropic?key=abc#x")
-    'https://***@gateway.example/anthropic?***'
+    >>> redact_url("https://user:tok@gateway.example/anthropic?key=abc#x"), redact_url("http://u:p@[::1/")
+    ('https://***@gateway.example/anthropic?***', '(a URL that cannot be read)')
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a malformed URL: nothing of it is shown, it may hold a password
+        return "(a URL that cannot be read)"
     netloc = parts.netloc
     if "@" in netloc:
         netloc = "***@" + netloc.rpartition("@")[2]

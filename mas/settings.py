@@ -5,8 +5,8 @@
     settings().offline        # True without a key, or with MAS_OFFLINE=1
 
 A `.env` file (found by python-dotenv, searching up from the working directory) is loaded into
-the environment once, before the first read, so every switch honours it, and so does the SDK
-when a learner builds `anthropic.Anthropic()` by hand; variables already set win over it.
+the environment once, at the first read (`make_client()` is one), so every switch honours it, and
+so does an `anthropic.Anthropic()` a learner builds by hand after that; variables already set win.
 `MAS_NO_DOTENV=1` skips it (the test suite sets it). Each switch is then parsed by pydantic
 (pydantic-settings): on/off switches take 1/0, true/false, yes/no, on/off and nothing else; an
 invalid value is one line naming the variable and what it accepts (`SettingsError`).
@@ -21,7 +21,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mas.errors import SettingsError
@@ -42,8 +42,9 @@ class Settings(BaseSettings):
     base_url: str | None = Field(None, alias="ANTHROPIC_BASE_URL", description="a Messages-API server's URL")
     offline: bool = Field(False, alias="MAS_OFFLINE", description="on/off (1/0, true/false, yes/no, on/off)")
     model: str = Field(DEFAULT_MODEL, alias="MAS_MODEL", min_length=1, description="a model id")
-    timeout: float = Field(60.0, alias="MAS_TIMEOUT", gt=0, description="seconds > 0, e.g. 60")
-    max_retries: int = Field(2, alias="MAS_MAX_RETRIES", ge=0, description="a whole number >= 0, e.g. 2")
+    timeout: float = Field(60.0, alias="MAS_TIMEOUT", gt=0, le=3600, allow_inf_nan=False,
+                           description="seconds > 0 and at most 3600, e.g. 60")
+    max_retries: int = Field(2, alias="MAS_MAX_RETRIES", ge=0, le=10, description="a whole number from 0 to 10, e.g. 2")
     faults: str = Field("", alias="MAS_FAULTS", description="a fault plan, e.g. overloaded@1,fenced_json@validator")
     interactive: bool = Field(False, alias="MAS_INTERACTIVE", description="on/off")
     record: Path | None = Field(None, alias="MAS_RECORD", description="a file to record the session to")
@@ -55,13 +56,24 @@ class Settings(BaseSettings):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _strip(cls, value: object) -> object:
-        return value.strip() if isinstance(value, str) else value  # " 1 " is 1, for every kind of switch
+    def _strip(cls, value: object, info: ValidationInfo) -> object:
+        """" 1 " is 1, for every kind of switch; a blank value is no value (the default)."""
+        if not isinstance(value, str):
+            return value
+        return value.strip() or cls.model_fields[info.field_name].default
+
+    @field_validator("faults")
+    @classmethod
+    def _fault_plan(cls, value: str) -> str:
+        from mas.offline.faults import FaultPlan
+
+        FaultPlan.parse(value)  # raises with the fault kinds it knows
+        return value
 
     @property
     def is_offline(self) -> bool:
-        """The offline model answers: MAS_OFFLINE is on, or there is no key."""
-        return self.offline or self.api_key is None
+        """The offline model answers: MAS_OFFLINE is on, or there is no key (nor a gateway's bearer token)."""
+        return self.offline or (self.api_key is None and self.auth_token is None)
 
 
 VARIABLES = tuple(field.alias for field in Settings.model_fields.values())
@@ -79,8 +91,11 @@ def _parse(values: tuple[str | None, ...]) -> Settings:
     try:
         return Settings()
     except ValidationError as err:
-        name = str(err.errors()[0]["loc"][0])
+        first = err.errors()[0]
+        name = str(first["loc"][0])
         accepts = Settings.model_fields[_field_of(name)].description or "another value"
+        if first["type"] == "value_error":  # a check of our own: its message says what is wrong
+            accepts += f" ({first['msg'].removeprefix('Value error, ')})"
         raise SettingsError(name, os.environ.get(name, ""), accepts) from None
 
 
@@ -98,5 +113,10 @@ def load_dotenv() -> str | None:
 
     path = find_dotenv(usecwd=True)
     if path:
-        load(path, override=False)
+        try:
+            load(path, override=False, encoding="utf-8")
+        except UnicodeDecodeError:  # PowerShell's `>` writes UTF-16, for one
+            load_dotenv.cache_clear()
+            raise SettingsError(".env", path, "UTF-8 text: save the file as UTF-8 (in PowerShell: "
+                                "Set-Content -Encoding utf8)") from None
     return path or None

@@ -143,3 +143,11 @@ def test_mas_run_needs_no_jupyter_package(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "LOADED []" in run.stdout and "approved" in run.stdout
+
+
+def test_malformed_urls_are_lines_not_tracebacks(monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://user:hunter2@[::1")
+    base = doctor.check_base_url()
+    assert base.status == "fail" and "hunter2" not in base.line()
+    monkeypatch.setenv("REDIS_URL", "notredis://x")
+    assert doctor.check_redis().status == "warn"

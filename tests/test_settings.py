@@ -51,7 +51,7 @@ def test_a_word_that_is_not_on_or_off_is_one_clear_error(word):
 
 @pytest.mark.parametrize(("variable", "value", "accepts"), [
     ("MAS_TIMEOUT", "abc", "seconds > 0"), ("MAS_TIMEOUT", "-1", "seconds > 0"),
-    ("MAS_MAX_RETRIES", "2.5", "a whole number >= 0"), ("MAS_OFFLINE", "maybe", "on/off")])
+    ("MAS_MAX_RETRIES", "2.5", "a whole number from 0 to 10"), ("MAS_OFFLINE", "maybe", "on/off")])
 def test_an_invalid_value_names_the_variable_and_what_it_accepts(monkeypatch, variable, value, accepts):
     monkeypatch.setenv(variable, value)
     with pytest.raises(SettingsError, match=f"{variable}='{value}' is not valid: it accepts {accepts}"):
@@ -89,4 +89,56 @@ def test_mas_run_reads_mas_db_from_dotenv(tmp_path):  # .env used to be read onl
 def test_a_bad_switch_stops_the_command_in_one_line(tmp_path):
     run = _cli(tmp_path, "run", "x", env_extra={"MAS_TIMEOUT": "soon"})
     assert run.returncode == 2 and run.stderr.strip().splitlines() == [
-        "mas: MAS_TIMEOUT='soon' is not valid: it accepts seconds > 0, e.g. 60 (or leave it empty)"]
+        "mas: MAS_TIMEOUT='soon' is not valid: it accepts seconds > 0 and at most 3600, e.g. 60 (or leave it empty)"]
+
+
+def test_a_blank_value_is_no_value(monkeypatch):
+    for name in ("ANTHROPIC_API_KEY", "MAS_DB", "MAS_MODEL", "MAS_RECORD", "ANTHROPIC_BASE_URL"):
+        monkeypatch.setenv(name, "   ")
+    s = settings()
+    assert s.api_key is None and s.base_url is None and s.record is None
+    assert s.db == Settings.model_fields["db"].default and s.model == Settings.model_fields["model"].default
+
+
+@pytest.mark.parametrize(("variable", "value", "says"), [
+    ("MAS_TIMEOUT", "inf", "at most 3600"), ("MAS_MAX_RETRIES", "11", "from 0 to 10"),
+    ("MAS_FAULTS", "bogus", "unknown fault kind 'bogus'"), ("MAS_FAULTS", "overloaded*x", "a whole number"),
+    ("MAS_FAULTS", "overloaded@writter", "@writter is neither a call number nor a role")])
+def test_limits_and_fault_plans_are_checked_when_read(monkeypatch, variable, value, says):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=f"{variable}=.*{says}") as caught:
+        settings()
+    assert "\n" not in str(caught.value)
+
+
+def test_a_gateways_bearer_token_alone_is_live(monkeypatch):
+    monkeypatch.delenv("MAS_OFFLINE")
+    monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "gateway-token")
+    assert not settings().is_offline
+
+
+def test_a_live_client_takes_the_key_and_base_url_as_the_settings_read_them(monkeypatch):
+    from mas.client import make_client
+
+    monkeypatch.delenv("MAS_NO_LIVE")
+    monkeypatch.delenv("MAS_OFFLINE")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", " sk-test-not-a-real-key ")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "  ")  # blank, as an uncommented `ANTHROPIC_BASE_URL=` line
+    client = make_client()
+    assert str(client.base_url).startswith("https://api.anthropic.com") and client.api_key == "sk-test-not-a-real-key"
+
+
+@pytest.mark.parametrize(("env", "says", "code"), [
+    ({"MAS_DB": "/"}, "mas: cannot open the memory database /", 1),
+    ({"MAS_RECORD": "a.jsonl", "MAS_REPLAY": "b.jsonl"}, "mas: MAS_RECORD and MAS_REPLAY are both set", 2),
+    ({"MAS_FAULTS": "overloaded@writter"}, "mas: MAS_FAULTS='overloaded@writter' is not valid", 2)])
+def test_the_command_says_a_users_mistake_in_one_line(tmp_path, env, says, code):
+    run = _cli(tmp_path, "run", "x", env_extra=env)
+    assert run.returncode == code and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert run.stderr.startswith(says)
+
+
+def test_a_dotenv_that_is_not_utf8_is_one_line(tmp_path):
+    (tmp_path / ".env").write_bytes("ANTHROPIC_API_KEY=x\r\n".encode("utf-16"))
+    run = _cli(tmp_path, "doctor")
+    assert run.returncode == 2 and "it accepts UTF-8 text" in run.stderr and "Traceback" not in run.stderr

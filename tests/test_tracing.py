@@ -252,3 +252,15 @@ def test_a_validators_re_ask_is_its_own_step(memory):
     assert result.approved and len(tracer) == 6
     assert [s.step for s in tracer.spans] == ["research", "write", "validate", "re-ask", "revise", "validate"]
     assert tracer.spans[2].reply.startswith("```json") and tracer.by("step")["re-ask"].calls == 1
+
+
+def test_the_same_budget_or_tracer_cannot_be_entered_twice():
+    from mas.budget import Budget
+
+    budget, tracer = Budget(max_calls=3), Tracer()
+    with budget, pytest.raises(RuntimeError, match="already active"):
+        with budget:
+            pass
+    with tracer, pytest.raises(RuntimeError, match="already active"):
+        with tracer:
+            pass

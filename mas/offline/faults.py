@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 from mas.errors import FAULTS
 
+ROLES = ("researcher", "writer", "validator")  # the roles the offline model recognises (roles.detect_role)
+
 # kind -> (HTTP status, API error type) for faults that are HTTP errors
 HTTP_FAULTS = {
     "rate_limit": (429, "rate_limit_error"),
@@ -77,11 +79,17 @@ class FaultPlan:
         for item in filter(None, (s.strip() for s in spec.split(","))):
             item, _, times = item.partition("*")
             kind, _, target = item.partition("@")
+            if times and not times.strip().isdigit():
+                raise ValueError(f"fault {item!r}: *times must be a whole number, got {times!r}")
             fault = Fault(kind.strip(), times=int(times) if times else 1)
+            target = target.strip()
             if target.isdigit():
                 fault.call = int(target)
+            elif target and target not in ROLES:
+                raise ValueError(f"fault {item!r}: @{target} is neither a call number nor a role "
+                                 f"({', '.join(ROLES)})")
             elif target:
-                fault.role = target.strip()
+                fault.role = target
             faults.append(fault)
         return cls(faults)
 
