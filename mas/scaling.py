@@ -468,6 +468,13 @@ def collect(queue: JobQueue, workers: list[Worker], ids: list[str], *, timeout: 
         alive = [w for w in workers if w.alive]  # before reading results: a worker that exited has written
         results = queue.results(ids)
         if len(results) == len(ids):
+            # subtle: a worker saves a reply, then acknowledges its job; wait for the workers to finish
+            # (the queue is empty, so they exit), so that no job still looks taken when this returns
+            for w in alive:
+                try:
+                    w.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    w.kill()
             return results
         for w in workers:
             if not w.alive and w.process.returncode != 0 and w.name not in dead:
