@@ -6,7 +6,7 @@
     agent.count_tokens(task)                        # client.messages.count_tokens, nothing sent to the model
     agent.reset()                                   # forgets the conversation
 
-Every request an agent makes (create, parse, count_tokens; sync or async) goes through
+Every request an agent makes (messages, structured or not, and token counts; sync or async) goes through
 `BaseAgent._call`, which runs the hooks of `mas.hooks` around it, so tracing and budgets
 (notebooks 07, 09) see and can refuse every one, and no other module of `mas` talks to the model.
 Adding a specialist is one prompt in `mas.prompts.SYSTEM_PROMPTS` and a two-line subclass.
@@ -30,7 +30,7 @@ import pydantic
 from anthropic.types import Message
 
 from mas.client import default_model, make_client, text_of, usage_of
-from mas.contracts import Usage, ValidationResult, explain, parse_reply
+from mas.contracts import Usage, ValidationResult, parse_reply
 from mas.errors import AgentReplyError, ContractError, ReplyError
 from mas.hooks import before_call
 from mas.prompts import SYSTEM_PROMPTS, reask_task, validate_task
@@ -116,9 +116,12 @@ class BaseAgent:
         the error, at most `attempts` answers in all, then `ContractError` (never a default).
 
         Plain (`structured=False`): the reply must be exactly the JSON object (`parse_reply`).
-        `structured=True`: the SDK's structured outputs (`messages.parse(output_format=schema)`),
-        where the API constrains the JSON; the stop reason is still checked before it is trusted.
-        Starts from an empty history, so a repeated question costs the same each time.
+        `structured=True`: the API's structured outputs constrain the JSON to the schema (the request
+        `messages.parse(output_format=schema)` sends: `output_config` with the schema as
+        `anthropic.transform_schema` makes it); the reply is still read strictly, its stop reason
+        first, and its tokens are counted whether it fits or not (inside `messages.parse` a reply that
+        fails to parse is lost with its usage). Starts from an empty history, so a repeated question
+        costs the same each time.
         """
         if attempts < 1:
             raise ValueError(f"attempts must be >= 1, got {attempts}")
@@ -126,15 +129,13 @@ class BaseAgent:
         reasons: list[str] = []
         for _ in range(attempts):
             try:
-                if structured:
-                    return self._parsed(task, schema)
-                text = self.run(task)
+                text = self._keep(task, self._call("create", self._request(task, schema if structured else None)))
                 return parse_reply(text, schema, self.last_message.stop_reason if self.last_message else None)
             except (ReplyError, AgentReplyError) as err:
                 if isinstance(err, AgentReplyError) and err.kind not in ("refusal", "max_tokens", "empty"):
                     raise
                 reasons.append(err.reason)
-                if isinstance(err, AgentReplyError) or structured:
+                if isinstance(err, AgentReplyError):
                     # the unusable answer stays in the conversation, so the re-ask reads naturally
                     self.history += [{"role": "user", "content": task},
                                      {"role": "assistant", "content": err.reply or "(an answer that did not fit)"}]
@@ -174,31 +175,16 @@ class BaseAgent:
         done(message, None)
         return message
 
-    def _parsed(self, task: str, schema: type[T]) -> T:
-        try:
-            message = self._call("parse", {**self._request(task), "output_format": schema})
-        except pydantic.ValidationError as err:
-            # the SDK parses inside parse(): for invalid JSON the error carries the text itself
-            first = err.errors()[0]
-            text = first["input"] if first["type"] == "json_invalid" and isinstance(first["input"], str) else ""
-            raise ReplyError(explain(err, text.strip()), text) from None
-        self.last_message = message
-        self.usage.add(usage_of(message))
-        text = text_of(message)
-        if message.stop_reason in ("max_tokens", "refusal"):
-            parse_reply(text, schema, message.stop_reason)  # raises with the reason, even if the JSON parsed
-        if message.parsed_output is None:
-            raise ReplyError("the reply had no text block to parse", text)
-        self.history += [{"role": "user", "content": task}, {"role": "assistant", "content": text}]
-        return message.parsed_output
-
-    def _request(self, task: str) -> dict[str, Any]:
+    def _request(self, task: str, schema: type[pydantic.BaseModel] | None = None) -> dict[str, Any]:
         request: dict[str, Any] = {"model": self.model, "max_tokens": self.max_tokens}
         if self.cache_system_prompt and self.system_prompt:
             request["system"] = [{"type": "text", "text": self.system_prompt, "cache_control": {"type": "ephemeral"}}]
         elif self.system_prompt:  # an empty system prompt is left out, as in a request without one
             request["system"] = self.system_prompt
         request["messages"] = [*self.history, {"role": "user", "content": task}]
+        if schema is not None:  # structured outputs: the API keeps the reply to this JSON schema
+            request["output_config"] = {"format": {"type": "json_schema",
+                                                   "schema": anthropic.transform_schema(schema.model_json_schema())}}
         return request
 
     def _keep(self, task: str, message: Message) -> str:

@@ -9,7 +9,7 @@
     with call_hook(trace):
         orchestrator.run(...)           # every agent call inside is traced; agent code unchanged
 
-Every request goes through `BaseAgent._call`: messages (create, parse) and token counts
+Every request goes through `BaseAgent._call`: messages (structured outputs included) and token counts
 (`count_tokens`, which a hook tells by `counting(request)`), so a hook sees and can refuse each.
 Hooks live in a context variable, so they apply to the code inside the `with` (and to the
 asyncio tasks it starts), not to other threads or notebooks' other cells.

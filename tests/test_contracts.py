@@ -109,3 +109,15 @@ def test_a_cut_off_structured_reply_says_so():
         ValidatorAgent(client=make_client(transport=transport), model=MODEL, max_tokens=5).ask(
             "check", ValidationResult, attempts=1, structured=True)
     assert "cut off at max_tokens" in info.value.reasons[0]
+
+
+def test_a_structured_answer_that_does_not_fit_is_still_counted_and_budgeted():
+    from mas.budget import Budget
+
+    transport = OfflineTransport(faults=[Fault("malformed_json", call=1)])
+    validator = ValidatorAgent(client=make_client(transport=transport), model=MODEL)
+    with Budget(max_tokens=100_000) as budget:
+        verdict = validator.ask(validate_task(RESEARCH, GOOD_DRAFT), ValidationResult, structured=True)
+    assert verdict.approved and transport.model.calls == 2
+    assert validator.usage.calls == 2 and budget.spent.calls == 2
+    assert budget.spent.tokens == validator.usage.input_tokens + validator.usage.output_tokens > 0

@@ -97,14 +97,14 @@ def test_hooks_see_and_can_refuse_every_kind_of_request():
     seen = []
 
     def watch(agent, request):
-        seen.append("count" if counting(request) else "parse" if "output_format" in request else "create")
+        seen.append("count" if counting(request) else "structured" if "output_config" in request else "create")
 
     task = validate_task("- a fact", "A fact.")
     with call_hook(watch):
         validator.run(task)
         validator.ask(task, ValidationResult, structured=True)
         validator.count_tokens(task)
-    assert seen == ["create", "parse", "count"]
+    assert seen == ["create", "structured", "count"]
 
     def refuse(agent, request):
         raise RunStopped("refused by a hook")
