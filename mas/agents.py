@@ -31,7 +31,7 @@ from anthropic.types import Message
 
 from mas.client import default_model, make_client, text_of, usage_of
 from mas.contracts import Usage, ValidationResult, parse_reply
-from mas.errors import AgentReplyError, ContractError, ReplyError
+from mas.errors import AgentReplyError, ContractError, FailureKind, ReplyError
 from mas.hooks import before_call
 from mas.prompts import SYSTEM_PROMPTS, reask_task, validate_task
 
@@ -127,6 +127,7 @@ class BaseAgent:
             raise ValueError(f"attempts must be >= 1, got {attempts}")
         self.reset()
         reasons: list[str] = []
+        kinds: list[FailureKind] = []
         for _ in range(attempts):
             try:
                 text = self._keep(task, self._call("create", self._request(task, schema if structured else None)))
@@ -135,12 +136,13 @@ class BaseAgent:
                 if isinstance(err, AgentReplyError) and err.kind not in ("refusal", "max_tokens", "empty"):
                     raise
                 reasons.append(err.reason)
+                kinds.append(err.kind if isinstance(err, AgentReplyError) else "invalid")
                 if isinstance(err, AgentReplyError):
                     # the unusable answer stays in the conversation, so the re-ask reads naturally
                     self.history += [{"role": "user", "content": task},
                                      {"role": "assistant", "content": err.reply or "(an answer that did not fit)"}]
             task = reask_task(reasons[-1], schema)
-        raise ContractError(schema, reasons)
+        raise ContractError(schema, reasons, kinds)
 
     def count_tokens(self, task: str | None = None, *, request: dict | None = None) -> int:
         """The input tokens of `task` as this agent would send it (or of a whole `request`), counted
@@ -216,12 +218,14 @@ class ValidatorAgent(BaseAgent):
 
     def review(self, research: str, draft: str, attempts: int = VALIDATION_ATTEMPTS) -> ValidationResult:
         """The verdict on a draft, read strictly (`mas.contracts`); an unreadable answer is re-asked
-        with the error, at most `attempts` answers in all, then `AgentReplyError(kind="invalid")`.
+        with the error, at most `attempts` answers in all, then `AgentReplyError` of the last answer's
+        kind ("invalid", or "refusal", "max_tokens", "empty").
 
         Each review starts from an empty history, so a cycle's input does not grow with the last one's.
         """
         try:
             return self.ask(validate_task(research, draft), ValidationResult, attempts)
         except ContractError as err:
-            raise AgentReplyError(self.name, "invalid", f"no valid verdict after {len(err.reasons)} answers; "
+            # the last answer's kind: a refusal stays a refusal (not retried), a cut-off a cut-off
+            raise AgentReplyError(self.name, err.kinds[-1], f"no valid verdict after {len(err.reasons)} answers; "
                                   f"last: {err.reasons[-1]}") from None

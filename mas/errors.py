@@ -60,11 +60,13 @@ class ReplyError(ValueError):
 
 
 class ContractError(RuntimeError):
-    """No answer fitted the contract within the allowed attempts; `reasons` holds each one's."""
+    """No answer fitted the contract within the allowed attempts; `reasons` holds each one's, and
+    `kinds` what each was: "invalid" (it did not fit), or "refusal", "max_tokens", "empty"."""
 
-    def __init__(self, schema: type, reasons: list[str]):
+    def __init__(self, schema: type, reasons: list[str], kinds: list[FailureKind] | None = None):
         super().__init__(f"no valid {schema.__name__} after {len(reasons)} answers; last: {reasons[-1]}")
         self.schema, self.reasons = schema, reasons
+        self.kinds: list[FailureKind] = kinds if kinds is not None else ["invalid"] * len(reasons)
 
 
 # ---------------------------------------------------------------------------- stops on purpose

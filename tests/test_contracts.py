@@ -121,3 +121,14 @@ def test_a_structured_answer_that_does_not_fit_is_still_counted_and_budgeted():
     assert verdict.approved and transport.model.calls == 2
     assert validator.usage.calls == 2 and budget.spent.calls == 2
     assert budget.spent.tokens == validator.usage.input_tokens + validator.usage.output_tokens > 0
+
+
+@pytest.mark.parametrize(("fault", "kind"), [("refusal", "refusal"), ("truncate", "max_tokens"),
+                                             ("prose_json", "invalid")])
+def test_a_validator_that_never_answers_fails_with_the_kind_of_its_last_answer(fault, kind):
+    from mas.errors import AgentReplyError
+
+    transport = OfflineTransport(faults=[Fault(fault, role="validator", times=None)])
+    with pytest.raises(AgentReplyError) as caught:
+        ValidatorAgent(client=make_client(transport=transport)).review(RESEARCH, GOOD_DRAFT)
+    assert caught.value.kind == kind and transport.model.calls == 3
