@@ -147,6 +147,12 @@ class BaseAgent:
     def count_tokens(self, task: str | None = None, *, request: dict | None = None) -> int:
         """The input tokens of `task` as this agent would send it (or of a whole `request`), counted
         by the API's `count_tokens`: nothing is generated, nothing is kept."""
+        if self._client is None and self._async_client is not None:
+            # subtle: counting is sync (a hook runs before the call); a default client here would be
+            # another server than the one this agent talks to (the live API, say, for an offline agent)
+            raise ValueError(f"{self.name} has only an async client, and count_tokens needs a sync one to the same "
+                             "server: pass client= as well (e.g. make_client(transport=t) beside "
+                             "make_client(transport=t, asynchronous=True)), or count with input_count='estimate'")
         body = request if request is not None else self._request(task or "")
         return self._call("count_tokens", {k: v for k, v in body.items() if k in COUNTABLE}).input_tokens
 

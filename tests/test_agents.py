@@ -167,3 +167,16 @@ def test_call_hooks_see_every_call_and_can_refuse_one():
             agent.run("forbidden")
     agent.run("outside the hook")
     assert seen == [("Writer", "end_turn")] and len(transport.requests) == 2
+
+
+def test_counting_tokens_never_goes_to_another_server_than_the_agents():
+    import pytest
+
+    from mas.offline import OfflineTransport
+
+    only_async = ResearcherAgent(async_client=make_client(transport=OfflineTransport(), asynchronous=True))
+    with pytest.raises(ValueError, match="only an async client.*pass client= as well"):
+        only_async.count_tokens("<topic>x</topic>")
+    both = ResearcherAgent(client=make_client(transport=OfflineTransport()),
+                           async_client=make_client(transport=OfflineTransport(), asynchronous=True))
+    assert both.count_tokens("<topic>x</topic>") > 0

@@ -382,7 +382,8 @@ def test_the_cacheable_minimum_depends_on_the_model_as_in_the_api():
 
 def test_every_fault_of_the_plan_makes_a_failure_of_the_one_vocabulary():
     from mas.errors import FAULTS, KINDS
-    from mas.offline.faults import HTTP_FAULTS, KINDS as FAULT_KINDS, REPLY_FAULTS
+    from mas.offline.faults import HTTP_FAULTS, REPLY_FAULTS
+    from mas.offline.faults import KINDS as FAULT_KINDS
 
     assert set(FAULT_KINDS) == {*HTTP_FAULTS, "timeout", *REPLY_FAULTS} and set(FAULTS.values()) <= set(KINDS)
     with pytest.raises(ValueError, match=r"truncate \(max_tokens\).*fenced_json \(invalid\)"):
