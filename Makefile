@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TOPIC  ?= How vector databases enable semantic search
 AUDIENCE ?= senior software engineers
 
-.PHONY: demo test lab notebooks bench lock doctor clean
+.PHONY: demo test lab notebooks bench lock doctor clean check-python
 
 # The venv itself: a supported Python with its venv module (Debian and Ubuntu ship it apart).
 $(VENV)/.created:
@@ -18,18 +18,25 @@ $(VENV)/.created:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	touch $@
 
+# Asked for another Python (make test PYTHON=python3.13) than the one that made the venv: say so.
+check-python: | $(VENV)/.created
+ifeq ($(origin PYTHON),command line)
+	@[ "$$($(BIN)/python -c 'import sys; print(sys.version)')" = "$$($(PYTHON) -c 'import sys; print(sys.version)')" ] || \
+		{ echo "$(VENV) was made with another Python than $(PYTHON): run make clean first, or give it a venv of its own (VENV=.venv-$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])'))"; exit 1; }
+endif
+
 # One stamp per extra: the module alone (demo), the course (lab), the suite (test).
-$(VENV)/.installed-%: pyproject.toml constraints.txt | $(VENV)/.created
+$(VENV)/.installed-%: pyproject.toml constraints.txt | $(VENV)/.created check-python
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.$(if $(filter core,$*),,[$*])'
 	touch $@
 
-demo: $(VENV)/.installed-core
+demo: check-python $(VENV)/.installed-core
 	$(BIN)/mas run "$(TOPIC)" --audience "$(AUDIENCE)"
 
-test: $(VENV)/.installed-test
+test: check-python $(VENV)/.installed-test
 	MAS_OFFLINE=1 $(BIN)/python -m pytest -q
 
-lab: $(VENV)/.installed-lab
+lab: check-python $(VENV)/.installed-lab
 	$(BIN)/jupyter lab notebooks/
 
 doctor: $(VENV)/.installed-core
