@@ -31,6 +31,7 @@ import anthropic
 import httpx2
 from anthropic.types import Message
 
+from mas.contracts import TOKEN_FIELDS
 from mas.errors import LiveClientForbidden
 from mas.settings import Settings, settings
 
@@ -133,7 +134,7 @@ def _chosen_transport(asynchronous: bool, offline: bool | None, offline_options:
 
 def _sdk_client(asynchronous: bool, transport: Transport | None, timeout: float, max_retries: int, *,
                 live: bool = False) -> Client:
-    """The SDK's client over `transport`: with the key and base URL from the environment when `live`
+    """The SDK's client over `transport`: with the key and base URL from the settings when `live`
     (transport None: the SDK's own), else with the offline placeholders, which reach nothing."""
     sdk = anthropic.AsyncAnthropic if asynchronous else anthropic.Anthropic
     if live:
@@ -210,13 +211,7 @@ def last_user_text(request: dict) -> str:
 
 def usage_of(message: Message) -> dict[str, int]:
     """The token usage of a reply as plain numbers (cache fields are 0 when absent)."""
-    u = message.usage
-    return {
-        "input_tokens": u.input_tokens,
-        "output_tokens": u.output_tokens,
-        "cache_creation_input_tokens": u.cache_creation_input_tokens or 0,
-        "cache_read_input_tokens": u.cache_read_input_tokens or 0,
-    }
+    return {key: getattr(message.usage, key) or 0 for key in TOKEN_FIELDS}
 
 
 def limits(timeout: float | None, max_retries: int | None) -> tuple[float, int]:

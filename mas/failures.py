@@ -40,6 +40,7 @@ usually wait N seconds. One person, one question at a time, no timeout on the fo
 from __future__ import annotations
 
 import time
+import typing
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
@@ -58,11 +59,13 @@ from mas.errors import (
     kind_of,
 )
 from mas.prompts import tag, validate_task
+from mas.settings import settings
 
 if TYPE_CHECKING:
     from mas.widgets import ApprovalForm
 
-ACTIONS = ("approve", "reject", "edit")
+Action = Literal["approve", "reject", "edit"]  # keep the draft / stop / use the edited text instead
+ACTIONS: tuple[Action, ...] = typing.get_args(Action)
 
 
 # ---------------------------------------------------------------------------- decisions by a person
@@ -79,7 +82,7 @@ class Decision:
     ValueError: an edit needs the edited text (got an empty one); to keep the draft as it is, approve it
     """
 
-    action: Literal["approve", "reject", "edit"]  # keep the draft / stop / use `text` instead
+    action: Action
     text: str = ""  # the edited text (edit only)
     by: str = "human"  # "human" (a click) or "default" (nobody was asked)
 
@@ -95,16 +98,12 @@ REJECT = Decision("reject")
 
 
 def interactive_default(interactive: bool | None = None) -> bool:
-    """Whether to show a form: the explicit argument wins, else `MAS_INTERACTIVE` (1/true/yes).
+    """Whether to show a form: the explicit argument wins, else `MAS_INTERACTIVE` (an on/off switch).
 
     >>> interactive_default(True), interactive_default(False)
     (True, False)
     """
-    if interactive is not None:
-        return interactive
-    from mas.settings import settings
-
-    return settings().interactive
+    return settings().interactive if interactive is None else interactive
 
 
 def show_widget(form: ApprovalForm) -> None:

@@ -210,19 +210,15 @@ class SQLiteMemory(_BaseMemory):
         self._shared = _Shared(conn)
 
     def set(self, key: str, value: str) -> None:
-        full = self._key(key)
-        _check_value(value)
-        now = datetime.now(timezone.utc).isoformat(" ", "microseconds")[:26]  # _STAMP_FORMAT, quickly
-        with self._shared.lock:  # one statement: SQLite makes it atomic, with no read-then-write race
-            self._usable().execute(_UPSERT, (full, value, now))
+        self.set_many({key: value})
 
     def set_many(self, items: Mapping[str, str]) -> None:
         """Several keys in one transaction: all of them are written, or none."""
-        now = datetime.now(timezone.utc).isoformat(" ", "microseconds")[:26]
+        now = datetime.now(timezone.utc).isoformat(" ", "microseconds")[:26]  # _STAMP_FORMAT, quickly
         rows = [(self._key(key), value, now) for key, value in items.items()]
         for _, value, _ in rows:
             _check_value(value)  # every value is checked before anything is written
-        if len(rows) == 1:  # one statement is atomic on its own
+        if len(rows) == 1:  # one statement: SQLite makes it atomic, with no read-then-write race
             with self._shared.lock:
                 self._usable().execute(_UPSERT, rows[0])
             return
