@@ -5,12 +5,13 @@ never a default. In particular a validator reply that is not exactly the JSON ob
 an approval (the tutorial this course follows treats non-JSON as approved; notebook 03 shows
 why that is dangerous). Reading is pure: `parse_reply(text, Model)` takes a reply's text and
 gives the model or raises `ReplyError`; asking again is the agent's job (`BaseAgent.ask`).
-No fence stripping, no "find the braces": a reply that needs repair is a reply the contract did
-not get. `stop_reason` "max_tokens" (the JSON is cut off) or "refusal" is never parsed as success.
+No fence stripping, no "find the braces", no key given twice: a reply that needs repair or says
+two things is a reply the contract did not get. `stop_reason` "max_tokens" (the JSON is cut off) or "refusal" is never parsed as success.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Literal, TypeVar
 
 import pydantic
@@ -45,9 +46,22 @@ def parse_reply(text: str, schema: type[T], stop_reason: str | None = "end_turn"
     if not stripped:
         raise ReplyError("the reply was empty", text)
     try:
-        return schema.model_validate_json(stripped)
+        parsed = schema.model_validate_json(stripped)
     except pydantic.ValidationError as err:
         raise ReplyError(explain(err, stripped), text) from None
+    # Subtle: JSON parsers keep the last of two equal keys, so `{"approved": false, "approved": true}`
+    # would read as an approval. An answer that says two things is not an answer.
+    json.loads(stripped, object_pairs_hook=lambda pairs: _no_repeated_key(pairs, text))
+    return parsed
+
+
+def _no_repeated_key(pairs: list[tuple[str, object]], text: str) -> dict:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ReplyError(f"the JSON repeats the key {key!r}, so it says two things: send each key once", text)
+        seen.add(key)
+    return dict(pairs)
 
 
 def explain(err: pydantic.ValidationError, text: str) -> str:
@@ -93,6 +107,9 @@ def parse_validation(text: str, stop_reason: str | None = "end_turn") -> Validat
     return parse_reply(text, ValidationResult, stop_reason)
 
 
+COUNTS = ("calls", *TOKEN_FIELDS)
+
+
 class Usage(BaseModel):
     """Tokens and calls, added up over a run (or one agent)."""
 
@@ -104,13 +121,16 @@ class Usage(BaseModel):
 
     def add(self, usage: dict[str, int]) -> None:
         """Count one call with this usage (a dict as `mas.usage_of` gives)."""
-        self.calls += 1
+        # Subtle: straight into the fields' dict, as every figure here is an int: pydantic's own
+        # __setattr__ costs about a microsecond a field, and this runs after every model call.
+        figures = self.__dict__
+        figures["calls"] += 1
         for key in TOKEN_FIELDS:
-            setattr(self, key, getattr(self, key) + usage.get(key, 0))
+            figures[key] += usage.get(key, 0)
 
     def counts(self) -> dict[str, int]:
         """The figures as plain numbers (a snapshot for `add_since`)."""
-        return {"calls": self.calls, **{key: getattr(self, key) for key in TOKEN_FIELDS}}
+        return {key: self.__dict__[key] for key in COUNTS}
 
     def add_since(self, current: Usage, before: dict[str, int]) -> None:
         """Add what `current` counted since the snapshot `before` (`current.counts()` earlier).
@@ -120,9 +140,9 @@ class Usage(BaseModel):
         >>> total.calls, total.input_tokens
         (1, 3)
         """
-        now = current.counts()
-        for key, value in now.items():
-            setattr(self, key, getattr(self, key) + value - before[key])
+        figures, now = self.__dict__, current.__dict__  # plain ints: see `add`
+        for key, value in before.items():
+            figures[key] += now[key] - value
 
     def __add__(self, other: Usage) -> Usage:
         """Field by field.

@@ -31,6 +31,7 @@ import threading
 import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Protocol, Self, runtime_checkable
 
@@ -40,6 +41,7 @@ from mas.settings import settings
 __all__ = ["Memory", "SQLiteMemory", "PersistentMemory", "MemoryClosedError", "MemoryUnavailableError", "next_stamp"]
 
 BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another process's write to finish
+ROWS_A_STATEMENT = 100  # set_many's rows in one INSERT (SQLite allows 32,766 parameters in a statement)
 SEP = "/"  # between a namespace and a key: `run-42/draft` reads well in any client
 _JOURNAL_MODES = ("wal", "delete", "truncate", "persist")
 _STAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # SQLite's CURRENT_TIMESTAMP (UTC) plus microseconds
@@ -215,15 +217,23 @@ class SQLiteMemory(_BaseMemory):
     def set_many(self, items: Mapping[str, str]) -> None:
         """Several keys in one transaction: all of them are written, or none."""
         now = datetime.now(timezone.utc).isoformat(" ", "microseconds")[:26]  # _STAMP_FORMAT, quickly
-        rows = [(self._key(key), value, now) for key, value in items.items()]
-        for _, value, _ in rows:
+        params: list[str] = []
+        for key, value in items.items():
             _check_value(value)  # every value is checked before anything is written
-        if len(rows) == 1:  # one statement: SQLite makes it atomic, with no read-then-write race
-            with self._shared.lock:
-                self._usable().execute(_UPSERT, rows[0])
+            params += (self._key(key), value, now)
+        # One statement for up to ROWS_A_STATEMENT rows: SQLite makes it a transaction that takes
+        # the write lock when it starts (a writing statement does not read first and then upgrade),
+        # so it waits out another process's write instead of failing. More rows: BEGIN IMMEDIATE.
+        rows = len(params) // 3
+        if rows <= ROWS_A_STATEMENT:
+            if rows:
+                with self._shared.lock:
+                    self._usable().execute(_upsert(rows), params)
             return
         with self._transaction() as conn:
-            conn.executemany(_UPSERT, rows)
+            for start in range(0, len(params), 3 * ROWS_A_STATEMENT):
+                chunk = params[start:start + 3 * ROWS_A_STATEMENT]
+                conn.execute(_upsert(len(chunk) // 3), chunk)
 
     def get(self, key: str) -> str | None:
         return self._column("value", key)
@@ -301,9 +311,12 @@ PersistentMemory = SQLiteMemory
 # Subtle: stamps are text in one fixed format, so they sort as they are in time; the rare write
 # whose clock is not past the stored stamp (a clock stepped back, a shared microsecond) gets
 # `next_stamp` of it, computed in Python by `mas_next_stamp`.
-_UPSERT = ("INSERT INTO memory (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
-           "value = excluded.value, updated_at = CASE WHEN memory.updated_at IS NULL OR excluded.updated_at > "
-           "memory.updated_at THEN excluded.updated_at ELSE mas_next_stamp(memory.updated_at, excluded.updated_at) END")
+@lru_cache(maxsize=ROWS_A_STATEMENT)
+def _upsert(rows: int) -> str:
+    return ("INSERT INTO memory (key, value, updated_at) VALUES " + ", ".join(["(?, ?, ?)"] * rows) +
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = CASE WHEN memory.updated_at IS "
+            "NULL OR excluded.updated_at > memory.updated_at THEN excluded.updated_at "
+            "ELSE mas_next_stamp(memory.updated_at, excluded.updated_at) END")
 
 
 def _next_stamp_text(previous: str, now: str) -> str:

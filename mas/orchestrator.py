@@ -86,7 +86,7 @@ class Orchestrator:
         if stored_topic is None:
             if not topic:
                 raise ValueError(f"run {run_id!r} is not in memory, so a topic is needed to start it")
-            mem.set_many({"topic": topic, "audience": audience})
+            mem.set_many({"topic": topic, "audience": audience, "status": "researching"})
             self._say(f"[Orchestrator] Run {run_id}: {topic}")
         else:
             if topic and topic != stored_topic:
@@ -108,44 +108,46 @@ class Orchestrator:
 
     def _pipeline(self, mem: _Run, topic: str, audience: str, usage: Usage) -> None:
         research = self._step(mem, "research", "researching", "Researcher", usage, self.researcher,
-                              lambda: self.researcher.run(research_task(topic, audience)))
+                              lambda: self.researcher.run(research_task(topic, audience)),
+                              then=lambda _: {"status": "writing"})
         self._step(mem, "draft_1", "writing", "Writer", usage, self.writer,
-                   lambda: self.writer.run(write_task(topic, audience, research)))
+                   lambda: self.writer.run(write_task(topic, audience, research)),
+                   then=lambda _: {"status": "validating"})
         cycle = 1
         while True:
             draft = mem.get(f"draft_{cycle}")
-            verdict = mem.verdict(cycle, self._step(
-                mem, f"validation_{cycle}", "validating", "Validator", usage, self.validator,
-                lambda: self.validator.review(research, draft, self.validation_attempts)))
-            issues = {"issues": _json_list(verdict.issues)}
-            if verdict.approved:
-                self._finish(mem, "approved", f"approved after {cycle - 1} revision(s)", draft, issues)
+            self._step(mem, f"validation_{cycle}", "validating", "Validator", usage, self.validator,
+                       lambda: self.validator.review(research, draft, self.validation_attempts),
+                       then=lambda verdict: self._outcome(mem, cycle, verdict))
+            if mem.get("status") in TERMINAL:
+                self._say(f"[Orchestrator] Done: {mem.get('reason')}")
                 return
-            if cycle > self.max_revision_cycles:
-                best = _best_draft(mem, cycle)
-                self._finish(mem, "max_cycles", f"not approved after {self.max_revision_cycles} revision(s) "
-                             f"(the limit); returning draft {best} of {cycle}, which had the fewest issues",
-                             mem.get(f"draft_{best}"), issues)
-                return
+            issues = mem.verdict(cycle).issues
             self._say(f"[Orchestrator] Revision {cycle} of at most {self.max_revision_cycles}: "
-                      f"sending {len(verdict.issues)} issue(s) back to the Writer")
+                      f"sending {len(issues)} issue(s) back to the Writer")
             self._step(mem, f"draft_{cycle + 1}", "revising", "Writer", usage, self.writer,
-                       lambda: self.writer.run(revise_task(topic, audience, research, draft, verdict.issues)),
-                       also=issues)
+                       lambda: self.writer.run(revise_task(topic, audience, research, draft, issues)),
+                       then=lambda _: {"status": "validating"})
             cycle += 1
 
     def _step(self, mem: _Run, key: str, status: str, who: str, usage: Usage, agent: BaseAgent,
-              work: Callable[[], Any], also: dict[str, str] | None = None) -> Any:
-        """One checkpointed step: the saved result if there is one, else the agent's, saved at once
+              work: Callable[[], Any], then: Callable[[Any], dict[str, str]]) -> Any:
+        """One checkpointed step: the agent's result, saved at once; or the saved one, not asked again
         (a verdict is saved as its JSON, and returned as the `ValidationResult` itself).
 
-        Two writes, each one transaction: the status (with `also`) before the call, then the result
-        with the usage, before anything else happens; a failed call saves its usage alone."""
+        One write a step, one transaction: the result, the usage and `then(result)`, what the run
+        says next (the next step's status, or how the run ended). A step's status is written before
+        its call only when the run's last write did not already say it (a resumed run); a failed
+        call saves its usage alone."""
         saved = mem.get(key)
         if saved is not None:
             self._say(f"[Orchestrator] {key}: already in memory, not asked again")
+            after = then(saved)
+            if after["status"] in TERMINAL and mem.get("status") != after["status"]:
+                mem.set_many(after)  # a verdict saved without the run's end (an older mas wrote them apart)
             return saved
-        mem.set_many({**(also or {}), "status": status})
+        if mem.get("status") != status:
+            mem.set_many({"status": status})
         self._say(f"[Orchestrator] Dispatching to {who}...")
         agent.reset()  # each task carries everything it needs: no history from earlier steps
         before = agent.usage.counts()
@@ -153,18 +155,31 @@ class Orchestrator:
             result = work()
         except BaseException:
             usage.add_since(agent.usage, before)  # the failed step's calls count too
-            mem.set("usage", usage.model_dump_json())
+            mem.set_many({"usage": usage.model_dump_json()})
             raise
         usage.add_since(agent.usage, before)
         text = result.model_dump_json() if isinstance(result, ValidationResult) else result
-        mem.set_many({"usage": usage.model_dump_json(), key: text})
+        after = then(result)
+        mem.set_many({"usage": usage.model_dump_json(), key: text, **after})  # the status last
         if self.progress is not None:
             self._say(_done_line(who, key, result))
         return result
 
-    def _finish(self, mem: _Run, status: str, reason: str, report: str, issues: dict[str, str]) -> None:
-        mem.set_many({**issues, "report": report, "reason": reason, "status": status})  # the status last
-        self._say(f"[Orchestrator] Done: {reason}")
+    def _outcome(self, mem: _Run, cycle: int, verdict: ValidationResult | str) -> dict[str, str]:
+        """What the verdict on draft `cycle` makes of the run: approved, stopped at the revision
+        limit with its best draft, or on to a revision."""
+        verdict = mem.verdict(cycle, verdict)
+        issues = _json_list(verdict.issues)
+        if verdict.approved:
+            return {"issues": issues, "report": mem.get(f"draft_{cycle}"),
+                    "reason": f"approved after {cycle - 1} revision(s)", "status": "approved"}
+        if cycle > self.max_revision_cycles:
+            best = _best_draft(mem, cycle)
+            return {"issues": issues, "report": mem.get(f"draft_{best}"),
+                    "reason": f"not approved after {self.max_revision_cycles} revision(s) (the limit); "
+                              f"returning draft {best} of {cycle}, which had the fewest issues",
+                    "status": "max_cycles"}
+        return {"issues": issues, "status": "revising"}
 
     def _result(self, mem: _Run, run_id: str, usage: Usage) -> RunResult:
         status = mem.get("status") or "failed"

@@ -539,6 +539,23 @@ def test_sqlite_an_overwrite_is_always_stamped_later_even_over_a_future_stamp(tm
         assert abs(memory.updated_at("fresh") - datetime.now(timezone.utc)) < timedelta(minutes=5)
 
 
+def test_set_many_beyond_one_statement_is_still_one_transaction(tmp_path):
+    from mas.memory import ROWS_A_STATEMENT
+
+    path = tmp_path / "memory.db"
+    rows = {f"k{i:04d}": str(i) for i in range(2 * ROWS_A_STATEMENT + 7)}
+    with SQLiteMemory(path) as memory:
+        memory.set_many(rows)
+        assert memory.get_all() == rows
+        memory.clear()
+        with sqlite3.connect(path) as raw:  # a real failure in the last statement of the batch
+            raw.execute("CREATE TRIGGER refuse BEFORE INSERT ON memory WHEN NEW.key = 'k%04d' "
+                        "BEGIN SELECT RAISE(ABORT, 'refused'); END" % (len(rows) - 1))
+        with pytest.raises(sqlite3.IntegrityError, match="refused"):
+            memory.set_many(rows)
+        assert memory.get_all() == {}  # none of the rows before it
+
+
 def test_set_many_writes_every_key_or_none(open_memory):
     memory = open_memory().scoped("run-1")
     memory.set_many({"status": "writing", "draft_1": "# Draft", "usage": "{}"})

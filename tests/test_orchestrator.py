@@ -98,6 +98,48 @@ def test_resuming_a_finished_run_makes_no_call(memory):
         orch.run(run_id="never-started")
 
 
+class CountingWrites:
+    """A memory that passes everything on and counts the writes (each `set_many` is one transaction)."""
+
+    def __init__(self, inner, writes: list):
+        self.inner, self.writes = inner, writes
+
+    def scoped(self, namespace):
+        return CountingWrites(self.inner.scoped(namespace), self.writes)
+
+    def set_many(self, items):
+        self.writes.append(dict(items))
+        self.inner.set_many(items)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_each_step_is_one_write_made_before_the_next_call_and_its_status_comes_with_it(memory):
+    writes = []
+    _, orch = orchestrate(CountingWrites(memory, writes))
+    result = orch.run(TOPIC, run_id="r")
+    assert result.approved and len(writes) == 1 + len(STEPS)  # the inputs, then one transaction a step
+    assert [w.get("status") for w in writes] == ["researching", "writing", "validating", "revising",
+                                                 "validating", "approved"]
+    for write, step in zip(writes[1:], STEPS):
+        assert step in write and "usage" in write and list(write)[-1] == "status"  # the status last
+
+
+def test_a_run_stopped_between_its_verdict_and_its_end_is_finished_on_resume_without_a_call(memory):
+    orchestrate(memory)[1].run(TOPIC, run_id="r")
+    run = memory.scoped("r")
+    for key in ("report", "reason"):  # what an older mas wrote in a second transaction after the verdict
+        run.delete(key)
+    run.set("status", "validating")
+    writes = []
+    transport, orch = orchestrate(CountingWrites(memory, writes))
+    result = orch.run(run_id="r")
+    assert transport.model.calls == 0 and result.status == "approved" and result.report == run.get("draft_2")
+    assert [w["status"] for w in writes] == ["approved"]
+    assert run.get("reason") == "approved after 1 revision(s)"
+
+
 def test_circuit_breaker_returns_the_best_draft_with_the_reason(memory):
     transport, orch = orchestrate(memory, max_revision_cycles=0)
     result = orch.run(TOPIC, run_id="r")
