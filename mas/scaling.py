@@ -186,10 +186,9 @@ class RedisMemory(_BaseMemory):
 
 
 def _scan(client: Any, prefix: str, pattern: str = "*", **options: Any) -> list[str]:
-    """The keys that start with `prefix` (taken literally) and then match the glob `pattern`.
+    """The keys that start with `prefix` (taken literally) and then match the glob `pattern`, sorted.
 
-    SCAN, never KEYS, so the server is never blocked. SCAN may return a key twice: the set
-    drops repeats, the sort gives a stable order."""
+    SCAN may return a key twice: the set drops repeats."""
     return sorted(set(client.scan_iter(match=glob_escape(prefix) + pattern, count=1000, **options)))
 
 
