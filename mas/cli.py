@@ -19,17 +19,16 @@ from pathlib import Path
 
 import anthropic
 
+from mas.agents import BaseAgent
 from mas.client import check_model, default_model, make_client, usage_of
-from mas.errors import AgentReplyError, SettingsError, one_line
+from mas.errors import AgentReplyError, MemoryUnavailableError, SettingsError, one_line
+from mas.memory import SQLiteMemory
+from mas.orchestrator import Orchestrator
+from mas.prompts import DEFAULT_AUDIENCE
 from mas.settings import settings
 
 
 def run(args: argparse.Namespace) -> int:
-    from mas.errors import MemoryUnavailableError
-    from mas.memory import SQLiteMemory
-    from mas.orchestrator import Orchestrator
-    from mas.prompts import DEFAULT_AUDIENCE
-
     if args.model:
         check_model(args.model)
     try:
@@ -49,9 +48,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as err:
             print(f"mas: {err}", file=sys.stderr)
             return 2
-    print()
-    print(result.report)
-    print()
+    print(f"\n{result.report}\n")
     u = result.usage
     print(f"run {result.run_id}: {result.status}, {result.cycles} revision(s), {u.calls} model calls, "
           f"{u.input_tokens} input + {u.output_tokens} output tokens")
@@ -66,8 +63,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def hello(args: argparse.Namespace) -> int:
-    from mas.agents import BaseAgent
-
     try:
         agent = BaseAgent("assistant", make_client(), args.model or default_model(), 300, system_prompt="")
         print(agent.run("In one sentence: what does an orchestrator do in a multi-agent system?"))

@@ -4,10 +4,8 @@
     warn  redis     nothing answers at redis://localhost:6379/0 -> redis-server --port 6379 --save '' --appendonly no
 
 Each line is ok, warn (the course still runs, a part of it will not) or fail (fix this first),
-and says the fix. It checks the Python and its venv, the installed versions against the lock,
-the key (present or not: never shown, not even a part of it), `ANTHROPIC_BASE_URL`, offline or
-live, the model (offline: does this SDK list it; live: does the Models API still serve it, and
-which are the newest it offers), Redis, and JupyterLab with its widgets. Exit 0 when nothing fails.
+and says the fix; exit 0 when nothing fails. `run_checks` lists the checks, in screen order; the
+key is only said to be present or not, never shown, not even a part of it.
 
 Model ids retire; a course must tell its learners before the API does, so the model check asks
 the Models API (`client.models.retrieve` / `list`), which the offline model answers too.
@@ -24,6 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 import anthropic
+from dotenv import dotenv_values
 
 from mas.client import API_URL, default_model, is_offline, make_client
 from mas.errors import MemoryUnavailableError, MissingExtra, one_line
@@ -134,8 +133,7 @@ def check_model(client: anthropic.Anthropic, model: str, offline: bool) -> list[
     """Does the server still serve `model`, and what is newest there? Through the Models API."""
     sdk = f"anthropic {metadata.version('anthropic')}"
     try:
-        page = client.models.list(limit=NEWEST_SHOWN)
-        newest = [m.id for m in page.data]
+        newest = [m.id for m in client.models.list(limit=NEWEST_SHOWN).data]
     except anthropic.NotFoundError:
         return [Check("warn", "model", f"{model}: this server has no Models API (404 on GET /v1/models), so the "
                       "model was not checked", "try a request: mas hello")]
@@ -244,22 +242,15 @@ def _key_source() -> str | None:
     secret = settings().api_key
     if secret is None:
         return None
-    key = secret.get_secret_value()
-    from dotenv import dotenv_values
-
     dotenv = load_dotenv()
     in_file = (dotenv_values(dotenv).get("ANTHROPIC_API_KEY") or "").strip() if dotenv else ""
-    return f"from {dotenv}" if in_file == key else "from the environment"
+    return f"from {dotenv}" if in_file == secret.get_secret_value() else "from the environment"
 
 
 def _requirements() -> list[str]:
-    """The names of mas's dependencies, every extra included."""
-    names = []
-    for requirement in metadata.requires("mas") or []:
-        name = _normal(re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0])
-        if name != "mas" and name not in names:
-            names.append(name)
-    return names
+    """The names of mas's dependencies, every extra included, each once."""
+    names = (_normal(re.split(r"[\s\[<>=!~;]", spec, maxsplit=1)[0]) for spec in metadata.requires("mas") or [])
+    return [name for name in dict.fromkeys(names) if name != "mas"]
 
 
 def _normal(name: str) -> str:

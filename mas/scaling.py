@@ -9,11 +9,9 @@
 
     python -m mas.scaling run-7 --worker w1        # what each worker process runs: `work(...)`
 
-The idea of notebook 08: the same run on Redis (`RedisMemory`, the memory contract of
-`mas.memory` on a server that many processes and machines reach); several worker processes
-sharing one run through a Redis queue (`JobQueue`, `work`, `start_workers`, `collect`,
-`run_jobs`); and a run resumed from what its memory holds. The `redis` package is optional: it
-is imported only when a `RedisMemory` or a `JobQueue` is made, so `import mas` never imports it.
+Notebook 08's idea: the memory contract of `mas.memory` on a server that many processes and
+machines reach, worker processes sharing one run through a Redis queue, and a run resumed from
+its memory. The `redis` package is optional: only making a `RedisMemory` or a `JobQueue` imports it.
 
 A worker takes a job, runs its agent (offline or live: `make_client()` decides, as everywhere),
 writes the reply into the run's memory as `result/<job id>`, then acknowledges the job. The
@@ -48,27 +46,28 @@ import secrets
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
+import anthropic
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from mas import prompts
-from mas.errors import JobsIncomplete, MemoryUnavailableError
+from mas.agents import BaseAgent
+from mas.client import make_client
+from mas.errors import AgentReplyError, JobsIncomplete, MemoryUnavailableError
 from mas.extras import require
 from mas.memory import _BaseMemory, _check_value, _Shared
-from mas.prompts import SYSTEM_PROMPTS
 from mas.settings import settings
 
 # ---------------------------------------------------------------- the same run on Redis: RedisMemory
 
 CONNECT_TIMEOUT_S = 5.0  # an unreachable Redis host fails in seconds, not after the OS TCP timeout
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
 
 # Runs inside Redis, so the read of the old stamp and the write are one atomic step, and every
 # client, on any machine, takes its time from the server's clock (the rule of next_stamp, in µs).
@@ -80,7 +79,6 @@ if now <= previous then now = previous + 1 end
 redis.call('HSET', KEYS[1], 'value', ARGV[1], 'updated_at', string.format('%d', now))
 return now
 """
-
 
 START_REDIS = "redis-server --port 6379 --save '' --appendonly no"  # a throwaway server: in memory, no files
 START_REDIS_HINT = (
@@ -101,7 +99,7 @@ class RedisMemory(_BaseMemory):
 
     def __init__(self, url: str | None = None, namespace: str = "", *, prefix: str = "mas") -> None:
         super().__init__(namespace)
-        redis = require("redis", "RedisMemory")  # optional: only a RedisMemory needs it, so `import mas` stays light
+        redis = require("redis", "RedisMemory")
         if not prefix or not isinstance(prefix, str):
             raise ValueError(f"prefix must be a non-empty string, got {prefix!r}")
         self.url = url or settings().redis_url
@@ -188,10 +186,9 @@ class RedisMemory(_BaseMemory):
 
 
 def _scan(client: Any, prefix: str, pattern: str = "*", **options: Any) -> list[str]:
-    """The keys that start with `prefix` (taken literally) and then match the glob `pattern`.
+    """The keys that start with `prefix` (taken literally) and then match the glob `pattern`, sorted.
 
-    SCAN, never KEYS, so the server is never blocked. SCAN may return a key twice: the set
-    drops repeats, the sort gives a stable order."""
+    SCAN may return a key twice: the set drops repeats."""
     return sorted(set(client.scan_iter(match=glob_escape(prefix) + pattern, count=1000, **options)))
 
 
@@ -254,8 +251,8 @@ class Job(BaseModel):
     @field_validator("role")
     @classmethod
     def _known_role(cls, value: str) -> str:
-        if value not in SYSTEM_PROMPTS:
-            raise ValueError(f"no system prompt for role {value!r}; known roles: {', '.join(SYSTEM_PROMPTS)}")
+        if value not in prompts.SYSTEM_PROMPTS:
+            raise ValueError(f"no system prompt for role {value!r}; known roles: {', '.join(prompts.SYSTEM_PROMPTS)}")
         return value
 
 
@@ -266,8 +263,7 @@ class JobQueue:
     when the server is away, `MemoryClosedError` after `close()`)."""
 
     def __init__(self, namespace: str, url: str | None = None, *, prefix: str = "mas"):
-        require("redis", "JobQueue")  # optional, as for RedisMemory: `import mas` stays light
-
+        require("redis", "JobQueue")  # before RedisMemory's, so that a missing extra names JobQueue
         self.memory = RedisMemory(url, namespace=namespace, prefix=prefix)  # checks the namespace, pings
         self.namespace, self.url, self.prefix = namespace, self.memory.url, prefix
         self._base = f"{prefix}:{namespace}/queue:"
@@ -357,14 +353,12 @@ class JobQueue:
         self.close()
 
     def _ids(self, key: str) -> list[str]:
-        """The ids of the jobs in the list `key`, in its order."""
         return [Job.model_validate_json(raw).id for raw in self._call(self._redis.lrange, key, 0, -1)]
 
     def _hash(self, name: str) -> dict[str, str]:
         return dict(sorted(self._call(self._redis.hgetall, self._base + name).items()))
 
     def _acknowledge(self, worker: str, job: Job, raw: str, record: str, value: str) -> None:
-        """Record `job.id` -> `value` in the hash `record` and drop the job from `worker`'s list."""
         pipe = self._redis.pipeline()  # MULTI/EXEC: both or neither
         pipe.hset(self._base + record, job.id, value)
         pipe.lrem(self._processing(worker), 1, raw)
@@ -385,14 +379,7 @@ def work(namespace: str, url: str | None = None, *, worker: str = "w1", prefix: 
          client: Any = None) -> int:
     """A worker: take jobs until the queue is empty, run each one's agent, save the reply.
     Returns how many jobs it took. An API error or an unusable reply fails that job (recorded)."""
-    import anthropic
-
-    from mas.agents import BaseAgent
-    from mas.client import make_client
-    from mas.errors import AgentReplyError
-
     client = client or make_client()
-    agents: dict[str, BaseAgent] = {}
     taken = 0
     with JobQueue(namespace, url, prefix=prefix) as queue:
         while (got := queue.take(worker)) is not None:
@@ -401,10 +388,8 @@ def work(namespace: str, url: str | None = None, *, worker: str = "w1", prefix: 
             if queue.memory.get(RESULT + job.id) is not None:  # done before a crash that came before its ack
                 queue.finish(worker, job, raw, None)
                 continue
-            agent = agents.setdefault(job.role, BaseAgent(job.role, client=client))
-            agent.reset()  # jobs are independent: no history from the last one
-            try:
-                reply = agent.run(job.task)
+            try:  # a new agent for each job: jobs are independent, no history from the last one
+                reply = BaseAgent(job.role, client=client).run(job.task)
             except (anthropic.APIError, AgentReplyError) as err:
                 queue.fail(worker, job, raw, f"{type(err).__name__}: {str(err).splitlines()[0]}")
                 continue
@@ -439,18 +424,16 @@ def start_workers(namespace: str, count: int, url: str | None = None, *, prefix:
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
     env = {**os.environ, "REDIS_URL": url or settings().redis_url}
+    if log_dir is not None:
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
     workers = []
     for i in range(1, count + 1):
         name = f"w{i}-{secrets.token_hex(3)}"  # unique: never shares a dead worker's processing list
-        out: Any = subprocess.DEVNULL
-        if log_dir is not None:
-            Path(log_dir).mkdir(parents=True, exist_ok=True)
-            out = open(Path(log_dir) / f"{name}.log", "w")  # noqa: SIM115 (the child holds it open)
         cmd = [sys.executable, "-m", "mas.scaling", namespace, "--worker", name, "--prefix", prefix,
                "--latency", str(latency)]
-        workers.append(Worker(name, subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)))
-        if out is not subprocess.DEVNULL:
-            out.close()
+        log = open(Path(log_dir) / f"{name}.log", "w") if log_dir is not None else nullcontext(subprocess.DEVNULL)
+        with log as out:  # closing our copy of the file once the child is started: it has its own
+            workers.append(Worker(name, subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)))
     return workers
 
 
@@ -531,7 +514,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefix", default="mas", help="the Redis key prefix (RedisMemory's)")
     parser.add_argument("--latency", type=float, default=0.0, help="offline model: simulated seconds per reply")
     args = parser.parse_args(argv)
-    from mas.client import make_client
     from mas.offline import Latency
 
     client = make_client(latency=Latency(base=args.latency))  # offline options: ignored by a live client

@@ -2,7 +2,7 @@
 
     from mas.settings import settings
     settings().model          # MAS_MODEL, or the course's default
-    settings().offline        # True without a key, or with MAS_OFFLINE=1
+    settings().is_offline     # True without a key, or with MAS_OFFLINE=1
 
 A `.env` file (found by python-dotenv, searching up from the working directory) is loaded into
 the environment once, at the first read (`make_client()` is one), so every switch honours it, and
@@ -93,14 +93,10 @@ def _parse(values: tuple[str | None, ...]) -> Settings:
     except ValidationError as err:
         first = err.errors()[0]
         name = str(first["loc"][0])
-        accepts = Settings.model_fields[_field_of(name)].description or "another value"
+        accepts = next(f.description for f in Settings.model_fields.values() if f.alias == name) or "another value"
         if first["type"] == "value_error":  # a check of our own: its message says what is wrong
             accepts += f" ({first['msg'].removeprefix('Value error, ')})"
         raise SettingsError(name, os.environ.get(name, ""), accepts) from None
-
-
-def _field_of(alias: str) -> str:
-    return next(field for field, info in Settings.model_fields.items() if info.alias == alias)
 
 
 @lru_cache(maxsize=1)
