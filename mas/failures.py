@@ -18,19 +18,16 @@ wrapper (`.failures`); the wrapper never returns a half-result as if it were a s
 policy recovers, it raises `AgentFailed` (a `RunStopped`), so the orchestrator stops the run with
 status "agent_failed" and the reason, resumable, with nothing half-written in memory.
 
-The circuit breaker counts consecutive failed calls of the wrapped agent; at `max_failures` it
-opens and every further call to that agent is refused at once, with no request sent: the
-policies that don't need the agent (fallback, skip, escalate) still run, and if none recovers,
-`CircuitOpen` stops the run ("circuit_open"). A success closes it.
+While a `CircuitBreaker` is open, calls to the wrapped agent are refused with no request sent:
+the policies that don't need the agent (fallback, skip, escalate) still run, and if none
+recovers, `CircuitOpen` stops the run ("circuit_open").
 
 Escalation to a person: a question and a draft in, a `Decision` out (approve, reject, or edit).
 A Jupyter kernel cannot know whether someone is watching (JupyterLab with a person looks exactly
 like nbval or papermill with nobody there), so `mas` does not guess; it is told: `interactive=True`
-or `MAS_INTERACTIVE=1`. Unattended, the configured default decision answers at once (never
-`input()`, which would hang); interactive, an approval form (`mas.widgets.ApprovalForm`) is shown
-and returned, and since a running cell cannot receive clicks, the run stops as "awaiting_human"
-and the same `run(run_id=...)` resumes once the form is answered. A person's "reject" stops the
-run as "rejected".
+or `MAS_INTERACTIVE=1`. Unattended, the default decision answers at once (never `input()`, which
+would hang). Interactive, a form is shown, and since a running cell cannot receive clicks, the run
+stops as "awaiting_human"; the same `run(run_id=...)` resumes once the form is answered.
 
 Simplified on purpose: the breaker's half-open trial comes after a *count* of refused calls
 (`reset_after`), not a cool-down time, so it is deterministic and testable; production breakers
@@ -190,8 +187,7 @@ class Fallback:
             raise ValueError("Fallback needs exactly one of agent=... (another agent) or model=... (another model)")
 
     def recover(self, r: Resilient, step: Step, failure: AgentFailure) -> Any:
-        backup = r.backup(self)
-        return r.attempt(backup, step, primary=False)
+        return r.attempt(r.backup(self), step, primary=False)
 
 
 @dataclass
@@ -230,8 +226,7 @@ class Escalate:
 
     @property
     def form(self) -> ApprovalForm | None:
-        """The form on screen that the stopped run is waiting for; None when nothing waits (not asked
-        yet, or its decision already used)."""
+        """The form the stopped run waits for; None when nothing waits (not asked yet, or its decision used)."""
         return self.waiting[1] if self.waiting is not None else None
 
     def answer_for(self, step: Step) -> tuple[Decision, AgentFailure] | None:
@@ -246,7 +241,7 @@ class Escalate:
 
     def recover(self, r: Resilient, step: Step, failure: AgentFailure) -> Any:
         what = "write the issues, one per line" if step.review else "edit it"
-        question = (f"{failure}. Approve the draft as it is, {what}, or reject it (the run stops, resumable).")
+        question = f"{failure}. Approve the draft as it is, {what}, or reject it (the run stops, resumable)."
         if self.ask is not None:
             answer = self.ask(question, step.draft)
         else:
@@ -322,15 +317,14 @@ class Resilient:
             raise ValueError(f"{agent.name}: a validator's review can't be skipped (a skipped review is not an "
                              "approval); use Retry, Fallback or Escalate")
         if is_validator(agent) and any(isinstance(p, Escalate) and p.default.action == "approve"
-                                            for p in self.policies):
+                                       for p in self.policies):
             raise ValueError(f"{agent.name}: Escalate(default=APPROVE) on a validator would approve a draft that "
                              "nobody reviewed whenever no person is there; leave the default (reject) or edit")
         for p in self.policies:
             if isinstance(p, Fallback) and p.model is not None and not hasattr(agent, "with_model"):
                 raise ValueError("Fallback(model=...) copies an agent onto another model (a mas BaseAgent's "
                                  "with_model); for this one pass Fallback(agent=...)")
-            if isinstance(p, Fallback) and is_validator(agent) and p.agent is not None \
-                    and not is_validator(p.agent):
+            if isinstance(p, Fallback) and p.agent is not None and is_validator(agent) and not is_validator(p.agent):
                 raise ValueError("a validator's fallback must have .review(research, draft, attempts) too")
         self.failures: list[AgentFailure] = []
         self.outcomes: list[str] = []  # per call: "ok", "retry", "fallback", "skip", "escalate:approve", ...
