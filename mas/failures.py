@@ -233,7 +233,7 @@ class Escalate:
         """The person's decision on an earlier escalation of this very step, once given."""
         if self.waiting is None or self.waiting[0] != step.key:
             return None
-        key, form, failure = self.waiting
+        _, form, failure = self.waiting
         if form.decision is None:
             raise AwaitingHuman(f"still waiting for a decision on the form about {failure.agent} ({failure.kind})")
         self.waiting, step.draft = None, form.draft  # approving keeps the draft the form showed
@@ -350,7 +350,7 @@ class Resilient:
         return [*self._backups.values(), *given]
 
     def run(self, task: str) -> str:
-        return self._guard(Step(task, (tag(task, "draft") or ""), lambda agent: agent.run(task), review=False))
+        return self._guard(Step(task, tag(task, "draft") or "", lambda agent: agent.run(task), review=False))
 
     def review(self, research: str, draft: str, attempts: int = VALIDATION_ATTEMPTS) -> ValidationResult:
         return self._guard(Step(validate_task(research, draft), draft,
@@ -381,8 +381,7 @@ class Resilient:
             return result
         self.outcomes.append("failed")
         failures = self.failures[first:]
-        opened = next((f for f in reversed(failures) if f.kind == "circuit_open"), None)
-        if opened is not None:
+        if (opened := next((f for f in reversed(failures) if f.kind == "circuit_open"), None)) is not None:
             raise CircuitOpen(opened, failures, why=opened.message)
         raise AgentFailed(failure, failures, why=f"{failure}; no failure policy recovered "
                                                  f"(tried: {', '.join(tried) or 'none'})")
@@ -390,9 +389,9 @@ class Resilient:
     def attempt(self, agent: Any, step: Step, primary: bool = True) -> Any:
         """One call of `step` on `agent` (the wrapped one when `primary`, which the breaker guards);
         a failure the policies may handle is recorded and raised as `_Failed`, anything else passes."""
-        name = agent.name
-        if primary and self.breaker is not None and not self.breaker.allow():
-            failure = AgentFailure(name, "circuit_open", self.breaker.reason(name), attempts=0)
+        name, breaker = agent.name, (self.breaker if primary else None)
+        if breaker is not None and not breaker.allow():
+            failure = AgentFailure(name, "circuit_open", breaker.reason(name), attempts=0)
             self.failures.append(failure)
             raise _Failed(failure)
         try:
@@ -405,11 +404,11 @@ class Resilient:
             if isinstance(err, AgentReplyError) and kind == "max_tokens" and not step.review and err.reply.strip():
                 step.draft = err.reply  # the cut-off reply is what a human can approve or finish
             self.failures.append(failure)
-            if primary and self.breaker is not None:
-                self.breaker.record(failure)
+            if breaker is not None:
+                breaker.record(failure)
             raise _Failed(failure) from err
-        if primary and self.breaker is not None:
-            self.breaker.record(None)
+        if breaker is not None:
+            breaker.record(None)
         self.answered_by = name
         return result
 
@@ -434,7 +433,8 @@ class Resilient:
         if step.review:  # the person is the validator now: approve, or the issues to send back
             if decision.action == "approve":
                 if decision.by != "human":
-                    raise AgentFailed(failure, why=f"nobody reviewed the draft, and a default cannot approve it: {failure}")
+                    raise AgentFailed(failure,
+                                      why=f"nobody reviewed the draft, and a default cannot approve it: {failure}")
                 return ValidationResult(issues=[], approved=True)  # text sent with an approval is not an issue
             issues = [line.strip("-* ").strip() for line in decision.text.splitlines() if line.strip("-* ").strip()]
             return ValidationResult(issues=issues or ["rejected by a human reviewer"], approved=False)

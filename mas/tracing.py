@@ -130,8 +130,7 @@ class Tracer:
         uninstall(self.hook)
 
     def hook(self, agent: Any, request: dict) -> Any:
-        """The `mas.hooks` hook: called before a call, returns what to run after it (a span per
-        model call; a `count_tokens` request generates nothing and gets none)."""
+        """The `mas.hooks` hook: a span per model call; none for a `count_tokens` request (it generates nothing)."""
         if counting(request):
             return None
         prompt = last_user_text(request)
@@ -197,8 +196,7 @@ class Tracer:
         return [asdict(s) for s in self.spans]
 
     def table(self, by: str | None = None, *, times: bool = True) -> str:
-        """A plain-text table: one row per call, or per agent / step / model / role with `by=`;
-        `times=False` leaves out the time column."""
+        """A text table: a row per call, or per agent / step / model / role (`by=`); `times=False` drops the times."""
         if by is None:
             rows = [{"#": s.index, "agent": s.agent, "step": s.step or "-", "model": s.model,
                      "in": s.input_tokens, "out": s.output_tokens, "cache write": s.cache_creation_input_tokens,
@@ -244,8 +242,7 @@ def load_jsonl(path: str | Path) -> list[Span]:
             continue
         try:
             row = json.loads(line)
-            unknown = set(row) - names
-            if unknown:
+            if unknown := set(row) - names:
                 raise ValueError(f"unknown fields {sorted(unknown)}")
             spans.append(Span(**row))
         except (ValueError, TypeError) as err:
