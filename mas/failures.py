@@ -192,12 +192,9 @@ class Fallback:
 
 @dataclass
 class Skip:
-    """Go on without this step: `default_text`, or, for a revision, the draft it was revising.
-
-    Which steps can be skipped: a revision (the previous draft stands and is validated again,
-    so the verdict stays honest), or an optional agent given a `default_text`. Never the
-    validator: a skipped review must not count as an approval (Resilient refuses the combination).
-    """
+    """Go on without this step: an optional agent's `default_text`, or, for a revision, the draft it was
+    revising (validated again, so the verdict stays honest). Never the validator: a skipped review
+    must not count as an approval (Resilient refuses the combination)."""
 
     default_text: str | None = None
     on: tuple[str, ...] = KINDS
