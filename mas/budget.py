@@ -44,6 +44,7 @@ from mas.client import usage_of
 from mas.contracts import TOKEN_FIELDS
 from mas.errors import BudgetExceeded, RunStopped
 from mas.hooks import After, counting, install, installed, uninstall
+from mas.pricing import cost as price_cost
 from mas.pricing import dollars
 
 INPUT_COUNTS = ("estimate", "api")
@@ -77,14 +78,6 @@ def total_tokens(usage: dict[str, int]) -> int:
     return sum(usage.get(k, 0) for k in TOKEN_FIELDS)
 
 
-def _default_price(model: str, usage: dict) -> float | None:
-    try:  # lazy: mas.pricing is optional for budgets that set no max_cost
-        from mas.pricing import cost
-    except ImportError:
-        return None
-    return cost(model, usage)
-
-
 class Budget:
     """Limits for every agent call made inside `with budget:` (None: no limit on that measure)."""
 
@@ -97,11 +90,9 @@ class Budget:
             raise ValueError(f"input_count must be one of {INPUT_COUNTS}, got {input_count!r}")
         self.max_calls, self.max_tokens, self.max_cost = max_calls, max_tokens, max_cost
         self.input_count = input_count
-        self.price = price or _default_price
+        self.price = price or price_cost
         self._spent, self._reserved = Spent(), Spent()
         self._lock = threading.Lock()  # check-and-reserve is one step, across threads too
-
-    # ------------------------------------------------------------------ installing it
 
     def __enter__(self) -> Budget:
         if self in installed():
@@ -112,8 +103,6 @@ class Budget:
 
     def __exit__(self, *exc: Any) -> None:
         uninstall(self)
-
-    # ------------------------------------------------------------------ what is used
 
     @property
     def spent(self) -> Spent:
@@ -128,15 +117,12 @@ class Budget:
 
     def summary(self) -> str:
         s = self.spent
-        cost = usd(s.cost)
         return (f"{s.calls} call(s){_of(self.max_calls)}, {s.tokens:,} tokens{_of(self.max_tokens, ',')}, "
-                f"cost {cost}{'' if self.max_cost is None else ' of ' + usd(self.max_cost)}")
+                f"cost {usd(s.cost)}{'' if self.max_cost is None else ' of ' + usd(self.max_cost)}")
 
     def __repr__(self) -> str:
         return f"Budget(max_calls={self.max_calls}, max_tokens={self.max_tokens}, max_cost={self.max_cost}): " \
                f"{self.summary()}"
-
-    # ------------------------------------------------------------------ the hook
 
     def worst_case(self, agent: Any, request: dict) -> Spent:
         """What one call could use at most: 1 call, input + max_tokens tokens, and their price

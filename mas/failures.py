@@ -18,19 +18,16 @@ wrapper (`.failures`); the wrapper never returns a half-result as if it were a s
 policy recovers, it raises `AgentFailed` (a `RunStopped`), so the orchestrator stops the run with
 status "agent_failed" and the reason, resumable, with nothing half-written in memory.
 
-The circuit breaker counts consecutive failed calls of the wrapped agent; at `max_failures` it
-opens and every further call to that agent is refused at once, with no request sent: the
-policies that don't need the agent (fallback, skip, escalate) still run, and if none recovers,
-`CircuitOpen` stops the run ("circuit_open"). A success closes it.
+While a `CircuitBreaker` is open, calls to the wrapped agent are refused with no request sent:
+the policies that don't need the agent (fallback, skip, escalate) still run, and if none
+recovers, `CircuitOpen` stops the run ("circuit_open").
 
 Escalation to a person: a question and a draft in, a `Decision` out (approve, reject, or edit).
 A Jupyter kernel cannot know whether someone is watching (JupyterLab with a person looks exactly
 like nbval or papermill with nobody there), so `mas` does not guess; it is told: `interactive=True`
-or `MAS_INTERACTIVE=1`. Unattended, the configured default decision answers at once (never
-`input()`, which would hang); interactive, an approval form (`mas.widgets.ApprovalForm`) is shown
-and returned, and since a running cell cannot receive clicks, the run stops as "awaiting_human"
-and the same `run(run_id=...)` resumes once the form is answered. A person's "reject" stops the
-run as "rejected".
+or `MAS_INTERACTIVE=1`. Unattended, the default decision answers at once (never `input()`, which
+would hang). Interactive, a form is shown, and since a running cell cannot receive clicks, the run
+stops as "awaiting_human"; the same `run(run_id=...)` resumes once the form is answered.
 
 Simplified on purpose: the breaker's half-open trial comes after a *count* of refused calls
 (`reset_after`), not a cool-down time, so it is deterministic and testable; production breakers
@@ -190,18 +187,14 @@ class Fallback:
             raise ValueError("Fallback needs exactly one of agent=... (another agent) or model=... (another model)")
 
     def recover(self, r: Resilient, step: Step, failure: AgentFailure) -> Any:
-        backup = r.backup(self)
-        return r.attempt(backup, step, primary=False)
+        return r.attempt(r.backup(self), step, primary=False)
 
 
 @dataclass
 class Skip:
-    """Go on without this step: `default_text`, or, for a revision, the draft it was revising.
-
-    Which steps can be skipped: a revision (the previous draft stands and is validated again,
-    so the verdict stays honest), or an optional agent given a `default_text`. Never the
-    validator: a skipped review must not count as an approval (Resilient refuses the combination).
-    """
+    """Go on without this step: an optional agent's `default_text`, or, for a revision, the draft it was
+    revising (validated again, so the verdict stays honest). Never the validator: a skipped review
+    must not count as an approval (Resilient refuses the combination)."""
 
     default_text: str | None = None
     on: tuple[str, ...] = KINDS
@@ -230,15 +223,14 @@ class Escalate:
 
     @property
     def form(self) -> ApprovalForm | None:
-        """The form on screen that the stopped run is waiting for; None when nothing waits (not asked
-        yet, or its decision already used)."""
+        """The form the stopped run waits for; None when nothing waits (not asked yet, or its decision used)."""
         return self.waiting[1] if self.waiting is not None else None
 
     def answer_for(self, step: Step) -> tuple[Decision, AgentFailure] | None:
         """The person's decision on an earlier escalation of this very step, once given."""
         if self.waiting is None or self.waiting[0] != step.key:
             return None
-        key, form, failure = self.waiting
+        _, form, failure = self.waiting
         if form.decision is None:
             raise AwaitingHuman(f"still waiting for a decision on the form about {failure.agent} ({failure.kind})")
         self.waiting, step.draft = None, form.draft  # approving keeps the draft the form showed
@@ -246,7 +238,7 @@ class Escalate:
 
     def recover(self, r: Resilient, step: Step, failure: AgentFailure) -> Any:
         what = "write the issues, one per line" if step.review else "edit it"
-        question = (f"{failure}. Approve the draft as it is, {what}, or reject it (the run stops, resumable).")
+        question = f"{failure}. Approve the draft as it is, {what}, or reject it (the run stops, resumable)."
         if self.ask is not None:
             answer = self.ask(question, step.draft)
         else:
@@ -322,15 +314,14 @@ class Resilient:
             raise ValueError(f"{agent.name}: a validator's review can't be skipped (a skipped review is not an "
                              "approval); use Retry, Fallback or Escalate")
         if is_validator(agent) and any(isinstance(p, Escalate) and p.default.action == "approve"
-                                            for p in self.policies):
+                                       for p in self.policies):
             raise ValueError(f"{agent.name}: Escalate(default=APPROVE) on a validator would approve a draft that "
                              "nobody reviewed whenever no person is there; leave the default (reject) or edit")
         for p in self.policies:
             if isinstance(p, Fallback) and p.model is not None and not hasattr(agent, "with_model"):
                 raise ValueError("Fallback(model=...) copies an agent onto another model (a mas BaseAgent's "
                                  "with_model); for this one pass Fallback(agent=...)")
-            if isinstance(p, Fallback) and is_validator(agent) and p.agent is not None \
-                    and not is_validator(p.agent):
+            if isinstance(p, Fallback) and p.agent is not None and is_validator(agent) and not is_validator(p.agent):
                 raise ValueError("a validator's fallback must have .review(research, draft, attempts) too")
         self.failures: list[AgentFailure] = []
         self.outcomes: list[str] = []  # per call: "ok", "retry", "fallback", "skip", "escalate:approve", ...
@@ -356,7 +347,7 @@ class Resilient:
         return [*self._backups.values(), *given]
 
     def run(self, task: str) -> str:
-        return self._guard(Step(task, (tag(task, "draft") or ""), lambda agent: agent.run(task), review=False))
+        return self._guard(Step(task, tag(task, "draft") or "", lambda agent: agent.run(task), review=False))
 
     def review(self, research: str, draft: str, attempts: int = VALIDATION_ATTEMPTS) -> ValidationResult:
         return self._guard(Step(validate_task(research, draft), draft,
@@ -387,8 +378,7 @@ class Resilient:
             return result
         self.outcomes.append("failed")
         failures = self.failures[first:]
-        opened = next((f for f in reversed(failures) if f.kind == "circuit_open"), None)
-        if opened is not None:
+        if (opened := next((f for f in reversed(failures) if f.kind == "circuit_open"), None)) is not None:
             raise CircuitOpen(opened, failures, why=opened.message)
         raise AgentFailed(failure, failures, why=f"{failure}; no failure policy recovered "
                                                  f"(tried: {', '.join(tried) or 'none'})")
@@ -396,9 +386,9 @@ class Resilient:
     def attempt(self, agent: Any, step: Step, primary: bool = True) -> Any:
         """One call of `step` on `agent` (the wrapped one when `primary`, which the breaker guards);
         a failure the policies may handle is recorded and raised as `_Failed`, anything else passes."""
-        name = agent.name
-        if primary and self.breaker is not None and not self.breaker.allow():
-            failure = AgentFailure(name, "circuit_open", self.breaker.reason(name), attempts=0)
+        name, breaker = agent.name, (self.breaker if primary else None)
+        if breaker is not None and not breaker.allow():
+            failure = AgentFailure(name, "circuit_open", breaker.reason(name), attempts=0)
             self.failures.append(failure)
             raise _Failed(failure)
         try:
@@ -411,11 +401,11 @@ class Resilient:
             if isinstance(err, AgentReplyError) and kind == "max_tokens" and not step.review and err.reply.strip():
                 step.draft = err.reply  # the cut-off reply is what a human can approve or finish
             self.failures.append(failure)
-            if primary and self.breaker is not None:
-                self.breaker.record(failure)
+            if breaker is not None:
+                breaker.record(failure)
             raise _Failed(failure) from err
-        if primary and self.breaker is not None:
-            self.breaker.record(None)
+        if breaker is not None:
+            breaker.record(None)
         self.answered_by = name
         return result
 
@@ -440,7 +430,8 @@ class Resilient:
         if step.review:  # the person is the validator now: approve, or the issues to send back
             if decision.action == "approve":
                 if decision.by != "human":
-                    raise AgentFailed(failure, why=f"nobody reviewed the draft, and a default cannot approve it: {failure}")
+                    raise AgentFailed(failure,
+                                      why=f"nobody reviewed the draft, and a default cannot approve it: {failure}")
                 return ValidationResult(issues=[], approved=True)  # text sent with an approval is not an issue
             issues = [line.strip("-* ").strip() for line in decision.text.splitlines() if line.strip("-* ").strip()]
             return ValidationResult(issues=issues or ["rejected by a human reviewer"], approved=False)

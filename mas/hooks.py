@@ -31,8 +31,7 @@ _hooks: ContextVar[tuple[Hook, ...]] = ContextVar("mas_call_hooks", default=())
 
 
 def install(hook: Hook) -> None:
-    """Add `hook` for the rest of this context (what `with call_hook(...)`, `with tracer:` and
-    `with budget:` do on entry)."""
+    """Add `hook` for the rest of this context (what `with call_hook(...)`, `with tracer:`, `with budget:` do)."""
     _hooks.set((*_hooks.get(), hook))
 
 

@@ -1,20 +1,11 @@
 """What a call costs: a per-model price table, and the cost of a reply's `usage`.
 
-    cost("claude-opus-4-6", {"input_tokens": 1000, "output_tokens": 200})   # 0.01 (dollars)
-    cost("my-fine-tune", usage)                                             # None: no price known
-
-Prices are US dollars per million tokens (MTok), one row per model, in the four categories the
-API bills a request by, read from the reply's `usage`:
-
-    input_tokens                  base input rate
-    cache_creation_input_tokens   the 5-minute cache-write rate (1.25x the input rate)
-    cache_read_input_tokens       the cache-hit rate (0.1x the input rate on most models)
-    output_tokens                 output rate
-
-The four are disjoint (a token written to the cache is not also billed as input), so a
-call's cost is their sum. A model with no row has no cost: `None`, shown as "unknown", never a
-guess from a similar model's price. Override or add prices with `set_price(...)` (for every
-caller) or `Tracer(prices={...})` (for one trace).
+Prices are US dollars per million tokens (MTok), one row per model, in the four categories of
+the reply's `usage` the API bills: input, 5-minute cache writes (1.25x the input rate), cache
+hits (0.1x on most models) and output. The four are disjoint (a token written to the cache is
+not also billed as input), so a call's cost is their sum. A model with no row has no cost:
+`None`, shown as "unknown", never a guess from a similar model's price. Override or add prices
+with `set_price(...)` (for every caller) or `Tracer(prices={...})` (for one trace).
 
 Simplified on purpose: the 1-hour cache-write rate (2x input; `mas` agents use the default
 5-minute cache), Batch API discounts, fast mode, data-residency multipliers, long-context
@@ -47,8 +38,7 @@ def price(input: float, output: float, cache_write: float | None = None, cache_r
     >>> price(3, 15)
     Price(input=3.0, output=15.0, cache_write=3.75, cache_read=0.3)
     """
-    if min(input, output) < 0 or (cache_write is not None and cache_write < 0) or (
-            cache_read is not None and cache_read < 0):
+    if any(rate is not None and rate < 0 for rate in (input, output, cache_write, cache_read)):
         raise ValueError(f"prices must be >= 0 dollars per million tokens, got input={input}, output={output}, "
                          f"cache_write={cache_write}, cache_read={cache_read}")
     return Price(float(input), float(output),
@@ -88,8 +78,7 @@ PRICES: dict[str, Price] = {
 
 def set_price(model: str, *, input: float, output: float, cache_write: float | None = None,
               cache_read: float | None = None) -> Price:
-    """Add or replace `model`'s price in the shared table (dollars per million tokens); the
-    cache rates default to 1.25x and 0.1x the input rate."""
+    """Add or replace `model`'s price in the shared table (dollars per million tokens, as `price` takes them)."""
     if not model:
         raise ValueError("set_price needs a model id")
     PRICES[model] = price(input, output, cache_write, cache_read)
@@ -98,9 +87,7 @@ def set_price(model: str, *, input: float, output: float, cache_write: float | N
 
 def price_of(model: str, prices: Mapping[str, Price] | None = None) -> Price | None:
     """The price of `model`: from `prices` first (an override), then the shared table; None if unknown."""
-    if prices is not None and model in prices:
-        return prices[model]
-    return PRICES.get(model)
+    return prices[model] if prices is not None and model in prices else PRICES.get(model)
 
 
 def tokens_of(usage: Any) -> tuple[int, int, int, int]:
@@ -137,11 +124,8 @@ def uncached_cost(model: str, usage: Any, prices: Mapping[str, Price] | None = N
     >>> uncached_cost("claude-opus-4-6", {"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": 2000})
     0.01
     """
-    rate = price_of(model, prices)
-    if rate is None:
-        return None
     inp, out, write, read = tokens_of(usage)
-    return ((inp + write + read) * rate.input + out * rate.output) / PER
+    return cost(model, {"input_tokens": inp + write + read, "output_tokens": out}, prices)
 
 
 def dollars(value: float | None, *, exact: bool = False) -> str:

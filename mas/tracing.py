@@ -7,15 +7,11 @@
     tracer.timeline()                     # a Gantt chart: text, or SVG in a notebook
     tracer.to_jsonl("data/trace.jsonl")   # one JSON object per call; Tracer.from_jsonl reads it back
 
-The tracer is a hook of `mas.hooks`: `BaseAgent.run` and `arun`, the one place agents call the
-model, run it before each call and its `after` with the reply (or the error). So it sees the
-agent (its name and role), the exact request (model, messages) and the `Message` (usage, stop
-reason): everything a span needs, for every agent, sync or async, however many run at once.
-
-A span's step is the label set with `with step("draft_2"):` around the call, or else the kind
-of task the prompt holds (research, write, validate, revise, re-ask: `task_kind`). Its cost
-comes from `mas.pricing` (None when the model has no price: unknown, never a guess). The
-tables and the Gantt chart (`Timeline`) are drawn as plain text, and as SVG in a notebook.
+The tracer is a hook of `mas.hooks`, so it sees every call of every agent, sync or async, however
+many run at once: the agent (name, role), the exact request (model, messages) and the reply's
+`Message` (usage, stop reason), or the error. A span's step is the label of `with step("draft_2"):`
+around the call, or else the kind of task its prompt holds (`task_kind`); its cost comes from
+`mas.pricing` (None when the model has no price: unknown, never a guess).
 
 Times in charts and tables are cut to whole ticks and seconds to tenths (floored, never rounded),
 so they change only when a call moves by a whole unit: notebook outputs stay the same from run
@@ -107,8 +103,7 @@ def task_kind(task: str) -> str | None:
 
 
 def error_kind(err: BaseException) -> str:
-    """A failed call's kind in the one vocabulary of `mas.errors` ("overloaded", "timeout", ...), or
-    the exception's class name for what has no kind (a budget's refusal, a bug)."""
+    """A failed call's kind (`mas.errors.kind_of`), or the exception's class name (a budget's refusal, a bug)."""
     return kind_of(err) or type(err).__name__
 
 
@@ -123,8 +118,6 @@ class Tracer:
         self._count = itertools.count(1)
         self._t0: float | None = None  # when tracing started: span starts count from here
 
-    # ------------------------------------------------------------------ recording
-
     def __enter__(self) -> Tracer:
         if self.hook in installed():
             raise RuntimeError("this tracer is already active; use one `with tracer:` at a time")
@@ -137,8 +130,7 @@ class Tracer:
         uninstall(self.hook)
 
     def hook(self, agent: Any, request: dict) -> Any:
-        """The `mas.hooks` hook: called before a call, returns what to run after it (a span per
-        model call; a `count_tokens` request generates nothing and gets none)."""
+        """The `mas.hooks` hook: a span per model call; none for a `count_tokens` request (it generates nothing)."""
         if counting(request):
             return None
         prompt = last_user_text(request)
@@ -183,10 +175,8 @@ class Tracer:
         """Recompute every span's cost from its tokens, with `prices` added to this tracer's overrides."""
         self.prices.update(prices or {})
         with self._lock:
-            self._spans = [replace(s, cost=price_cost(s.model, _tokens(s), self.prices)) for s in self._spans]
+            self._spans = [replace(s, cost=price_cost(s.model, s, self.prices)) for s in self._spans]
         return self
-
-    # ------------------------------------------------------------------ summaries
 
     def summary(self) -> Summary:
         """Calls, tokens, cost and time of everything traced."""
@@ -206,8 +196,7 @@ class Tracer:
         return [asdict(s) for s in self.spans]
 
     def table(self, by: str | None = None, *, times: bool = True) -> str:
-        """A plain-text table: one row per call, or per agent / step / model / role with `by=`;
-        `times=False` leaves out the time column."""
+        """A text table: a row per call, or per agent / step / model / role (`by=`); `times=False` drops the times."""
         if by is None:
             rows = [{"#": s.index, "agent": s.agent, "step": s.step or "-", "model": s.model,
                      "in": s.input_tokens, "out": s.output_tokens, "cache write": s.cache_creation_input_tokens,
@@ -223,8 +212,6 @@ class Tracer:
             rows = [{k: v for k, v in r.items() if k != "time (s)"} for r in rows]
         return format_table(rows)
 
-    # ------------------------------------------------------------------ timeline and export
-
     def timeline(self, tick: float | None = None, width: int = 60) -> Timeline:
         """A Gantt chart of the calls: text when printed, SVG in a notebook. `tick` is the seconds
         one character (one step of the SVG) stands for; by default the run fits in `width` characters."""
@@ -234,9 +221,7 @@ class Tracer:
         """Write one JSON object per span (JSON Lines); returns the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8") as f:
-            for row in self.to_rows():
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in self.to_rows()), encoding="utf-8")
         return path
 
     @classmethod
@@ -257,8 +242,7 @@ def load_jsonl(path: str | Path) -> list[Span]:
             continue
         try:
             row = json.loads(line)
-            unknown = set(row) - names
-            if unknown:
+            if unknown := set(row) - names:
                 raise ValueError(f"unknown fields {sorted(unknown)}")
             spans.append(Span(**row))
         except (ValueError, TypeError) as err:
@@ -312,8 +296,8 @@ class Summary:
             if self.cache_creation_input_tokens or self.cache_read_input_tokens:
                 money += f" (without prompt caching: {dollars(self.uncached_cost)})"
         else:
-            unpriced_calls = "" if self.priced_cost == 0 else f"; the priced calls cost {dollars(self.priced_cost)}"
-            money = (f"unknown (no price for {', '.join(self.unpriced)}{unpriced_calls}; "
+            priced = "" if self.priced_cost == 0 else f"; the priced calls cost {dollars(self.priced_cost)}"
+            money = (f"unknown (no price for {', '.join(self.unpriced)}{priced}; "
                      "add one with mas.pricing.set_price)")
         lines = [f"calls: {self.calls} ({self.errors} failed)",
                  f"tokens: {self.input_tokens:,} in, {self.output_tokens:,} out, "
@@ -325,26 +309,17 @@ class Summary:
         return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------- helpers
-
 def _cut(text: str, limit: int | None) -> str:
     if limit is None or len(text) <= limit:
         return text
     return text[:limit] + f"…[+{len(text) - limit} chars]"
 
 
-def _tokens(span: Span) -> dict[str, int]:
-    return {name: getattr(span, name) for name in TOKEN_FIELDS}
-
-
 # ---------------------------------------------------------------------------- drawing: the chart and the tables
 
 class Timeline:
-    """A Gantt chart of spans. `str()` is text; `_repr_html_` is SVG for notebooks (a few hand-written
-    elements, no plotting library).
-
-    Times are cut to whole ticks (floored), so a chart changes only when a call moves by a tick.
-    """
+    """A Gantt chart of spans, its times cut to whole ticks. `str()` is text; `_repr_html_` is SVG
+    for notebooks (a few hand-written elements, no plotting library)."""
 
     LABEL_PX, ROW_PX, CHART_PX = 230, 22, 480  # the bars' area is about CHART_PX wide
     COLOURS = ("#4C78A8", "#F58518", "#54A24B", "#B279A2", "#72B7B2", "#EECA3B", "#9D755D")
@@ -409,9 +384,6 @@ class Timeline:
         return "".join([*out, "</svg>"])
 
 
-
-# ---------------------------------------------------------------------- helpers
-
 def format_table(rows: list[dict[str, Any]]) -> str:
     """Rows of dicts as aligned plain text: numbers right-aligned, text left-aligned.
 
@@ -444,11 +416,8 @@ def nice_tick(seconds: float) -> float:
     if seconds <= 0:
         return 0.1
     exp = math.floor(math.log10(seconds))
-    for base in (1, 2, 5, 10):
-        step = round(base * 10.0 ** exp, 12)
-        if step >= seconds * (1 - 1e-9):
-            return step
-    return round(10.0 ** (exp + 1), 12)
+    steps = [round(base * 10.0 ** exp, 12) for base in (1, 2, 5, 10)]
+    return next((step for step in steps if step >= seconds * (1 - 1e-9)), steps[-1])
 
 
 def _cell(value: Any) -> str:
