@@ -9,7 +9,6 @@ from typing import Any, Callable
 
 from mas.exercises.core import expect
 
-# ---------------------------------------------------------------- 10 playground
 
 def check_tight_max_tokens(playground: Any) -> str:
     """10.1: the smallest max_tokens (within 10) that keeps the researcher's reply complete."""
