@@ -125,10 +125,8 @@ class Playground:
                          system_prompt=self.prompts[self.role.value] if system_prompt is None else system_prompt)
 
     def run_agent(self) -> str:
-        agent = self.agent()
-        text, seconds = self._timed(agent, self.task.value)
+        text, self.stats.value = self._ask()
         self.reply.value = _pre(text)
-        self.stats.value = format_stats(call_stats(agent, seconds), self.show_time) if seconds is not None else ""
         return text
 
     def run_pipeline(self, topic: str | None = None) -> str:
@@ -153,9 +151,7 @@ class Playground:
         """Both variants on the same task; their stats (tokens, cost) are kept in `compare_stats`."""
         out, self.compare_stats = [], []
         for prompt, view in ((self.variant_a.value, self.reply_a), (self.variant_b.value, self.reply_b)):
-            agent = self.agent(system_prompt=prompt)
-            text, seconds = self._timed(agent, self.task.value)
-            stats = format_stats(call_stats(agent, seconds), self.show_time) if seconds is not None else ""
+            text, stats = self._ask(prompt)
             self.compare_stats.append(stats)
             view.value = f"<div>{stats}</div>{_pre(text)}"
             out.append(text)
@@ -194,14 +190,17 @@ class Playground:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _timed(self, agent: BaseAgent, task: str) -> tuple[str, float | None]:
+    def _ask(self, system_prompt: str | None = None) -> tuple[str, str]:
+        """An agent's reply to the task, or the error where the reply would be, and the call's stats line."""
+        agent = self.agent(system_prompt)
         start = time.perf_counter()
         try:
-            return agent.run(task), time.perf_counter() - start
+            text = agent.run(self.task.value)
         except AgentReplyError as err:
-            return f"[{err.kind}] {err}\n\n{err.reply}", time.perf_counter() - start
+            text = f"[{err.kind}] {err}\n\n{err.reply}"
         except Exception as err:  # an API error: show it where the reply would be, keep the widget alive
-            return f"[error] {type(err).__name__}: {err}", None
+            return f"[error] {type(err).__name__}: {err}", ""
+        return text, format_stats(call_stats(agent, time.perf_counter() - start), self.show_time)
 
     def _role_changed(self, change: dict) -> None:
         self.system.value = self.prompts[change["new"]]

@@ -1,8 +1,4 @@
-"""Checks for the exercises of notebooks 01-03: shared memory, agents, the orchestrator.
-
-Each check takes what the learner built (a stored value, a class, a run's result) and tries it
-against the offline model; see `mas.exercises` for how checks are called.
-"""
+"""Checks for the exercises of notebooks 01-03: shared memory, agents, the orchestrator (see `mas.exercises`)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """Checks for the exercises of notebooks 05-07: failure policies, parallel agents, tracing and cost.
 
 Each check rebuilds the exercise's scenario on a fresh offline service and runs the learner's
-policies, breaker or researcher in it, or reads the learner's trace, so what passes is what
-the code does, not what it prints. See `mas.exercises` for how checks are called.
+policies, breaker or researcher in it, or reads the learner's trace (see `mas.exercises`).
 """
 
 from __future__ import annotations

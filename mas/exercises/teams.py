@@ -2,7 +2,6 @@
 
 Both checks repeat the learner's experiment on fresh offline services (a new transport per run, so
 its request count is that run's alone) and compare what happens with the learner's figures.
-See `mas.exercises` for how checks are called.
 """
 
 from __future__ import annotations
