@@ -188,7 +188,8 @@ class ResearchTeam:
 
     def _research(self, task: str) -> str:
         if not task.strip():
-            raise ValueError(f"{self.name} was given an empty task: give it <topic>...</topic> (mas.prompts.research_task)")
+            raise ValueError(f"{self.name} was given an empty task: give it <topic>...</topic> "
+                             "(mas.prompts.research_task)")
         topic = tag(task, "topic") or task.strip().splitlines()[0]
         audience = tag(task, "audience") or DEFAULT_AUDIENCE
         context = tag(task, "context")

@@ -9,7 +9,7 @@ Results come back in the order of the subtasks, each either the reply's text or 
 (index, label, agent, kind, message): a subtask that fails does not lose its siblings' results.
 Only failures the model or the API caused become a `SubtaskError` (an API error that outlived the
 SDK's retries, an unusable reply, the per-subtask `timeout`); a limit that stops the work on
-purpose (`mas.hooks.RunStopped`, e.g. a budget) and a programming error are raised, after the
+purpose (`mas.errors.RunStopped`, e.g. a budget) and a programming error are raised, after the
 siblings have finished.
 
 `run_parallel` is the sync entry point. It runs the coroutine on one event loop that `mas` keeps in
@@ -18,9 +18,6 @@ already running (where `asyncio.run` refuses to start). One long-lived loop rath
 `asyncio.run` per call, because an async HTTP client's pooled connections belong to the loop that
 opened them: reusing one `AsyncAnthropic` across `asyncio.run` calls fails with "Event loop is
 closed" (encode/httpx#2473). Context variables (the hooks of `mas.hooks`) follow the call.
-
-`ParallelResearcher` puts this behind the researcher's interface (`run`, `reset`, `usage`, `name`),
-so `Orchestrator(researcher=ParallelResearcher())` researches a topic from several angles at once.
 
 Simplified on purpose: no cancellation of the siblings when one fails, no retry beyond the SDK's
 own (notebook 05 adds policies), and one agent per subtask, since an agent keeps one conversation.
@@ -137,8 +134,6 @@ async def _one(index: int, subtask: Subtask, slots: asyncio.Semaphore, timeout: 
             return failed(kind_of(err) or "server_error", one_line(err))
 
 
-# --------------------------------------------------------------------------- the sync entry point
-
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_lock = threading.Lock()
 
@@ -178,10 +173,6 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         raise
 
 
-# --------------------------------------------------------------------------- a parallel researcher
-
-
-
 class ParallelResearcher:
     """A researcher that researches a topic from several angles at once and merges the notes.
 
@@ -189,8 +180,8 @@ class ParallelResearcher:
     (all sharing one async client); their bullet points are merged in angle order, duplicates
     dropped. An angle that fails is reported in `errors` and named at the end of the research;
     the research goes on while at least `min_angles` angles succeeded (set it to the number of
-    angles to stop the run instead). It has the researcher's interface, so the orchestrator
-    takes it as `researcher=`.
+    angles to stop the run instead). It has the researcher's interface (`run`, `reset`, `usage`,
+    `name`), so `Orchestrator(researcher=ParallelResearcher())` takes it as its researcher.
     """
 
     role = "researcher"

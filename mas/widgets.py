@@ -17,14 +17,20 @@ import html
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from mas.agents import BaseAgent
+from mas.agents import BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
 from mas.client import default_model, make_client, usage_of
+from mas.errors import AgentReplyError
 from mas.extras import require
 from mas.failures import Decision
+from mas.memory import SQLiteMemory
 from mas.offline.catalog import listed_models
+from mas.offline.roles import topic_of
+from mas.orchestrator import Orchestrator
+from mas.pricing import cost
 from mas.prompts import SYSTEM_PROMPTS, research_task
+from mas.tracing import Timeline, Tracer, format_table
 
 W = require("ipywidgets", "mas.widgets")  # the `lab` extra
 DEFAULT_TASK = research_task("How vector databases enable semantic search", "senior software engineers")
@@ -32,8 +38,6 @@ DEFAULT_TASK = research_task("How vector databases enable semantic search", "sen
 
 def call_stats(agent: BaseAgent, seconds: float | None) -> dict[str, Any]:
     """Tokens, latency and cost of an agent's last call (cost None when the model has no known price)."""
-    from mas.pricing import cost
-
     message = agent.last_message
     usage = usage_of(message) if message is not None else {}
     return {"model": agent.model, "input_tokens": usage.get("input_tokens", 0),
@@ -47,11 +51,17 @@ def format_stats(stats: dict[str, Any], show_time: bool = True) -> str:
     >>> format_stats({"model": "m", "input_tokens": 1200, "output_tokens": 5, "seconds": 0.25, "cost": None})
     'm · 1,200 in / 5 out tokens · 0.25 s · cost unknown'
     """
-    cost = "cost unknown" if stats["cost"] is None else f"${stats['cost']:.4f}"
     parts = [stats["model"], f"{stats['input_tokens']:,} in / {stats['output_tokens']:,} out tokens"]
     if show_time and stats["seconds"] is not None:
         parts.append(f"{stats['seconds']:.2f} s")
-    return " · ".join([*parts, cost])
+    return " · ".join([*parts, "cost unknown" if stats["cost"] is None else f"${stats['cost']:.4f}"])
+
+
+def _button(description: str, action: Callable[[], Any], **style: Any) -> W.Button:
+    """A button that calls `action()` when clicked."""
+    button = W.Button(description=description, **style)
+    button.on_click(lambda _: action())
+    return button
 
 
 class Playground:
@@ -71,31 +81,24 @@ class Playground:
         self.system = W.Textarea(value=self.prompts["researcher"], description="System",
                                  layout=W.Layout(width="100%", height="110px"))
         self.task = W.Textarea(value=DEFAULT_TASK, description="Task", layout=W.Layout(width="100%", height="70px"))
-        self.reply = W.HTML()
-        self.stats = W.HTML()
-        self.status = W.HTML()
+        self.reply, self.stats, self.status = W.HTML(), W.HTML(), W.HTML()
         self.path = W.Text(value="data/prompts.json", description="File")
-        run_agent, run_pipeline = W.Button(description="Run agent", button_style="primary"), W.Button(description="Run pipeline")
-        reset, save, load = W.Button(description="Reset prompts"), W.Button(description="Save"), W.Button(description="Load")
-        run_agent.on_click(lambda _: self.run_agent())
-        run_pipeline.on_click(lambda _: self.run_pipeline())
-        reset.on_click(lambda _: self.reset_prompts())
-        save.on_click(lambda _: self.save())
-        load.on_click(lambda _: self.load())
+        buttons = [_button("Run agent", self.run_agent, button_style="primary"),
+                   _button("Run pipeline", self.run_pipeline), _button("Reset prompts", self.reset_prompts),
+                   _button("Save", self.save), _button("Load", self.load)]
         self.role.observe(self._role_changed, names="value")
         self.system.observe(self._prompt_edited, names="value")
 
         self.variant_a = W.Textarea(value=self.prompts["researcher"], description="Prompt A",
                                     layout=W.Layout(width="98%", height="110px"))
-        self.variant_b = W.Textarea(value=self.prompts["researcher"] + " Limit yourself to the three most important facts.",
-                                    description="Prompt B", layout=W.Layout(width="98%", height="110px"))
+        self.variant_b = W.Textarea(value=self.prompts["researcher"]
+                                    + " Limit yourself to the three most important facts.", description="Prompt B",
+                                    layout=W.Layout(width="98%", height="110px"))
         self.reply_a, self.reply_b = W.HTML(), W.HTML()
-        compare = W.Button(description="Compare A and B", button_style="primary")
-        compare.on_click(lambda _: self.compare())
+        compare = _button("Compare A and B", self.compare, button_style="primary")
 
         single = W.VBox([W.HBox([self.role, self.model, self.max_tokens]), self.system, self.task,
-                         W.HBox([run_agent, run_pipeline, reset, save, load, self.path]), self.status, self.stats,
-                         self.reply])
+                         W.HBox([*buttons, self.path]), self.status, self.stats, self.reply])
         side_by_side = W.VBox([W.HBox([self.role_hint()]), self.task_hint(),
                                W.HBox([W.VBox([self.variant_a, self.reply_a], layout=W.Layout(width="50%")),
                                        W.VBox([self.variant_b, self.reply_b], layout=W.Layout(width="50%"))]),
@@ -122,18 +125,12 @@ class Playground:
                          system_prompt=self.prompts[self.role.value] if system_prompt is None else system_prompt)
 
     def run_agent(self) -> str:
-        agent = self.agent()
-        text, seconds = self._timed(agent, self.task.value)
+        text, self.stats.value = self._ask()
         self.reply.value = _pre(text)
-        self.stats.value = format_stats(call_stats(agent, seconds), self.show_time) if seconds is not None else ""
         return text
 
     def run_pipeline(self, topic: str | None = None) -> str:
-        from mas.agents import ResearcherAgent, ValidatorAgent, WriterAgent
-        from mas.memory import SQLiteMemory
-        from mas.orchestrator import Orchestrator
-
-        topic = topic or _topic_of(self.task.value)
+        topic = topic or topic_of(self.task.value)
         kw = dict(client=self.client, model=self.model.value, max_tokens=self.max_tokens.value)
         lines: list[str] = []
         with SQLiteMemory(":memory:") as memory:
@@ -142,8 +139,6 @@ class Playground:
                                 writer=WriterAgent(system_prompt=self.prompts["writer"], **kw),
                                 validator=ValidatorAgent(system_prompt=self.prompts["validator"], **kw))
             result = orch.run(topic, run_id="playground")
-        from mas.pricing import cost
-
         price = cost(self.model.value, result.usage.model_dump())
         self.status.value = f"<b>{result.status}</b>: {html.escape(result.reason)}"
         self.stats.value = (f"{result.usage.calls} calls · {result.usage.input_tokens:,} in / "
@@ -156,9 +151,7 @@ class Playground:
         """Both variants on the same task; their stats (tokens, cost) are kept in `compare_stats`."""
         out, self.compare_stats = [], []
         for prompt, view in ((self.variant_a.value, self.reply_a), (self.variant_b.value, self.reply_b)):
-            agent = self.agent(system_prompt=prompt)
-            text, seconds = self._timed(agent, self.task.value)
-            stats = format_stats(call_stats(agent, seconds), self.show_time) if seconds is not None else ""
+            text, stats = self._ask(prompt)
             self.compare_stats.append(stats)
             view.value = f"<div>{stats}</div>{_pre(text)}"
             out.append(text)
@@ -197,16 +190,17 @@ class Playground:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _timed(self, agent: BaseAgent, task: str) -> tuple[str, float | None]:
-        from mas.errors import AgentReplyError
-
+    def _ask(self, system_prompt: str | None = None) -> tuple[str, str]:
+        """An agent's reply to the task, or the error where the reply would be, and the call's stats line."""
+        agent = self.agent(system_prompt)
         start = time.perf_counter()
         try:
-            return agent.run(task), time.perf_counter() - start
+            text = agent.run(self.task.value)
         except AgentReplyError as err:
-            return f"[{err.kind}] {err}\n\n{err.reply}", time.perf_counter() - start
+            text = f"[{err.kind}] {err}\n\n{err.reply}"
         except Exception as err:  # an API error: show it where the reply would be, keep the widget alive
-            return f"[error] {type(err).__name__}: {err}", None
+            return f"[error] {type(err).__name__}: {err}", ""
+        return text, format_stats(call_stats(agent, time.perf_counter() - start), self.show_time)
 
     def _role_changed(self, change: dict) -> None:
         self.system.value = self.prompts[change["new"]]
@@ -214,12 +208,6 @@ class Playground:
 
     def _prompt_edited(self, change: dict) -> None:
         self.prompts[self.role.value] = change["new"]
-
-
-def _topic_of(task: str) -> str:
-    from mas.offline.roles import topic_of
-
-    return topic_of(task)
 
 
 def _pre(text: str) -> str:
@@ -233,8 +221,6 @@ class TraceViewer:
     """
 
     def __init__(self, trace: Any, *, times: bool = True):
-        from mas.tracing import Timeline, Tracer, format_table
-
         self.spans = list(trace.spans if isinstance(trace, Tracer) else trace)
         self.times = times  # hide seconds where output must be stable (notebooks under test)
         rows = [{"#": s.index, "agent": s.agent, "step": s.step or "-", "in": s.input_tokens,
@@ -277,21 +263,16 @@ class ApprovalForm:
     """
 
     def __init__(self, question: str, draft: str = ""):
-        widgets = W
         self.question, self.draft = question, draft
         self.decision: Decision | None = None
-        self.text = widgets.Textarea(value=draft, placeholder="the draft (edit it, then press 'Use my edit')",
-                                     layout=widgets.Layout(width="100%", height="14em"))
-        self.approve_button = widgets.Button(description="Approve", button_style="success", icon="check")
-        self.edit_button = widgets.Button(description="Use my edit", button_style="warning", icon="pencil")
-        self.reject_button = widgets.Button(description="Reject", button_style="danger", icon="times")
-        self.status = widgets.HTML("<i>waiting for your decision</i>")
-        self.approve_button.on_click(lambda _: self.approve())
-        self.edit_button.on_click(lambda _: self.edit())
-        self.reject_button.on_click(lambda _: self.reject())
-        self.widget = widgets.VBox([widgets.HTML(f"<b>{html.escape(question)}</b>"), self.text,
-                                    widgets.HBox([self.approve_button, self.edit_button, self.reject_button]),
-                                    self.status])
+        self.text = W.Textarea(value=draft, placeholder="the draft (edit it, then press 'Use my edit')",
+                               layout=W.Layout(width="100%", height="14em"))
+        self.approve_button = _button("Approve", self.approve, button_style="success", icon="check")
+        self.edit_button = _button("Use my edit", self.edit, button_style="warning", icon="pencil")
+        self.reject_button = _button("Reject", self.reject, button_style="danger", icon="times")
+        self.status = W.HTML("<i>waiting for your decision</i>")
+        self.widget = W.VBox([W.HTML(f"<b>{html.escape(question)}</b>"), self.text,
+                              W.HBox([self.approve_button, self.edit_button, self.reject_button]), self.status])
 
     # the three button handlers
     def approve(self) -> None:

@@ -11,7 +11,13 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pydantic
+
+from mas.agents import WriterAgent
+from mas.client import make_client
+from mas.errors import ContractError, ReplyError
 from mas.exercises.core import NotYet, expect
+from mas.offline import ScriptedTransport
 
 GOOD = {"title": "Vector search", "sections": ["## Overview\n\nEmbeddings map text to vectors."]}
 TASK = "<topic>Vector search</topic>\n<audience>engineers</audience>\n<research>\n- a point\n</research>"
@@ -35,18 +41,12 @@ _MUST_REJECT = [
 
 def _writer(replies: list[str]) -> tuple[Any, Any]:
     """A WriterAgent played by a ScriptedTransport serving `replies`, and that transport."""
-    from mas.agents import WriterAgent
-    from mas.client import make_client
-    from mas.offline import ScriptedTransport
-
     script = ScriptedTransport(replies)
     return WriterAgent(client=make_client(transport=script, max_retries=0)), script
 
 
 def _contract(draft_class: Any) -> None:
     """The learner's Draft is a pydantic model with exactly the contract the exercise asks for."""
-    import pydantic
-
     expect(isinstance(draft_class, type) and issubclass(draft_class, pydantic.BaseModel),
            "Define Draft as a pydantic model, `class Draft(BaseModel): ...`, and pass the class itself.")
     fields = sorted(draft_class.model_fields)
@@ -75,11 +75,8 @@ def _text(content: Any) -> str:
     return "".join(block.get("text", "") for block in content if isinstance(block, dict))
 
 
-# ---------------------------------------------------------------- 04.1 a contract for the writer
-
 def check_draft_contract(draft_class: Any, result: Any, script: Any) -> str:
     """04.1: `Draft(title, sections)` rejects what it should; a fenced answer is re-asked once, then read."""
-
     _contract(draft_class)
     writer, own = _writer(["```json\n" + json.dumps(GOOD) + "\n```", json.dumps(GOOD)])
     expect(writer.ask(TASK, draft_class) == draft_class(**GOOD) and len(own.requests) == 2,
@@ -105,14 +102,8 @@ def check_draft_contract(draft_class: Any, result: Any, script: Any) -> str:
             "2 requests")
 
 
-# ---------------------------------------------------------------- 04.2 a reply that fails the contract
-
 def check_failing_contract(draft_class: Any, error: Any, requests: Any) -> str:
     """04.2: a writer that always answers with no sections: ContractError after 2 answers, with the reason."""
-    import pydantic
-
-    from mas.errors import ContractError, ReplyError
-
     _contract(draft_class)
     expect(isinstance(error, BaseException), "Pass the exception writer.ask raised: "
            "`except ContractError as err:` ..., then check(\"04.2\", Draft, err, requests).")

@@ -14,6 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mas.client import make_client
+from mas.memory import SQLiteMemory
+from mas.offline import OfflineTransport
+from mas.orchestrator import Orchestrator
+
 
 class NotYet(AssertionError):
     """The exercise is not done yet; the message says what to look at."""
@@ -75,9 +80,12 @@ def run_pipeline(client: Any, topic: str, **agents: Any) -> tuple[Any, dict[str,
 
     `agents` are the orchestrator's `researcher=`, `writer=`, `validator=` (the learner's, wrapped or not).
     """
-    from mas.memory import SQLiteMemory
-    from mas.orchestrator import Orchestrator
-
     with SQLiteMemory(":memory:") as memory:
         result = Orchestrator(memory, client=client, progress=None, **agents).run(topic, run_id="check")
         return result, memory.scoped("check").get_all()
+
+
+def offline_client(faults: list[Any] | None = None, max_retries: int = 0) -> tuple[OfflineTransport, Any]:
+    """A new offline transport (with these faults), whose `.model.calls` counts its requests, and a client on it."""
+    transport = OfflineTransport(faults=faults)
+    return transport, make_client(transport=transport, max_retries=max_retries)

@@ -1,21 +1,20 @@
-"""Checks for the exercises of notebooks 01-03: shared memory, agents, the orchestrator.
-
-Each check takes what the learner built (a stored value, a class, a run's result) and tries it
-against the offline model; see `mas.exercises` for how checks are called.
-"""
+"""Checks for the exercises of notebooks 01-03: shared memory, agents, the orchestrator (see `mas.exercises`)."""
 
 from __future__ import annotations
 
 import json
 import re
+import tempfile
+from pathlib import Path
 from typing import Any, Callable
 
+from mas.agents import BaseAgent
+from mas.client import make_client
 from mas.exercises.core import NotYet, expect
+from mas.prompts import SYSTEM_PROMPTS
 
 SOURCE_NOTE = re.compile(r"\(source: [^)]*\)")
 
-
-# ---------------------------------------------------------------- 01 shared memory
 
 def check_json_value(stored: str, value: Any) -> str:
     """01.1: a structured value stored with set_json is plain, readable JSON text that reads back the same."""
@@ -30,9 +29,6 @@ def check_json_value(stored: str, value: Any) -> str:
 
 def check_keys_method(memory_class: type) -> str:
     """01.2: `keys(prefix)` returns the keys with that prefix, in order, with `_` taken literally."""
-    import tempfile
-    from pathlib import Path
-
     expect(hasattr(memory_class, "keys"), "Add a method `keys(self, prefix='')` to your PersistentMemory class.")
     with tempfile.TemporaryDirectory() as tmp:
         memory = memory_class(Path(tmp) / "check.db")
@@ -51,14 +47,8 @@ def check_keys_method(memory_class: type) -> str:
     return "keys(prefix) returns exactly the keys under the prefix, in order"
 
 
-# ---------------------------------------------------------------- 02 agents
-
 def check_specialist(agent_class: type, role: str) -> str:
     """02.1: a fourth specialist is one prompt in SYSTEM_PROMPTS and a subclass of BaseAgent."""
-    from mas.agents import BaseAgent
-    from mas.client import make_client
-    from mas.prompts import SYSTEM_PROMPTS
-
     expect(isinstance(agent_class, type) and issubclass(agent_class, BaseAgent),
            "Make your agent a subclass of mas.agents.BaseAgent.")
     expect(role in SYSTEM_PROMPTS, f"Add a system prompt for {role!r} to SYSTEM_PROMPTS.")
@@ -72,8 +62,6 @@ def check_specialist(agent_class: type, role: str) -> str:
 
 def check_strict_validator(validator_class: type, research: str, faithful: str) -> str:
     """02.2: a stricter validator rejects a draft without the research's source notes, approves a faithful one."""
-    from mas.client import make_client
-
     validator = validator_class(client=make_client(offline=True))
     stripped = SOURCE_NOTE.sub("", faithful)
     expect(stripped != faithful, "The faithful draft should carry the research's (source: ...) notes.")
@@ -85,8 +73,6 @@ def check_strict_validator(validator_class: type, research: str, faithful: str) 
     expect(validator.review(research, faithful).approved, "Too strict: the faithful draft should still be approved.")
     return "rejects a draft without sources, approves the faithful one"
 
-
-# ---------------------------------------------------------------- 03 orchestrator
 
 def check_refused_run(result: Any, saved: dict[str, str]) -> str:
     """03.1: a refusing writer stops the run cleanly: failed, with the reason, and no draft saved."""

@@ -1,7 +1,4 @@
-"""Checks for the exercises of notebook 10: the prompt playground, and reading a trace.
-
-See `mas.exercises` for how checks are called.
-"""
+"""Checks for the exercises of notebook 10: the prompt playground, and reading a trace (see `mas.exercises`)."""
 
 from __future__ import annotations
 
@@ -9,7 +6,6 @@ from typing import Any, Callable
 
 from mas.exercises.core import expect
 
-# ---------------------------------------------------------------- 10 playground
 
 def check_tight_max_tokens(playground: Any) -> str:
     """10.1: the smallest max_tokens (within 10) that keeps the researcher's reply complete."""
@@ -18,7 +14,7 @@ def check_tight_max_tokens(playground: Any) -> str:
 
     def complete(max_tokens: int) -> bool:
         playground.max_tokens.value = max_tokens
-        text, _ = playground._timed(playground.agent(), playground.task.value)
+        text, _ = playground._ask()
         return not text.startswith("[max_tokens]")
 
     try:

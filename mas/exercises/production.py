@@ -1,8 +1,7 @@
 """Checks for the exercises of notebooks 05-07: failure policies, parallel agents, tracing and cost.
 
 Each check rebuilds the exercise's scenario on a fresh offline service and runs the learner's
-policies, breaker or researcher in it, or reads the learner's trace, so what passes is what
-the code does, not what it prints. See `mas.exercises` for how checks are called.
+policies, breaker or researcher in it, or reads the learner's trace (see `mas.exercises`).
 """
 
 from __future__ import annotations
@@ -10,18 +9,22 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from mas.exercises.core import CallLog, NotYet, expect, run_pipeline
+from mas.agents import BaseAgent, ValidatorAgent, WriterAgent
+from mas.errors import RunStopped
+from mas.exercises.core import CallLog, NotYet, expect, offline_client, run_pipeline
+from mas.failures import CircuitBreaker, Fallback, Resilient, Retry
+from mas.hooks import call_hook
+from mas.offline import Fault
+from mas.parallel import ParallelResearcher
+from mas.pricing import PRICES, cost, price
+from mas.prompts import research_task
 
 TOPIC = "How vector databases enable semantic search"  # the offline model has notes on it
 UNKNOWN_TOPIC = "Solar panel recycling"  # it has none: 5 generic points per angle
 
 
-# ---------------------------------------------------------------- 05 failure handling
-
 def _policies(answer: Any) -> list[Any]:
     """The policy list of the learner's answer: the list itself, or the one inside a Resilient."""
-    from mas.failures import Resilient
-
     policies = answer.policies if isinstance(answer, Resilient) else answer
     expect(isinstance(policies, (list, tuple)) and all(callable(getattr(p, "recover", None)) for p in policies),
            "Pass the list of failure policies you gave Resilient, e.g. [Retry(...), Fallback(...)] "
@@ -31,12 +34,6 @@ def _policies(answer: Any) -> list[Any]:
 
 def check_fallback(answer: Any) -> str:
     """05.1: the writer's requests fail for the whole run, on any model; fall back at once to a writer with no model."""
-    from mas.agents import BaseAgent, WriterAgent
-    from mas.client import make_client
-    from mas.failures import Fallback, Resilient, Retry
-    from mas.hooks import call_hook
-    from mas.offline import Fault, OfflineTransport
-
     policies = _policies(answer)
     fallbacks = [p for p in policies if isinstance(p, Fallback)]
     expect(bool(fallbacks), "Nothing falls back: retrying a service that is down for the whole run can't help. "
@@ -49,8 +46,7 @@ def check_fallback(answer: Any) -> str:
            "every writer request fails. Write a class with no model: name, run(task) -> str (a draft made from "
            "the research in the task), reset() and usage (a mas.contracts.Usage()).")
     # every writer request gets a 529, whatever its model: the SDK's 3 requests per call (max_retries=2)
-    transport = OfflineTransport(faults=[Fault("overloaded", role="writer", times=None)])
-    client = make_client(transport=transport, max_retries=2)
+    transport, client = offline_client([Fault("overloaded", role="writer", times=None)], max_retries=2)
     writer, log = Resilient(WriterAgent(client=client), policies), CallLog()
     try:
         with call_hook(log):
@@ -78,12 +74,6 @@ def check_fallback(answer: Any) -> str:
 
 def check_breaker(validator: Any, max_failures: int = 2) -> str:
     """05.2: the validator's service is down; the validator is retried, but its circuit opens after 2 failures."""
-    from mas.agents import ValidatorAgent
-    from mas.client import make_client
-    from mas.failures import CircuitBreaker, Resilient
-    from mas.hooks import call_hook
-    from mas.offline import Fault, OfflineTransport
-
     expect(isinstance(validator, Resilient), "Pass your wrapped validator: Resilient(ValidatorAgent(...), "
            "[policies], breaker=CircuitBreaker(...)).")
     expect(callable(getattr(validator.agent, "review", None)), "Wrap the validator (a ValidatorAgent), not "
@@ -92,8 +82,7 @@ def check_breaker(validator: Any, max_failures: int = 2) -> str:
            f"breaker=CircuitBreaker(max_failures={max_failures}) to Resilient.")
     # the learner's breaker is open after their own run: a fresh one with the same settings
     breaker = CircuitBreaker(validator.breaker.max_failures, reset_after=validator.breaker.reset_after)
-    transport = OfflineTransport(faults=[Fault("server_error", role="validator", times=None)])
-    client = make_client(transport=transport, max_retries=0)
+    _, client = offline_client([Fault("server_error", role="validator", times=None)])
     wrapped, log = Resilient(ValidatorAgent(client=client), validator.policies, breaker=breaker), CallLog()
     with call_hook(log):
         result, saved = run_pipeline(client, TOPIC, validator=wrapped)
@@ -111,14 +100,8 @@ def check_breaker(validator: Any, max_failures: int = 2) -> str:
     return f"{sent} failed calls opened the circuit; the run stopped as circuit_open with no verdict saved"
 
 
-# ---------------------------------------------------------------- 06 parallelism
-
 def _researched(researcher: Any) -> tuple[CallLog, str]:
     """Run a ParallelResearcher on a topic the offline model has no notes on, counting calls in flight."""
-    from mas.errors import RunStopped
-    from mas.hooks import call_hook
-    from mas.prompts import research_task
-
     log = CallLog()
     try:
         with call_hook(log):
@@ -130,8 +113,6 @@ def _researched(researcher: Any) -> tuple[CallLog, str]:
 
 def check_fourth_angle(researcher: Any, angle: str = "future developments") -> str:
     """06.1: a fourth angle, all four researched at once (max_concurrency=4): 4 calls, 20 points."""
-    from mas.parallel import ParallelResearcher
-
     expect(isinstance(researcher, ParallelResearcher), "Pass your ParallelResearcher (from mas.parallel).")
     expect(angle in researcher.angles, f"Add the angle {angle!r}: ParallelResearcher([*ANGLES, {angle!r}], ...).")
     expect(len(researcher.angles) == 4, f"Your researcher has {len(researcher.angles)} angle(s): keep the notebook's "
@@ -147,8 +128,6 @@ def check_fourth_angle(researcher: Any, angle: str = "future developments") -> s
 
 def check_one_slot(researcher: Any, latencies: float) -> str:
     """06.2: with max_concurrency=1 the three angles run one after another: three latencies, not one."""
-    from mas.parallel import ParallelResearcher
-
     expect(isinstance(researcher, ParallelResearcher), "Pass your ParallelResearcher (from mas.parallel).")
     expect(researcher.max_concurrency == 1, f"Your researcher has max_concurrency={researcher.max_concurrency}; "
            "set it to 1: one slot.")
@@ -162,8 +141,6 @@ def check_one_slot(researcher: Any, latencies: float) -> str:
            "angle. Time the whole `run(...)` call.")
     return "one call at a time: the three waits add up again, as in the plain loop"
 
-
-# ---------------------------------------------------------------- 07 observability and cost
 
 def check_costliest_agent(tracer: Any, agent: str, share: float) -> str:
     """07.1: the agent whose calls cost the most in all, and its share of the run's cost."""
@@ -192,8 +169,6 @@ def check_costliest_agent(tracer: Any, agent: str, share: float) -> str:
 def check_tracer_price(tracer: Any, model: str = "claude-haiku-5-5", input: float = 0.10,
                        output: float = 0.50) -> str:
     """07.2: a price for an unpriced model, on one tracer only, and the cost it gives."""
-    from mas.pricing import PRICES, cost, price
-
     spans = [s for s in tracer.spans if s.model == model]
     expect(bool(spans), f"This tracer has no call on {model}: pass the tracer that traced it (haiku_tracer).")
     rates = f"price(input={input:.2f}, output={output:.2f})"

@@ -27,17 +27,13 @@ def _open(kind: str, namespace: str, url: str | None) -> Any:
     """A JobQueue or RedisMemory on `namespace`; NotYet saying how to start Redis when none answers."""
     url = url or settings().redis_url
     try:
-        if kind == "queue":
-            return JobQueue(namespace, url)
-        return RedisMemory(url, namespace=namespace)
+        return JobQueue(namespace, url) if kind == "queue" else RedisMemory(url, namespace=namespace)
     except ImportError:
         raise NotYet("This exercise needs the redis package: pip install 'mas[redis]'.") from None
     except MemoryUnavailableError:
         raise NotYet(f"No Redis answers at {_redact(url)}, and this exercise reads what your runs left in it. "
                      + START_REDIS) from None
 
-
-# ---------------------------------------------------------------- 08.1 a fifth worker, and a re-run
 
 def check_fifth_worker(namespace: str, four: dict[str, str], replies: dict[str, str], url: str | None = None) -> str:
     """08.1: the eight jobs run by five workers in `namespace`, then re-run after one reply was lost:
@@ -77,8 +73,6 @@ def check_fifth_worker(namespace: str, four: dict[str, str], replies: dict[str, 
     return (f"{len(four)} jobs, each taken once, the four workers' replies; after losing {', '.join(again)}, "
             "the re-run did only that")
 
-
-# ---------------------------------------------------------------- 08.2 crash a run, resume it
 
 def check_crash_resume(namespace: str, first: Any, second: Any, calls_on_resume: Any, run_id: str = "my-crash",
                        url: str | None = None) -> str:

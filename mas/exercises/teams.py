@@ -2,35 +2,25 @@
 
 Both checks repeat the learner's experiment on fresh offline services (a new transport per run, so
 its request count is that run's alone) and compare what happens with the learner's figures.
-See `mas.exercises` for how checks are called.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, Iterator
 
-from mas.exercises.core import NotYet, expect, run_pipeline
+from mas.budget import Budget
+from mas.errors import DepthLimitExceeded
+from mas.exercises.core import NotYet, expect, offline_client, run_pipeline
+from mas.hierarchy import DEFAULT_MAX_DEPTH, ResearchTeam
+from mas.prompts import research_task
 
 TOPIC = "How vector databases enable semantic search"
 
 
-def _fresh() -> tuple[Any, Any]:
-    """A client on a new offline transport, whose `.model.calls` counts the requests it receives."""
-    from mas.client import make_client
-    from mas.offline import OfflineTransport
-
-    transport = OfflineTransport()
-    return transport, make_client(transport=transport, max_retries=0)
-
-
-# ---------------------------------------------------------------- 09.1 a budget on a run
-
 def check_smallest_budget(smallest: int, short: Any, sent: int, topic: str = TOPIC) -> str:
     """09.1: the smallest max_calls that lets the plain pipeline finish, and one less stopping it unsent."""
-    from mas.budget import Budget
-
     def run_with(max_calls: int) -> tuple[Any, int]:
-        transport, client = _fresh()
+        transport, client = offline_client()
         with Budget(max_calls=max_calls):
             result, _ = run_pipeline(client, topic)
         return result, transport.model.calls
@@ -53,12 +43,8 @@ def check_smallest_budget(smallest: int, short: Any, sent: int, topic: str = TOP
             f"was refused unsent ({requests} requests)")
 
 
-# ---------------------------------------------------------------- 09.2 the depth limit
-
 def _teams(team: Any) -> Iterator[Any]:
     """A team and every team nested in it (the tree is finite: its height was checked first)."""
-    from mas.hierarchy import ResearchTeam
-
     yield team
     for angle in team.angles:
         if isinstance(angle, ResearchTeam):
@@ -68,15 +54,11 @@ def _teams(team: Any) -> Iterator[Any]:
 def check_depth_limit(chain: Callable[[int, Any], Any], refused_at: int, deepest_requests: int) -> str:
     """09.2: chains of teams, one level inside the other: the shortest one refused, and the requests
     of the deepest one that ran."""
-    from mas.errors import DepthLimitExceeded
-    from mas.hierarchy import DEFAULT_MAX_DEPTH, ResearchTeam
-    from mas.prompts import research_task
-
     expect(callable(chain), "Pass your function chain(levels, client), which builds a chain of that many teams.")
     expect(isinstance(refused_at, int) and not isinstance(refused_at, bool) and refused_at >= 2,
            f"Pass the smallest number of levels that is refused, a whole number >= 2, not {refused_at!r}.")
     for levels in range(1, refused_at + 1):
-        team = chain(levels, _fresh()[1])
+        team = chain(levels, offline_client()[1])
         expect(isinstance(team, ResearchTeam), f"chain({levels}, client) should return a ResearchTeam, "
                f"not {type(team).__name__}.")
         height = team.height(cap=levels + 1)
@@ -85,14 +67,14 @@ def check_depth_limit(chain: Callable[[int, Any], Any], refused_at: int, deepest
         expect(all(t.max_depth == DEFAULT_MAX_DEPTH for t in _teams(team)), "Leave max_depth at its default "
                f"({DEFAULT_MAX_DEPTH}): the exercise is to find where the default stops a tree.")
     task = research_task("Prompt caching", "engineers")
-    transport, client = _fresh()
+    transport, client = offline_client()
     try:
         chain(refused_at - 1, client).run(task)
     except DepthLimitExceeded:
         raise NotYet(f"A chain of {refused_at - 1} levels is refused already: the smallest refused chain is "
                      "shorter.") from None
     ran = transport.model.calls
-    transport, client = _fresh()
+    transport, client = offline_client()
     try:
         chain(refused_at, client).run(task)
     except DepthLimitExceeded:
