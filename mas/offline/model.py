@@ -109,11 +109,8 @@ class OfflineModel:
         content, stop_reason = self._content(body, system)
         if fault in REPLY_FAULTS:
             text = "".join(b["text"] for b in content if b["type"] == "text")
-            if fault == "truncate":
-                text, stop_reason = cut(text, max(1, estimate(text) // 3)), "max_tokens"
-            else:
-                text = damage(text, fault)
-                stop_reason = "refusal" if fault == "refusal" else stop_reason
+            text = cut(text, max(1, estimate(text) // 3)) if fault == "truncate" else damage(text, fault)
+            stop_reason = {"truncate": "max_tokens", "refusal": "refusal"}.get(fault, stop_reason)
             content = [{"type": "text", "text": text}] if text else []
         content, stop_reason = _limit(content, stop_reason, body["max_tokens"])
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections import deque
+from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +66,9 @@ class ReplayTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
     def __init__(self, path: str | Path, fallback: Any = None):
         self.path = Path(path)
         self.exchanges = load_recording(self.path)
-        self._queues: dict[str, deque[dict]] = {}
+        self._queues: defaultdict[str, deque[dict]] = defaultdict(deque)
         for exchange in self.exchanges:
-            key = request_key(exchange["method"], exchange["path"], exchange.get("request"))
-            self._queues.setdefault(key, deque()).append(exchange)
+            self._queues[request_key(exchange["method"], exchange["path"], exchange.get("request"))].append(exchange)
         self.fallback = _fallback(fallback)
         self.served = self.fallbacks = self.misses = 0
         self._lock = threading.Lock()
