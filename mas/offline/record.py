@@ -117,9 +117,8 @@ class RecordingTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
                                extensions=response.extensions)
 
     def _write(self, request: httpx2.Request, body: Any, outcome: dict) -> None:
-        line = json.dumps({"method": request.method, "path": path_of(request), "request": body, **outcome},
-                          ensure_ascii=False) + "\n"
-        data = line.encode("utf-8")
+        data = (json.dumps({"method": request.method, "path": path_of(request), "request": body, **outcome},
+                           ensure_ascii=False) + "\n").encode("utf-8")
         # one O_APPEND write per line, under a lock shared by every recorder: the lines of clients and
         # threads writing to the same file never interleave, and each is on disk when the reply ends
         # (O_BINARY, on Windows: no newline translation)

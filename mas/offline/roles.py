@@ -208,7 +208,8 @@ def generic(prompt: str, system: str = "") -> str:
     if "json" in instructions:
         keys = re.findall(r'"([A-Za-z_][A-Za-z0-9_]*)"\s*:', system + "\n" + prompt) or ["reply"]
         return json.dumps({k: f"offline {k}" for k in dict.fromkeys(keys)})
-    known = _best_notes(prompt)
+    note, stems = _note_for(prompt), _stems(prompt)
+    known = sorted(note[2], key=lambda b: -len(stems & _stems(b))) if note else []  # best-matching note lines first
     if re.search(r"\b(bullet|bullets|list)\b", instructions):
         if known:
             return "\n".join(f"- {b}" for b in known[:3])
@@ -219,13 +220,6 @@ def generic(prompt: str, system: str = "") -> str:
     digest = hashlib.sha256(prompt.encode()).hexdigest()[:6]
     return (f'Offline reply to "{subject}" (ref {digest}). '
             "The offline model answers only the course's roles in depth; set ANTHROPIC_API_KEY to ask Claude.")
-
-
-def _best_notes(prompt: str) -> list[str]:
-    """The bundled note lines that best match a prompt (most shared words first), if a note fits."""
-    note = _note_for(prompt)
-    stems = _stems(prompt)
-    return sorted(note[2], key=lambda b: -len(stems & _stems(b))) if note else []
 
 
 def reply_for(system: str, prompt: str) -> tuple[str | None, str]:
