@@ -1,23 +1,22 @@
 """Choosing the client: live Claude or the offline model, behind the same real SDK.
 
 Agents never build a client themselves; they take one. `make_client()` always builds the real
-`anthropic.Anthropic` (`anthropic.AsyncAnthropic` with `asynchronous=True`) and only chooses the
-HTTP transport under it:
+`anthropic.Anthropic` (`anthropic.AsyncAnthropic` with `asynchronous=True`) and only chooses the HTTP transport
+under it, so request building, response parsing, retries and streaming are the SDK's own code in every case:
 
 - `ANTHROPIC_API_KEY` set (in the environment, or in a `.env` that python-dotenv finds)
   -> the SDK's own: live Claude, honouring `ANTHROPIC_BASE_URL` exactly as the SDK does;
 - no key, or `MAS_OFFLINE=1` -> the offline model (`mas.offline.OfflineTransport`);
 - `transport=` -> that one (a scripted transport in tests, a replay, ...).
 
-So request building, response parsing, retries and streaming are the SDK's own code in every case.
 Without a `transport`, the workshop switches wrap or replace that choice: MAS_RECORD=path puts a
-`RecordingTransport` around it (the session is written to the file); MAS_REPLAY=path answers from
-a recorded file instead, every client sharing one `ReplayTransport` of it (MAS_REPLAY_FALLBACK=1:
-the offline model answers what was not recorded). `record_client()` and `replay_client()` do the
-same from code. The transports themselves live in `mas.offline`, below the SDK.
+`RecordingTransport` around it (the session is written to the file); MAS_REPLAY=path answers from a recorded
+file instead, every client sharing one `ReplayTransport` of it (MAS_REPLAY_FALLBACK=1: the offline model answers
+what was not recorded). `record_client()` and `replay_client()` do the same from code. The transports
+themselves live in `mas.offline`, below the SDK.
 
-Simplified on purpose: one model for every agent (`MAS_MODEL`), and explicit limits
-(`MAS_TIMEOUT`, `MAS_MAX_RETRIES`) instead of the SDK's 10-minute default timeout.
+Simplified on purpose: one model for every agent (`MAS_MODEL`), and explicit limits (`MAS_TIMEOUT`,
+`MAS_MAX_RETRIES`) instead of the SDK's 10-minute default timeout.
 """
 
 from __future__ import annotations
@@ -58,12 +57,8 @@ def check_model(model: str) -> str:
 
     known = listed_models()
     if model not in known:
-        warnings.warn(
-            f"model {model!r} is not in this SDK's model list; the API may reject it. "
-            f"Known models: {', '.join(known)}",
-            UserWarning,
-            stacklevel=3,
-        )
+        warnings.warn(f"model {model!r} is not in this SDK's model list; the API may reject it. "
+                      f"Known models: {', '.join(known)}", UserWarning, stacklevel=3)
     return model
 
 
@@ -75,13 +70,10 @@ def is_offline() -> bool:
 def make_client(*, asynchronous: bool = False, offline: bool | None = None, timeout: float | None = None,
                 max_retries: int | None = None, transport: Transport | None = None,
                 **offline_options: Any) -> Client:
-    """A real `anthropic.Anthropic` (`anthropic.AsyncAnthropic` when `asynchronous`): live with a key,
-    the offline model without one (or with `offline=True`).
-
-    `transport` plugs any httpx2 transport under the SDK instead; `offline_options` go to the
-    offline model (`faults=`, `latency=`, ...). Without a `transport`, the workshop switches
-    MAS_RECORD and MAS_REPLAY apply (see the module docstring).
-    """
+    """A real `anthropic.Anthropic` (`anthropic.AsyncAnthropic` when `asynchronous`): live with a key, the
+    offline model without one (or with `offline=True`). `transport` plugs any httpx2 transport under the SDK
+    instead; `offline_options` go to the offline model (`faults=`, `latency=`, ...). Without a `transport`,
+    the workshop switches MAS_RECORD and MAS_REPLAY apply (see the module docstring)."""
     timeout, max_retries = limits(timeout, max_retries)
     live = False
     if transport is None:
@@ -227,11 +219,10 @@ def limits(timeout: float | None, max_retries: int | None) -> tuple[float, int]:
 def check_kill_switch() -> None:
     """Raise `LiveClientForbidden` when MAS_NO_LIVE is on: every way of building a live client calls this."""
     if settings().no_live:
-        raise LiveClientForbidden(
-            f"a live Anthropic client was requested while {KILL_SWITCH_ENV}=1 (the test suite's kill switch). "
-            "Use make_client(offline=True) or a transport; a test that must build a live client "
-            f"removes {KILL_SWITCH_ENV} from the environment explicitly."
-        )
+        raise LiveClientForbidden(f"a live Anthropic client was requested while {KILL_SWITCH_ENV}=1 (the test "
+                                  "suite's kill switch). Use make_client(offline=True) or a transport; a test that "
+                                  f"must build a live client removes {KILL_SWITCH_ENV} from the environment "
+                                  "explicitly.")
 
 
 def _announce_offline() -> None:

@@ -1,7 +1,7 @@
-"""The offline model and every transport under the real SDK (see DESIGN.md): the Messages API answered
-locally (`transport.OfflineTransport`), a scripted queue (`scripted`), a session recorded (`record`) and
-replayed (`replay`). Each transport serves `Anthropic` and `AsyncAnthropic` alike. This package sits below the
-SDK: `mas.client` chooses among its transports, and nothing here imports `mas.client`."""
+"""The offline model and every transport under the real SDK: the Messages API answered locally
+(`transport.OfflineTransport`), a scripted queue (`scripted`), a session recorded (`record`) and replayed
+(`replay`). Each transport serves `Anthropic` and `AsyncAnthropic` alike. This package sits below the SDK:
+`mas.client` chooses among its transports, and nothing here imports `mas.client`."""
 
 from mas.offline.faults import Fault, FaultPlan
 from mas.offline.model import Latency, OfflineModel

@@ -1,9 +1,8 @@
 """The offline model's Models API: `GET /v1/models` and `GET /v1/models/{id}`, as the API answers them.
 
-The offline model serves every model id the installed SDK lists (its `ModelParam` literal),
-newest first as the API orders them, each `active`. Release dates are known only for dated ids
-(`claude-haiku-4-5-20251001`); the others carry the epoch, as the API allows for an unknown date.
-So `mas doctor` and a learner's `client.models.list()` work offline exactly as they do live.
+It serves every model id the installed SDK lists (its `ModelParam` literal), newest first as the API orders
+them, each `active`. Release dates are known only for dated ids (`claude-haiku-4-5-20251001`); the others carry
+the epoch, as the API allows for an unknown date. So `mas doctor` and `client.models.list()` work offline too.
 """
 
 from __future__ import annotations
@@ -22,8 +21,7 @@ EPOCH = "1970-01-01T00:00:00Z"
 @cache
 def listed_models() -> tuple[str, ...]:
     """The model ids this version of the SDK lists (its `ModelParam` literal), newest first."""
-    literal = typing.get_args(ModelParam)[0]
-    return typing.get_args(literal)
+    return typing.get_args(typing.get_args(ModelParam)[0])
 
 
 def display_name(model_id: str) -> str:

@@ -108,14 +108,7 @@ def damage(text: str, kind: str) -> str:
     >>> damage('{"approved": true}', "fenced_json")
     '```json\\n{"approved": true}\\n```'
     """
-    if kind == "malformed_json":
-        return text[: max(1, len(text) // 2)]
-    if kind == "fenced_json":
-        return f"```json\n{text}\n```"
-    if kind == "prose_json":
-        return f"Here is my assessment:\n\n{text}\n\nLet me know if you need anything else."
-    if kind == "refusal":
-        return "I can't help with that request."
-    if kind == "empty":
-        return ""
-    return text
+    damaged = {"malformed_json": text[: max(1, len(text) // 2)], "fenced_json": f"```json\n{text}\n```",
+               "prose_json": f"Here is my assessment:\n\n{text}\n\nLet me know if you need anything else.",
+               "refusal": "I can't help with that request.", "empty": ""}
+    return damaged.get(kind, text)

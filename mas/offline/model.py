@@ -1,14 +1,11 @@
 """The offline model: a Messages-API request in, the API's answer out (no network, no key).
 
-`OfflineModel.answer(request)` is the whole server: it routes `POST /v1/messages` and
-`POST /v1/messages/count_tokens`, applies the fault plan, and builds the reply from the role
-logic (`roles.py`), structured outputs and tool use (`structured.py`), usage and prompt
-caching (`tokens.py`). The transports in `transport.py` only add the waiting (simulated
-latency) and the byte streaming.
+`OfflineModel.answer(request)` is the whole server: it routes the Messages and Models APIs, applies the fault
+plan, and builds the reply from the role logic (`roles.py`), structured outputs and tool use (`structured.py`),
+usage and prompt caching (`tokens.py`). The transports only add the waiting (simulated latency) and streaming.
 
-Deterministic: the reply depends only on the request body (ids are a hash of it), with one
-exception that the real API shares: prompt caching, where the second identical request reads
-the prefix the first one wrote.
+Deterministic: the reply depends only on the request body (ids are a hash of it), with one exception that the
+real API shares: prompt caching, where the second identical request reads the prefix the first one wrote.
 """
 
 from __future__ import annotations
@@ -53,7 +50,8 @@ class Answer:
     """What the transport sends back: a response, or a simulated timeout; and how long to wait."""
 
     response: httpx2.Response | None = None
-    message: dict | None = None  # the reply, when it is a message (the transport may stream it)
+    message: dict | None = None  # the reply, when it is a message
+    stream: bool = False  # the request asked for the message as an event stream
     timeout: bool = False
     delay: float = 0.0
 
@@ -86,8 +84,7 @@ class OfflineModel:
             body = json.loads(request.read() or b"{}")
         except ValueError as err:
             return Answer(wire.error_response(400, "invalid_request_error", f"request body is not valid JSON: {err}"))
-        problem = _invalid(body, counting=path.endswith("count_tokens"))
-        if problem:
+        if problem := _invalid(body, counting=path.endswith("count_tokens")):
             return Answer(wire.error_response(400, "invalid_request_error", problem))
         if path.endswith("count_tokens"):
             return Answer(wire.json_response(200, {"input_tokens": count_request(body)}))
@@ -112,11 +109,8 @@ class OfflineModel:
         content, stop_reason = self._content(body, system)
         if fault in REPLY_FAULTS:
             text = "".join(b["text"] for b in content if b["type"] == "text")
-            if fault == "truncate":
-                text, stop_reason = cut(text, max(1, estimate(text) // 3)), "max_tokens"
-            else:
-                text = damage(text, fault)
-                stop_reason = "refusal" if fault == "refusal" else stop_reason
+            text = cut(text, max(1, estimate(text) // 3)) if fault == "truncate" else damage(text, fault)
+            stop_reason = {"truncate": "max_tokens", "refusal": "refusal"}.get(fault, stop_reason)
             content = [{"type": "text", "text": text}] if text else []
         content, stop_reason = _limit(content, stop_reason, body["max_tokens"])
 
@@ -125,13 +119,14 @@ class OfflineModel:
         usage = {**self._input_usage(body), "output_tokens": output_tokens}
         msg = wire.message(id="msg_" + wire.digest(body), model=body["model"], content=content,
                            stop_reason=stop_reason, usage=usage)
-        return Answer(message=msg, delay=self.latency.of(output_tokens))
+        return Answer(message=msg, delay=self.latency.of(output_tokens), stream=bool(body.get("stream")))
 
     def _content(self, body: dict, system: str) -> tuple[list[dict], str]:
         messages = body["messages"]
         last = messages[-1]
-        prompt = wire.content_text(last.get("content", "")) if last.get("role") == "user" else ""
-        tool_results = [b for b in _blocks(last) if b.get("type") == "tool_result"]
+        content = last.get("content", "")
+        prompt = wire.content_text(content) if last.get("role") == "user" else ""
+        tool_results = [] if isinstance(content, str) else [b for b in content if b.get("type") == "tool_result"]
 
         tool = None if tool_results else _tool_to_call(body, prompt)
         if tool is not None:
@@ -164,10 +159,8 @@ class OfflineModel:
         if marks:
             prefix = pieces[: marks[-1] + 1]
             prefix_tokens = sum(tokens for tokens, _, _ in prefix)
-            minimum = self.min_cache_tokens
-            if minimum is None:
-                minimum = MIN_CACHE_TOKENS_BY_MODEL.get(body["model"], MIN_CACHE_TOKENS)
-            if prefix_tokens >= minimum:
+            minimum = MIN_CACHE_TOKENS_BY_MODEL.get(body["model"], MIN_CACHE_TOKENS)
+            if prefix_tokens >= (minimum if self.min_cache_tokens is None else self.min_cache_tokens):
                 key = wire.digest([body["model"], [k for _, _, k in prefix]])
                 with self._lock:
                     hit = key in self._cached_prefixes
@@ -209,13 +202,10 @@ def _limit(content: list[dict], stop_reason: str, max_tokens: int) -> tuple[list
     """Cut the reply at `max_tokens`, as the API does (stop_reason "max_tokens")."""
     out, left = [], max_tokens
     for block in content:
-        if block["type"] != "text":
-            out.append(block)
-            continue
-        if estimate(block["text"]) > left:
-            out.append({**block, "text": cut(block["text"], left)})
-            return out, "max_tokens"
-        left -= estimate(block["text"])
+        if block["type"] == "text":
+            if estimate(block["text"]) > left:
+                return [*out, {**block, "text": cut(block["text"], left)}], "max_tokens"
+            left -= estimate(block["text"])
         out.append(block)
     return out, stop_reason
 
@@ -231,8 +221,3 @@ def _tool_to_call(body: dict, prompt: str) -> dict | None:
         return tools[0]
     words = set(prompt.lower().replace("_", " ").split())
     return next((t for t in tools if set(t["name"].lower().split("_")) <= words), None)
-
-
-def _blocks(message: dict) -> list[dict]:
-    content = message.get("content", "")
-    return [{"type": "text", "text": content}] if isinstance(content, str) else list(content)

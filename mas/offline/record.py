@@ -8,18 +8,14 @@ The file is JSON Lines, one exchange a line, appended and flushed as each reply 
     {"method": "POST", "path": "/v1/messages", "request": {the JSON body},
      "status": 200, "headers": {"content-type": ..., "request-id": ...}, "body": "...", "complete": true}
 
-`body` is the response as received: the message JSON, or for a streamed reply the whole
-event-stream text. A transport error (a timeout) is written as `"error": {"type", "message"}` and
-raised again on replay. Request headers are never written, and of the response's only those in
-KEPT_HEADERS: keys (`x-api-key`, `authorization`), cookies and organisation ids can't reach the file.
-`load_recording` reads the file back, line by line, with a clear error for a line that is not an exchange.
+`body` is the response as received: the message JSON, or a streamed reply's whole event-stream text. A
+transport error (a timeout) is written as `"error": {"type", "message"}` and raised again on replay. Request
+headers are never written, and of the response's only KEPT_HEADERS: keys (`x-api-key`, `authorization`),
+cookies and organisation ids can't reach the file.
 
-Apart from `mas.offline.replay`, which answers from such a file, because the two share nothing but
-this file format: the recorder runs with a key (or the offline model), the replay with neither.
-The clients that record or replay (`record_client`, `replay_client`, the MAS_RECORD and MAS_REPLAY
-switches) are built by `mas.client`.
-
-Simplified on purpose: bodies are stored as UTF-8 text, as the API sends them.
+Apart from `mas.offline.replay`, which answers from such a file, because the two share nothing but this
+format: the recorder runs with a key (or the offline model), the replay with neither. `mas.client` builds
+the clients that record or replay. Simplified on purpose: bodies are stored as UTF-8 text, as the API sends them.
 """
 from __future__ import annotations
 
@@ -121,9 +117,8 @@ class RecordingTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
                                extensions=response.extensions)
 
     def _write(self, request: httpx2.Request, body: Any, outcome: dict) -> None:
-        line = json.dumps({"method": request.method, "path": path_of(request), "request": body, **outcome},
-                          ensure_ascii=False) + "\n"
-        data = line.encode("utf-8")
+        data = (json.dumps({"method": request.method, "path": path_of(request), "request": body, **outcome},
+                           ensure_ascii=False) + "\n").encode("utf-8")
         # one O_APPEND write per line, under a lock shared by every recorder: the lines of clients and
         # threads writing to the same file never interleave, and each is on disk when the reply ends
         # (O_BINARY, on Windows: no newline translation)

@@ -5,29 +5,28 @@ An instructor with a key records (`mas.offline.record`); a room without keys rep
     client = mas.replay_client("data/session.jsonl")   # the recorded replies, in the recorded order
     ReplayTransport("data/session.jsonl", fallback=True)   # or the transport itself, under any client
 
-It is an httpx2 transport under the real SDK, the seam the offline model uses, so the SDK's
-request building, retries, parsing and streaming run exactly as they do live, for `Anthropic`
-and `AsyncAnthropic` alike (a sync recording replays async, and the reverse).
+It sits under the real SDK, the seam the offline model uses, so the SDK's request building, retries, parsing
+and streaming run exactly as they do live, for `Anthropic` and `AsyncAnthropic` alike (a sync recording
+replays async, and the reverse).
 
-Matching: a request gets the recorded exchange with the same `request_key()`: method, path and
-body as sorted-keys JSON, minus VOLATILE_FIELDS:
-- `stream` chooses the shape of a reply, not its content: a recorded message is served as an
-  event stream to a streamed request, and a recorded stream is assembled into a message;
+Matching: a request gets the recorded exchange with the same `request_key()`: method, path and body as
+sorted-keys JSON, minus VOLATILE_FIELDS:
+- `stream` chooses the shape of a reply, not its content: a recorded message is served as an event stream
+  to a streamed request, and a recorded stream is assembled into a message;
 - `metadata` (`user_id`) says who asks, not what is asked.
-Identical requests (SDK retries, a question asked twice, the call that reads a prompt cache the
-one before wrote) are served in recorded order; when they run out, the last is served again.
-Anything else raises `NotInRecording`, or is answered by the fallback (the offline model with
-`fallback=True`).
+Identical requests (SDK retries, a question asked twice, the call that reads a prompt cache the one before
+wrote) are served in recorded order; when they run out, the last is served again. Anything else raises
+`NotInRecording`, or is answered by the fallback (the offline model with `fallback=True`).
 
-Simplified on purpose: matching is exact, never fuzzy (a replay that quietly answered a slightly
-different question would teach the wrong thing).
+Simplified on purpose: matching is exact, never fuzzy (a replay that quietly answered a slightly different
+question would teach the wrong thing).
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections import deque
+from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +66,9 @@ class ReplayTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
     def __init__(self, path: str | Path, fallback: Any = None):
         self.path = Path(path)
         self.exchanges = load_recording(self.path)
-        self._queues: dict[str, deque[dict]] = {}
+        self._queues: defaultdict[str, deque[dict]] = defaultdict(deque)
         for exchange in self.exchanges:
-            key = request_key(exchange["method"], exchange["path"], exchange.get("request"))
-            self._queues.setdefault(key, deque()).append(exchange)
+            self._queues[request_key(exchange["method"], exchange["path"], exchange.get("request"))].append(exchange)
         self.fallback = _fallback(fallback)
         self.served = self.fallbacks = self.misses = 0
         self._lock = threading.Lock()

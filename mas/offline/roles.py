@@ -1,22 +1,20 @@
 """What the offline model says: a researcher, a writer and a validator that behave like their roles.
 
-It recognises the role from the system prompt (the word "researcher", "writer" or
-"validator" that comes first, as in "You are a technical writer ..."), and reads the task's
-XML-tagged sections (`<topic>`, `<audience>`, `<research>`, `<draft>`, `<issues>`), the
-prompting style Anthropic recommends and the one `mas.agents` uses.
+It recognises the role from the system prompt (the role word that comes first, as in "You are a technical
+writer ..."), and reads the task's XML-tagged sections (`<topic>`, `<audience>`, `<research>`, `<draft>`,
+`<issues>`), the prompting style Anthropic recommends and the one `mas.agents` uses.
 
-- researcher: bullet-point notes on the topic from the small bundled notes in `notes/`
-  (a few topics), or the research angles of an unknown topic;
-- writer: a markdown draft built only from the research it was given. The *first* draft has
-  a real, deterministic flaw: it leaves out the last research point and adds one claim the
-  research does not support. A revision (the task carries `<issues>`) is faithful;
-- validator: JSON `{"issues": [...], "approved": bool}` from a real check of the draft
-  against the research (every research point covered, every sentence supported);
+- researcher: bullet-point notes on the topic from the small bundled notes in `notes/` (a few topics), or
+  the research angles of an unknown topic;
+- writer: a markdown draft built only from the research it was given. The *first* draft has a real,
+  deterministic flaw: it leaves out the last research point and adds one claim the research does not
+  support. A revision (the task carries `<issues>`) is faithful;
+- validator: JSON `{"issues": [...], "approved": bool}` from a real check of the draft against the
+  research (every research point covered, every sentence supported);
 - anything else: a short reply that follows what it can of the instructions.
 
-Simplified on purpose: "supported" means most of a sentence's content words occur in the
-research. That catches the offline writer's flaw and invented sentences; it is not a
-fact-checker for arbitrary prose.
+Simplified on purpose: "supported" means most of a sentence's content words occur in the research. That
+catches the offline writer's flaw and invented sentences; it is not a fact-checker for arbitrary prose.
 """
 
 from __future__ import annotations
@@ -37,6 +35,9 @@ by can could does doing down during each either every few for from further had h
 just more most much must need needs not now off once only other our out over own same shall should some such than that
 the their them then there these they this those through too under until upon very was were what when where which while
 who whom why will with within would you your yours usually often so""".split())
+_ANGLES = ("what it is, and the problem it solves", "how it works, at the level of its main components",
+           "where it is used in practice, and by whom", "the trade-offs in cost, performance and failure modes",
+           "how it compares with the main alternatives")  # to research, for a topic the notes do not cover
 
 
 def detect_role(system: str) -> str | None:
@@ -68,25 +69,24 @@ def _notes() -> list[tuple[str, set[str], list[str]]]:
     return out
 
 
+def _note_for(text: str) -> tuple[str, set[str], list[str]] | None:
+    """The bundled note that shares the most keywords with `text`, if it shares at least two."""
+    words = set(_words(text))
+    note = max(_notes(), key=lambda note: len(words & note[1]))
+    return note if len(words & note[1]) >= 2 else None
+
+
 def research(task: str) -> str:
     topic = topic_of(task)
-    words = set(_words(topic))
-    best = max(_notes(), key=lambda note: len(words & note[1]))
-    if len(words & best[1]) >= 2:
-        bullets = best[2]
-        footer = ""
+    note = _note_for(topic)
+    if note:
+        bullets, footer = note[2], ""
     else:
         # "Solar panel recycling: key concepts" (a topic and an angle, as parallel research asks) reads as
         # "Solar panel recycling (key concepts): what it is, ..."
         subject, _, angle = topic.partition(": ")
         label = f"{subject} ({angle})" if angle else subject
-        bullets = [
-            f"{label}: what it is, and the problem it solves.",
-            f"{label}: how it works, at the level of its main components.",
-            f"{label}: where it is used in practice, and by whom.",
-            f"{label}: the trade-offs in cost, performance and failure modes.",
-            f"{label}: how it compares with the main alternatives.",
-        ]
+        bullets = [f"{label}: {aspect}." for aspect in _ANGLES]
         footer = "\n\n_Offline model: its notes cover only a few topics, so these are the angles to research._"
     return f"## Research: {topic}\n\n" + "\n".join(f"- {b}" for b in bullets) + footer
 
@@ -112,12 +112,10 @@ def write(task: str) -> str:
     points = bullets_of(research_text)
     topic = tag(task, "topic") or _research_title(research_text) or "Briefing"
     audience = tag(task, "audience") or "a general technical audience"
-    revising = tag(task, "issues") is not None
-    if not revising and len(points) > 2:
+    extra = []
+    if tag(task, "issues") is None and len(points) > 2:
         # The first draft's flaw, on purpose and always the same: a point dropped, a claim added.
         points, extra = points[:-1], [UNSUPPORTED_CLAIM]
-    else:
-        extra = []
     if not points:
         return f"# {topic}\n\n*A briefing for {audience}.*\n\nThe research given was empty, so there is nothing to write yet."
     overview = [_as_sentence(points[0]), *extra]
@@ -210,7 +208,8 @@ def generic(prompt: str, system: str = "") -> str:
     if "json" in instructions:
         keys = re.findall(r'"([A-Za-z_][A-Za-z0-9_]*)"\s*:', system + "\n" + prompt) or ["reply"]
         return json.dumps({k: f"offline {k}" for k in dict.fromkeys(keys)})
-    known = _best_notes(prompt)
+    note, stems = _note_for(prompt), _stems(prompt)
+    known = sorted(note[2], key=lambda b: -len(stems & _stems(b))) if note else []  # best-matching note lines first
     if re.search(r"\b(bullet|bullets|list)\b", instructions):
         if known:
             return "\n".join(f"- {b}" for b in known[:3])
@@ -221,16 +220,6 @@ def generic(prompt: str, system: str = "") -> str:
     digest = hashlib.sha256(prompt.encode()).hexdigest()[:6]
     return (f'Offline reply to "{subject}" (ref {digest}). '
             "The offline model answers only the course's roles in depth; set ANTHROPIC_API_KEY to ask Claude.")
-
-
-def _best_notes(prompt: str) -> list[str]:
-    """The bundled note lines that best match a prompt (most shared words first), if a note fits."""
-    words = set(_words(prompt))
-    topic, keywords, bullets = max(_notes(), key=lambda note: len(words & note[1]))
-    if len(words & keywords) < 2:
-        return []
-    stems = _stems(prompt)
-    return sorted(bullets, key=lambda b: -len(stems & _stems(b)))
 
 
 def reply_for(system: str, prompt: str) -> tuple[str | None, str]:

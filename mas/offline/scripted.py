@@ -26,8 +26,7 @@ from mas.offline import wire
 from mas.offline.faults import HTTP_FAULTS
 from mas.offline.tokens import count_request
 
-_STATUS_KINDS = {status: kind for status, kind in HTTP_FAULTS.values()} | {401: "authentication_error",
-                                                                           404: "not_found_error"}
+_STATUS_KINDS = dict(HTTP_FAULTS.values()) | {401: "authentication_error", 404: "not_found_error"}
 
 
 def error(status: int, message: str = "scripted error") -> httpx2.Response:

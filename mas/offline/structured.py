@@ -78,8 +78,7 @@ def _value(schema: dict, defs: dict, m: _Material, name: str, given: Any) -> Any
             return given
         low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
         high = schema.get("maximum", schema.get("exclusiveMaximum"))
-        value = 1 if high is None else (low + high) / 2
-        value = max(value, low)
+        value = max(low, 1 if high is None else (low + high) / 2)
         return int(value) if kind == "integer" else float(value)
     if kind == "null":
         return None

@@ -41,9 +41,7 @@ def block_text(block: Any) -> str:
         return block.get("name", "") + json.dumps(block.get("input", {}), sort_keys=True)
     if kind == "tool_result":
         content = block.get("content", "")
-        if isinstance(content, list):
-            return "".join(block_text(b) for b in content)
-        return str(content)
+        return "".join(map(block_text, content)) if isinstance(content, list) else str(content)
     return json.dumps(block, sort_keys=True)
 
 

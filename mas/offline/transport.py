@@ -11,7 +11,6 @@ sync client and `asyncio.sleep` for an async one, so parallel async calls really
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import AsyncIterator, Iterator
 
@@ -77,13 +76,6 @@ class OfflineTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
             raise httpx2.ReadTimeout("offline fault plan: the request timed out", request=request)
         if answer.message is None:
             return answer.response, None
-        if _streaming(request):
+        if answer.stream:
             return httpx2.Response(200, headers=wire.SSE_HEADERS, stream=_SSE(answer.message, self.model.latency)), None
         return wire.json_response(200, answer.message), answer.delay
-
-
-def _streaming(request: httpx2.Request) -> bool:
-    try:
-        return bool(json.loads(request.content or b"{}").get("stream"))
-    except (ValueError, AttributeError):
-        return False

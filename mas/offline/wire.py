@@ -1,8 +1,5 @@
-"""The Messages API's wire format: message JSON, the SSE event stream, and error bodies.
-
-Kept apart from the reply logic so that the offline model, the scripted transport and a
-replayed recording all speak exactly the same bytes to the SDK.
-"""
+"""The Messages API's wire format: message JSON, the SSE event stream, and error bodies, kept apart from the
+reply logic so that the offline model, the scripted transport and a replay all send the SDK the same bytes."""
 
 from __future__ import annotations
 
@@ -11,6 +8,8 @@ import json
 from typing import Any, Iterator
 
 import httpx2
+
+from mas.offline.tokens import estimate
 
 JSON_HEADERS = {"content-type": "application/json"}
 SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
@@ -30,8 +29,6 @@ def message(*, id: str, model: str, content: list[dict], stop_reason: str, usage
 def text_message(text: str, *, model: str = "offline", stop_reason: str = "end_turn", input_tokens: int = 0,
                  output_tokens: int | None = None, id: str | None = None) -> dict:
     """A whole reply with one text block (handy for scripted replies)."""
-    from mas.offline.tokens import estimate
-
     usage = {"input_tokens": input_tokens, "output_tokens": estimate(text) if output_tokens is None else output_tokens}
     content = [{"type": "text", "text": text}] if text else []
     return message(id=id or "msg_" + digest([text, model]), model=model, content=content, stop_reason=stop_reason,
@@ -63,8 +60,8 @@ def json_response(status: int, body: dict, headers: dict[str, str] | None = None
 
 
 def error_response(status: int, kind: str, text: str, headers: dict[str, str] | None = None) -> httpx2.Response:
-    return json_response(status, error_body(status, kind, text), {"request-id": "req_" + digest([status, text]),
-                                                                 **(headers or {})})
+    body = error_body(status, kind, text)
+    return json_response(status, body, {"request-id": body["request_id"], **(headers or {})})
 
 
 def sse_events(msg: dict) -> Iterator[tuple[bytes, int]]:
@@ -74,37 +71,28 @@ def sse_events(msg: dict) -> Iterator[tuple[bytes, int]]:
     deltas (text_delta / input_json_delta), content_block_stop -> message_delta (stop reason,
     final usage) -> message_stop.
     """
-    from mas.offline.tokens import estimate
-
-    def event(name: str, data: dict) -> bytes:
-        return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+    def event(name: str, **fields: Any) -> bytes:
+        return f"event: {name}\ndata: {json.dumps({'type': name, **fields}, ensure_ascii=False)}\n\n".encode()
 
     usage = msg["usage"]
     start = {**msg, "content": [], "stop_reason": None, "stop_sequence": None,
              "usage": {**usage, "output_tokens": min(1, usage["output_tokens"])}}
-    yield event("message_start", {"type": "message_start", "message": start}), 0
+    yield event("message_start", message=start), 0
     for index, block in enumerate(msg["content"]):
         if block["type"] == "text":
-            yield event("content_block_start", {"type": "content_block_start", "index": index,
-                                                "content_block": {"type": "text", "text": ""}}), 0
+            yield event("content_block_start", index=index, content_block={"type": "text", "text": ""}), 0
             text = block["text"]
             for i in range(0, len(text), STREAM_CHUNK_CHARS):
                 piece = text[i:i + STREAM_CHUNK_CHARS]
-                yield event("content_block_delta", {"type": "content_block_delta", "index": index,
-                                                    "delta": {"type": "text_delta", "text": piece}}), estimate(piece)
+                yield event("content_block_delta", index=index, delta={"type": "text_delta", "text": piece}), \
+                    estimate(piece)
         elif block["type"] == "tool_use":
-            yield event("content_block_start", {"type": "content_block_start", "index": index,
-                                                "content_block": {**block, "input": {}}}), 0
+            yield event("content_block_start", index=index, content_block={**block, "input": {}}), 0
             partial = json.dumps(block["input"], ensure_ascii=False)
-            yield event("content_block_delta", {"type": "content_block_delta", "index": index,
-                                                "delta": {"type": "input_json_delta", "partial_json": partial}}), \
-                estimate(partial)
-        yield event("content_block_stop", {"type": "content_block_stop", "index": index}), 0
-    final_usage = {"output_tokens": usage["output_tokens"], "input_tokens": usage["input_tokens"]}
-    for key in ("cache_creation_input_tokens", "cache_read_input_tokens"):
-        if key in usage:
-            final_usage[key] = usage[key]
-    yield event("message_delta", {"type": "message_delta", "delta": {"stop_reason": msg["stop_reason"],
-                                                                     "stop_sequence": None},
-                                  "usage": final_usage}), 0
-    yield event("message_stop", {"type": "message_stop"}), 0
+            yield event("content_block_delta", index=index,
+                        delta={"type": "input_json_delta", "partial_json": partial}), estimate(partial)
+        yield event("content_block_stop", index=index), 0
+    cached = {key: usage[key] for key in ("cache_creation_input_tokens", "cache_read_input_tokens") if key in usage}
+    yield event("message_delta", delta={"stop_reason": msg["stop_reason"], "stop_sequence": None},
+                usage={"output_tokens": usage["output_tokens"], "input_tokens": usage["input_tokens"], **cached}), 0
+    yield event("message_stop"), 0
