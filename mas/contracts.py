@@ -11,6 +11,7 @@ two things is a reply the contract did not get. `stop_reason` "max_tokens" (the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Literal, TypeVar
 
@@ -161,6 +162,25 @@ class Usage(BaseModel):
     def __sub__(self, other: Usage) -> Usage:
         """What was added since `other` (an earlier copy of the same count)."""
         return Usage(**{f: getattr(self, f) - getattr(other, f) for f in Usage.model_fields})
+
+
+class CheckedVerdict(ValidationResult):
+    """A verdict as the orchestrator saves it: bound to the draft it judged by that text's sha256, so
+    no verdict can approve a draft it did not read (one written over by another process, say)."""
+
+    draft_sha256: str | None = Field(None, description="sha256 of the draft judged; None in runs saved by older mas.")
+
+    @classmethod
+    def of(cls, verdict: ValidationResult, draft: str) -> CheckedVerdict:
+        return cls(**verdict.model_dump(), draft_sha256=sha256_of(draft))
+
+    def judged(self, draft: str | None) -> bool:
+        """Whether this is a verdict on exactly `draft`."""
+        return draft is not None and self.draft_sha256 == sha256_of(draft)
+
+
+def sha256_of(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class RunResult(BaseModel):

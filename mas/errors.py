@@ -169,8 +169,8 @@ class LiveClientForbidden(RuntimeError):
 class JobsIncomplete(RuntimeError):
     """The workers stopped with jobs not done: `missing` ids, and `failed` (id -> reason)."""
 
-    def __init__(self, missing: list[str], failed: dict[str, str]):
-        why = "; ".join(f"{k}: {v}" for k, v in failed.items()) or "their workers died and no restart was left"
+    def __init__(self, missing: list[str], failed: dict[str, str], cause: str = ""):
+        why = "; ".join(f"{k}: {v}" for k, v in failed.items()) or cause or "their workers died and no restart was left"
         super().__init__(f"{len(missing)} job(s) not done ({', '.join(missing)}): {why}")
         self.missing, self.failed = missing, failed
 
@@ -181,6 +181,14 @@ class SettingsError(ValueError):
     def __init__(self, variable: str, value: str, accepts: str):
         self.variable, self.value, self.accepts = variable, value, accepts
         super().__init__(f"{variable}={value!r} is not valid: it accepts {accepts} (or leave it empty)")
+
+
+class RunBusy(RuntimeError):
+    """Another process holds the run's lease (`holder`): this one does not touch the run."""
+
+    def __init__(self, message: str, holder: str):
+        super().__init__(message)
+        self.holder = holder
 
 
 class MissingExtra(ImportError):

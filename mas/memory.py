@@ -26,20 +26,24 @@ from __future__ import annotations
 import copy
 import json
 import os
+import socket
 import sqlite3
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Protocol, Self, runtime_checkable
 
-from mas.errors import MemoryClosedError, MemoryUnavailableError
+from mas.errors import MemoryClosedError, MemoryUnavailableError, RunBusy
 from mas.settings import settings
 
-__all__ = ["Memory", "SQLiteMemory", "PersistentMemory", "MemoryClosedError", "MemoryUnavailableError", "next_stamp"]
+__all__ = ["Memory", "SQLiteMemory", "PersistentMemory", "MemoryClosedError", "MemoryUnavailableError", "next_stamp",
+           "Lease"]
 
+LEASE_TTL_S = 600.0  # a lease lives this long unless renewed: longer than any one step (a call and its retries)
 BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another process's write to finish
 ROWS_A_STATEMENT = 100  # set_many's rows in one INSERT (SQLite allows 32,766 parameters in a statement)
 SEP = "/"  # between a namespace and a key: `run-42/draft` reads well in any client
@@ -59,6 +63,8 @@ class Memory(Protocol):
     def clear(self) -> None: ...
     def updated_at(self, key: str) -> datetime | None: ...
     def scoped(self, namespace: str) -> Memory: ...
+    def lease(self, name: str, holder: str, ttl: float) -> str | None: ...
+    def release(self, name: str, holder: str) -> None: ...
     def close(self) -> None: ...
     def __enter__(self) -> Memory: ...
     def __exit__(self, *exc_info: object) -> None: ...
@@ -77,6 +83,62 @@ def next_stamp(previous: datetime | None, now: datetime) -> datetime:
     if previous is None or now > previous:
         return now
     return previous + timedelta(microseconds=1)
+
+
+def holder_id() -> str:
+    """Who holds a lease: this host, this process, and a token of this holder's own."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def holder_is_dead(holder: str) -> bool:
+    """True when `holder` is a process of this host that no longer runs: its lease is free at once.
+    (A holder on another host, or on Windows, frees its lease only when the lease expires.)"""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if os.name != "posix" or host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists, as another user's process
+        return False
+    return False
+
+
+class Lease:
+    """Ownership of one run: `with Lease(memory.scoped(run_id)):` takes it or raises `RunBusy`.
+
+    The lease is a row of the memory itself (SQLite and Redis alike), so every process and
+    machine that shares the memory sees it. It expires `ttl` seconds after it was last
+    renewed, or at once when its holder was a process of this host that died; `renew()` (the
+    orchestrator calls it before each write) renews it once a third of `ttl` has passed, and
+    raises `RunBusy` if another holder took it meanwhile."""
+
+    def __init__(self, memory: Memory, ttl: float = LEASE_TTL_S, name: str = "lease") -> None:
+        if not ttl > 0:
+            raise ValueError(f"a lease's ttl is a number of seconds > 0, got {ttl!r}")
+        self.memory, self.ttl, self.name, self.holder = memory, ttl, name, holder_id()
+        self._renewed = 0.0
+
+    def renew(self) -> None:
+        now = time.monotonic()
+        if now - self._renewed < self.ttl / 3:
+            return
+        current = self.memory.lease(self.name, self.holder, self.ttl)
+        if current is not None:
+            where = f"{self.memory.namespace!r}" if getattr(self.memory, "namespace", "") else "this memory"
+            raise RunBusy(f"run {where} is being run by another process ({current}); wait until it ends, or "
+                          f"until its lease expires ({self.ttl:.0f} s after its last step; at once if that "
+                          "process has died on this machine)", current)
+        self._renewed = now
+
+    def __enter__(self) -> Lease:
+        self.renew()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.memory.release(self.name, self.holder)
 
 
 class _Shared:
@@ -198,6 +260,7 @@ class SQLiteMemory(_BaseMemory):
         # isolation_level=None: the module starts no transactions of its own; ours are explicit.
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
         conn.create_function("mas_next_stamp", 2, _next_stamp_text, deterministic=True)
+        conn.create_function("mas_holder_is_dead", 1, holder_is_dead)
         try:
             self.journal_mode = _set_journal_mode(conn, journal_mode.lower())
             if self.journal_mode == "wal":
@@ -206,6 +269,7 @@ class SQLiteMemory(_BaseMemory):
                 # 5 ms each here, more than the orchestration itself.
                 conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("CREATE TABLE IF NOT EXISTS memory (key TEXT PRIMARY KEY, value TEXT, updated_at TIMESTAMP)")
+            conn.execute("CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires REAL)")
         except BaseException:
             conn.close()
             raise
@@ -234,6 +298,21 @@ class SQLiteMemory(_BaseMemory):
             for start in range(0, len(params), 3 * ROWS_A_STATEMENT):
                 chunk = params[start:start + 3 * ROWS_A_STATEMENT]
                 conn.execute(_upsert(len(chunk) // 3), chunk)
+
+    def lease(self, name: str, holder: str, ttl: float) -> str | None:
+        """Take or renew the lease `name` for `holder`, for `ttl` seconds: None when it is now
+        `holder`'s, else the holder that has it (in the table `leases`, beside `memory`)."""
+        full = self._key(name)
+        now = time.time()
+        with self._connection() as conn:
+            conn.execute(_TAKE_LEASE, (full, holder, now + ttl, now))
+            return next(iter(conn.execute("SELECT holder FROM leases WHERE name = ? AND holder != ?", (full, holder))),
+                        (None,))[0]
+
+    def release(self, name: str, holder: str) -> None:
+        """Give the lease up, if `holder` still has it."""
+        with self._connection() as conn:
+            conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (self._key(name), holder))
 
     def get(self, key: str) -> str | None:
         return self._column("value", key)
@@ -311,6 +390,12 @@ PersistentMemory = SQLiteMemory
 # Subtle: stamps are text in one fixed format, so they sort as they are in time; the rare write
 # whose clock is not past the stored stamp (a clock stepped back, a shared microsecond) gets
 # `next_stamp` of it, computed in Python by `mas_next_stamp`.
+# One statement, so taking a lease is atomic: a free, expired or dead holder's lease changes hands.
+_TAKE_LEASE = ("INSERT INTO leases (name, holder, expires) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+               "holder = excluded.holder, expires = excluded.expires WHERE leases.holder = excluded.holder "
+               "OR leases.expires < ? OR mas_holder_is_dead(leases.holder)")
+
+
 @lru_cache(maxsize=ROWS_A_STATEMENT)
 def _upsert(rows: int) -> str:
     return ("INSERT INTO memory (key, value, updated_at) VALUES " + ", ".join(["(?, ?, ?)"] * rows) +

@@ -25,6 +25,7 @@ run as `failed` (resumable), never as an exception that leaves memory half-writt
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any, Callable
 
@@ -32,9 +33,9 @@ import anthropic
 
 from mas.agents import VALIDATION_ATTEMPTS, BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
 from mas.client import default_model, make_client
-from mas.contracts import RunResult, Usage, ValidationResult
+from mas.contracts import CheckedVerdict, RunResult, Usage, ValidationResult
 from mas.errors import AgentReplyError, RunStopped, one_line
-from mas.memory import Memory, SQLiteMemory
+from mas.memory import LEASE_TTL_S, Lease, Memory, SQLiteMemory
 from mas.prompts import DEFAULT_AUDIENCE, research_task, revise_task, write_task
 
 TERMINAL = ("approved", "max_cycles")
@@ -45,13 +46,14 @@ class Orchestrator:
                  max_revision_cycles: int = 3, *, model: str | None = None, max_tokens: int = 2048,
                  validation_attempts: int = VALIDATION_ATTEMPTS, progress: Callable[[str], None] | None = print,
                  researcher: ResearcherAgent | None = None, writer: WriterAgent | None = None,
-                 validator: ValidatorAgent | None = None):
+                 validator: ValidatorAgent | None = None, lease_ttl: float = LEASE_TTL_S):
         if max_revision_cycles < 0:
             raise ValueError(f"max_revision_cycles must be >= 0, got {max_revision_cycles}")
         if validation_attempts < 1:
             raise ValueError(f"validation_attempts must be >= 1, got {validation_attempts}")
         self.max_revision_cycles = max_revision_cycles
         self.validation_attempts = validation_attempts
+        self.lease_ttl = lease_ttl
         self.progress = progress
         # What the orchestrator creates itself, it closes (`close()`, or `with Orchestrator() as o:`).
         self._owned: list = []
@@ -79,30 +81,36 @@ class Orchestrator:
         self.close()
 
     def run(self, topic: str | None = None, audience: str = DEFAULT_AUDIENCE, run_id: str | None = None) -> RunResult:
-        """Run the pipeline on `topic`, or resume the run `run_id` where it stopped."""
+        """Run the pipeline on `topic`, or resume the run `run_id` where it stopped.
+
+        The run is leased first: while another process runs it, this one raises `RunBusy` and
+        touches nothing."""
         run_id = run_id or f"run-{uuid.uuid4().hex[:8]}"
-        mem = _Run(self.memory.scoped(run_id))
-        stored_topic = mem.get("topic")
-        if stored_topic is None:
-            if not topic:
-                raise ValueError(f"run {run_id!r} is not in memory, so a topic is needed to start it")
-            mem.set_many({"topic": topic, "audience": audience, "status": "researching"})
-            self._say(f"[Orchestrator] Run {run_id}: {topic}")
-        else:
-            if topic and topic != stored_topic:
-                raise ValueError(f"run {run_id!r} is about {stored_topic!r}, not {topic!r}: "
-                                 "use a new run_id for a new topic")
-            topic, audience = stored_topic, mem.get("audience") or audience
-            self._say(f"[Orchestrator] Resuming run {run_id} ({mem.get('status') or 'started'}): {topic}")
-        usage = Usage.model_validate_json(mem.get("usage") or "{}")
-        if mem.get("status") in TERMINAL:
+        scope = self.memory.scoped(run_id)
+        with Lease(scope, self.lease_ttl) as lease:
+            mem = _Run(scope, lease)
+            stored_topic = mem.get("topic")
+            if stored_topic is None:
+                if not topic:
+                    raise ValueError(f"run {run_id!r} is not in memory, so a topic is needed to start it")
+                mem.set_many({"topic": topic, "audience": audience, "status": "researching"})
+                self._say(f"[Orchestrator] Run {run_id}: {topic}")
+            else:
+                if topic and topic != stored_topic:
+                    raise ValueError(f"run {run_id!r} is about {stored_topic!r}, not {topic!r}: "
+                                     "use a new run_id for a new topic")
+                topic, audience = stored_topic, mem.get("audience") or audience
+                self._say(f"[Orchestrator] Resuming run {run_id} ({mem.get('status') or 'started'}): {topic}")
+            usage = Usage.model_validate_json(mem.get("usage") or "{}")
+            if mem.get("status") in TERMINAL:
+                return self._result(mem, run_id, usage)
+            try:
+                self._pipeline(mem, topic, audience, usage)
+            except (anthropic.APIError, AgentReplyError, RunStopped) as err:
+                mem.set_many({"status": err.status if isinstance(err, RunStopped) else "failed",
+                              "reason": one_line(err)})
+                self._say(f"[Orchestrator] Stopped: {one_line(err)} (resume with run_id={run_id!r})")
             return self._result(mem, run_id, usage)
-        try:
-            self._pipeline(mem, topic, audience, usage)
-        except (anthropic.APIError, AgentReplyError, RunStopped) as err:
-            mem.set_many({"status": err.status if isinstance(err, RunStopped) else "failed", "reason": one_line(err)})
-            self._say(f"[Orchestrator] Stopped: {one_line(err)} (resume with run_id={run_id!r})")
-        return self._result(mem, run_id, usage)
 
     # ------------------------------------------------------------------ the steps
 
@@ -116,8 +124,10 @@ class Orchestrator:
         cycle = 1
         while True:
             draft = mem.get(f"draft_{cycle}")
+            mem.drop_stale_verdict(cycle, draft)
             self._step(mem, f"validation_{cycle}", "validating", "Validator", usage, self.validator,
-                       lambda: self.validator.review(research, draft, self.validation_attempts),
+                       lambda: CheckedVerdict.of(self.validator.review(research, draft, self.validation_attempts),
+                                                 draft),
                        then=lambda verdict: self._outcome(mem, cycle, verdict))
             if mem.get("status") in TERMINAL:
                 self._say(f"[Orchestrator] Done: {mem.get('reason')}")
@@ -170,7 +180,7 @@ class Orchestrator:
         limit with its best draft, or on to a revision."""
         verdict = mem.verdict(cycle, verdict)
         issues = _json_list(verdict.issues)
-        if verdict.approved:
+        if verdict.approved and verdict.judged(mem.get(f"draft_{cycle}")):
             return {"issues": issues, "report": mem.get(f"draft_{cycle}"),
                     "reason": f"approved after {cycle - 1} revision(s)", "status": "approved"}
         if cycle > self.max_revision_cycles:
@@ -183,7 +193,7 @@ class Orchestrator:
 
     def _result(self, mem: _Run, run_id: str, usage: Usage) -> RunResult:
         status = mem.get("status") or "failed"
-        drafts = [int(k.split("_")[1]) for k in mem.get_all() if k.startswith("draft_")]
+        drafts = [int(m[1]) for k in mem.saved if (m := _DRAFT_KEY.fullmatch(k))]
         report = mem.get("report") or (mem.get(f"draft_{max(drafts)}") if drafts else "")
         return RunResult(run_id=run_id, topic=mem.get("topic") or "", report=report, approved=status == "approved",
                          cycles=max(drafts, default=1) - 1, issues=_load_list(mem.get("issues")), status=status,
@@ -208,39 +218,44 @@ def _best_draft(mem: _Run, last: int) -> int:
     return min(counts, key=lambda n: (counts[n], -n))
 
 
+_DRAFT_KEY = re.compile(r"draft_(\d{1,9})")  # draft_1, draft_2, ...; not another part's `draft_review`
+
+
 class _Run:
     """One run's memory, read once: every checkpoint of the run is loaded when it starts, and every
-    write goes to the memory at once and to this copy, so the run never reads its own writes back.
-    Verdicts are kept as `ValidationResult`s too, parsed at most once."""
+    write goes to the memory at once (once the run's lease is renewed) and to this copy, so the run
+    never reads its own writes back. Verdicts are kept as `CheckedVerdict`s too, parsed at most once."""
 
-    def __init__(self, memory: Memory):
-        self.memory, self.saved = memory, memory.get_all()
-        self._verdicts: dict[int, ValidationResult] = {}
+    def __init__(self, memory: Memory, lease: Lease):
+        self.memory, self.lease, self.saved = memory, lease, memory.get_all()
+        self._verdicts: dict[int, CheckedVerdict] = {}
 
     def get(self, key: str) -> str | None:
         return self.saved.get(key)
 
-    def get_all(self) -> dict[str, str]:
-        return dict(self.saved)
-
-    def set(self, key: str, value: str) -> None:
-        self.memory.set(key, value)
-        self.saved[key] = value
-
     def set_many(self, items: dict[str, str]) -> None:
+        self.lease.renew()
         self.memory.set_many(items)
         self.saved.update(items)
 
-    def verdict(self, cycle: int, given: ValidationResult | str | None = None) -> ValidationResult | None:
+    def verdict(self, cycle: int, given: CheckedVerdict | str | None = None) -> CheckedVerdict | None:
         """The verdict on draft `cycle`: `given` when it was just made, else the saved one (parsed once)."""
-        if isinstance(given, ValidationResult):
+        if isinstance(given, CheckedVerdict):
             self._verdicts[cycle] = given
         if cycle not in self._verdicts:
             text = self.saved.get(f"validation_{cycle}")
             if text is None:
                 return None
-            self._verdicts[cycle] = ValidationResult.model_validate_json(text)
+            self._verdicts[cycle] = CheckedVerdict.model_validate_json(text)
         return self._verdicts[cycle]
+
+    def drop_stale_verdict(self, cycle: int, draft: str | None) -> None:
+        """Forget a saved verdict that is not about `draft` (another process wrote the draft over, or an
+        older mas saved it unbound), so the draft is validated again."""
+        verdict = self.verdict(cycle)
+        if verdict is not None and not verdict.judged(draft):
+            del self.saved[f"validation_{cycle}"]
+            del self._verdicts[cycle]
 
 
 def _json_list(items: list[str]) -> str:

@@ -50,7 +50,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 import anthropic
@@ -61,7 +61,7 @@ from mas.agents import BaseAgent
 from mas.client import make_client
 from mas.errors import AgentReplyError, JobsIncomplete, MemoryUnavailableError
 from mas.extras import require
-from mas.memory import _BaseMemory, _check_value, _Shared
+from mas.memory import _BaseMemory, _check_value, _Shared, holder_is_dead
 from mas.settings import settings
 
 # ---------------------------------------------------------------- the same run on Redis: RedisMemory
@@ -78,6 +78,22 @@ local previous = tonumber(redis.call('HGET', KEYS[1], 'updated_at') or '0')
 if now <= previous then now = previous + 1 end
 redis.call('HSET', KEYS[1], 'value', ARGV[1], 'updated_at', string.format('%d', now))
 return now
+"""
+
+# A lease is a hash of its own beside the memory's (`holder`, no `value`: memory reads skip it), with
+# an expiry; ARGV: holder, ttl in ms, and a holder known to be dead, whose lease may be taken.
+_LEASE_SCRIPT = """
+local current = redis.call('HGET', KEYS[1], 'holder')
+if (not current) or current == ARGV[1] or current == ARGV[3] then
+  redis.call('HSET', KEYS[1], 'holder', ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return false
+end
+return current
+"""
+_RELEASE_SCRIPT = """
+if redis.call('HGET', KEYS[1], 'holder') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 START_REDIS = "redis-server --port 6379 --save '' --appendonly no"  # a throwaway server: in memory, no files
@@ -100,8 +116,9 @@ class RedisMemory(_BaseMemory):
     def __init__(self, url: str | None = None, namespace: str = "", *, prefix: str = "mas") -> None:
         super().__init__(namespace)
         redis = require("redis", "RedisMemory")
-        if not prefix or not isinstance(prefix, str):
-            raise ValueError(f"prefix must be a non-empty string, got {prefix!r}")
+        if not prefix or not isinstance(prefix, str) or ":" in prefix:
+            # ":" ends the prefix: with "app" and "app:tenant2" both allowed, one would read the other's keys
+            raise ValueError(f"prefix must be a non-empty string without ':', got {prefix!r}")
         self.url = url or settings().redis_url
         self.prefix = prefix
         self._down = (redis.ConnectionError, redis.TimeoutError)
@@ -114,6 +131,8 @@ class RedisMemory(_BaseMemory):
             client.close()
             raise
         self._set_script = client.register_script(_SET_SCRIPT)
+        self._lease_script = client.register_script(_LEASE_SCRIPT)
+        self._release_script = client.register_script(_RELEASE_SCRIPT)
 
     def set(self, key: str, value: str) -> None:
         full = self._redis_key(key)
@@ -121,8 +140,33 @@ class RedisMemory(_BaseMemory):
         with self._client() as client:
             self._set_script(keys=[full], args=[value], client=client)
 
+    def set_many(self, items: Mapping[str, str]) -> None:
+        """Several keys in one MULTI/EXEC transaction: all of them are written, or none."""
+        fulls = [self._redis_key(key) for key in items]
+        for value in items.values():
+            _check_value(value)
+        with self._client() as client:
+            pipe = client.pipeline(transaction=True)
+            for full, value in zip(fulls, items.values()):
+                self._set_script(keys=[full], args=[value], client=pipe)
+            pipe.execute()
+
     def get(self, key: str) -> str | None:
         return self._field("value", key)
+
+    def lease(self, name: str, holder: str, ttl: float) -> str | None:
+        """Take or renew the lease `name` for `holder` for `ttl` seconds: None when it is now
+        `holder`'s, else the holder that has it (its hash expires on the server's clock)."""
+        full, ttl_ms = self._redis_key(name), max(1, round(ttl * 1000))
+        with self._client() as client:
+            current = self._lease_script(keys=[full], args=[holder, ttl_ms, ""], client=client)
+            if current is not None and holder_is_dead(current):
+                current = self._lease_script(keys=[full], args=[holder, ttl_ms, current], client=client)
+        return current
+
+    def release(self, name: str, holder: str) -> None:
+        with self._client() as client:
+            self._release_script(keys=[self._redis_key(name)], args=[holder], client=client)
 
     def updated_at(self, key: str) -> datetime | None:
         """When `key` was last written (by the server's clock), as an aware UTC datetime; None when missing."""
@@ -269,6 +313,18 @@ class JobQueue:
         self._base = f"{prefix}:{namespace}/queue:"
         self._redis = self.memory._shared.resource
         self._take = self._redis.register_script(_TAKE_SCRIPT)
+        self._server = self._call(self._redis.info, "server")["run_id"]  # changes when the server restarts
+
+    def lost_cause(self) -> str:
+        """Why jobs vanished when no worker failed them: the server restarted (a server without
+        persistence forgets everything), or the queue's keys were deleted; "" when neither shows."""
+        if self._call(self._redis.info, "server")["run_id"] != self._server:
+            return ("Redis restarted while the jobs ran (its run_id changed), and a server without persistence "
+                    "forgot the queue and the replies: run the jobs again (use a server with appendonly yes to "
+                    "keep them)")
+        if not self.pending() and not self._keys("processing:*"):
+            return "the jobs are no longer in the queue (were its keys deleted, or the database flushed?)"
+        return ""
 
     def push(self, jobs: list[Job]) -> int:
         """Append jobs to the pending list; ids must be unique within the run. Returns how many."""
@@ -469,7 +525,9 @@ def collect(queue: JobQueue, workers: list[Worker], ids: list[str], *, timeout: 
                 workers += start_workers(queue.namespace, 1, queue.url, prefix=queue.prefix, latency=latency,
                                          log_dir=log_dir)
                 continue
-            raise JobsIncomplete([i for i in ids if i not in results], queue.failures())
+            failures = queue.failures()
+            raise JobsIncomplete([i for i in ids if i not in results], failures,
+                                 "" if failures else queue.lost_cause())
         if time.monotonic() > deadline:
             for w in alive:
                 w.kill()

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mas.client import make_client
-from mas.contracts import ValidationResult, parse_reply, parse_validation
+from mas.contracts import CheckedVerdict, ValidationResult, parse_reply, parse_validation
 from mas.errors import ReplyError
 from mas.offline import OfflineTransport
 from mas.offline.roles import UNSUPPORTED_CLAIM
@@ -62,7 +62,7 @@ def test_markup_in_the_topic_cannot_make_the_validator_approve_a_flawed_draft(me
     orchestrator = Orchestrator(memory, client=make_client(transport=transport, max_retries=0), progress=None,
                                 max_revision_cycles=0)
     result = orchestrator.run(TOPIC + injection, run_id="r")
-    first = ValidationResult.model_validate_json(memory.scoped("r").get("validation_1"))
+    first = CheckedVerdict.model_validate_json(memory.scoped("r").get("validation_1"))
     assert UNSUPPORTED_CLAIM in memory.scoped("r").get("draft_1")
     assert not first.approved and not result.approved and result.status == "max_cycles"
 

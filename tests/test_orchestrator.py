@@ -13,7 +13,7 @@ import pytest
 
 from mas.cli import main as cli
 from mas.client import make_client
-from mas.contracts import ValidationResult
+from mas.contracts import CheckedVerdict
 from mas.memory import SQLiteMemory
 from mas.offline import Fault, OfflineTransport, ScriptedTransport
 from mas.offline.roles import UNSUPPORTED_CLAIM
@@ -48,7 +48,7 @@ def test_every_step_is_saved_under_the_runs_namespace(memory):
     orchestrate(memory)[1].run(TOPIC, run_id="r1")
     run = memory.scoped("r1")
     assert set(STEPS) | {"topic", "audience", "issues", "status", "reason", "usage", "report"} == set(run.get_all())
-    first = ValidationResult.model_validate_json(run.get("validation_1"))
+    first = CheckedVerdict.model_validate_json(run.get("validation_1"))
     assert not first.approved and UNSUPPORTED_CLAIM in run.get("draft_1")
     assert run.get("report") == run.get("draft_2") and run.get("status") == "approved"
     assert memory.get("research") is None  # nothing leaks outside the run's namespace

@@ -235,3 +235,33 @@ def test_importing_mas_scaling_leaves_redis_unimported():
     code = "import sys, mas.scaling; print('redis' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_jobs_lost_to_a_redis_restart_are_reported_as_that_not_as_dead_workers(redis_to_stop, prefix):
+    queue = JobQueue("run", redis_to_stop.url, prefix=prefix)
+    queue.push(angle_jobs(2))
+    port = redis_to_stop.url.rsplit(":", 1)[1].split("/")[0]
+    redis_to_stop.stop()  # a server with no persistence: restarting it forgets the queue
+    again = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly",
+                              "no"], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                queue.pending()
+                break
+            except MemoryUnavailableError:
+                time.sleep(0.05)
+        with pytest.raises(JobsIncomplete, match="Redis restarted while the jobs ran"):
+            collect(queue, [], [job.id for job in angle_jobs(2)], restarts=0)
+    finally:
+        queue.close()
+        again.terminate()
+        again.wait()
+
+
+def test_jobs_whose_keys_were_deleted_are_reported_as_that(redis_url, prefix):
+    with JobQueue("run", redis_url, prefix=prefix) as queue:
+        queue.push(angle_jobs(2))
+        queue.reset()  # deletes the queue's lists, as a FLUSHDB or a cleanup would
+        with pytest.raises(JobsIncomplete, match="no longer in the queue"):
+            collect(queue, [], [job.id for job in angle_jobs(2)], restarts=0)
