@@ -82,15 +82,24 @@ class BaseAgent:
         self.last_message: Message | None = None
         self._client, self._async_client = client, async_client
 
+    # Subtle: an agent given one kind of client never builds the other kind itself: a default client
+    # could talk to another server than the one it was given (the live API, for an offline agent).
     @property
     def client(self) -> anthropic.Anthropic:
         if self._client is None:
+            if self._async_client is not None:
+                raise ValueError(f"{self.name} has only an async client: use `await agent.arun(task)`, or pass "
+                                 "client= as well (make_client(transport=t) beside make_client(transport=t, "
+                                 "asynchronous=True))")
             self._client = make_client()
         return self._client
 
     @property
     def async_client(self) -> anthropic.AsyncAnthropic:
         if self._async_client is None:
+            if self._client is not None:
+                raise ValueError(f"{self.name} has only a sync client: use `agent.run(task)`, or pass async_client= "
+                                 "as well (make_client(transport=t, asynchronous=True) beside make_client(transport=t))")
             self._async_client = make_client(asynchronous=True)
         return self._async_client
 

@@ -136,3 +136,26 @@ def test_the_strict_parser_never_approves_text_that_is_not_one_approving_object(
     except ReplyError:
         return
     assert json.loads(text) == verdict.model_dump(exclude_unset=True) | json.loads(text)
+
+
+# ---------------------------------------------------------------------------- no client behind the caller's back
+
+def test_an_agent_given_one_kind_of_client_never_builds_the_other_itself(monkeypatch):
+    import asyncio
+
+    from mas.agents import WriterAgent
+    from mas.client import make_client
+
+    transport = OfflineTransport()
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-must-not-be-used")
+    monkeypatch.delenv("MAS_OFFLINE", raising=False)  # a default client here would be the live API
+    async_only = WriterAgent(async_client=make_client(transport=transport, asynchronous=True), model="claude-opus-4-6")
+    sync_only = WriterAgent(client=make_client(transport=transport), model="claude-opus-4-6")
+    with pytest.raises(ValueError, match="has only an async client: use `await agent.arun"):
+        async_only.run("<topic>x</topic>")
+    with pytest.raises(ValueError, match="has only a sync client: use `agent.run"):
+        asyncio.run(sync_only.arun("<topic>x</topic>"))
+    with pytest.raises(ValueError, match="only an async client"):
+        async_only.count_tokens("task")
+    assert transport.model.calls == 0
+    assert asyncio.run(async_only.arun(write_task("x", "y", "- a point"))) and transport.model.calls == 1
