@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_
 from mas.errors import ReplyError
 
 T = TypeVar("T", bound=pydantic.BaseModel)
-Status = Literal["running", "approved", "max_cycles", "failed", "stopped", "budget_exceeded", "depth_exceeded",
+Status = Literal["running", "approved", "max_cycles", "failed", "no_research", "stopped", "budget_exceeded",
+                 "depth_exceeded",
                  "agent_failed", "circuit_open", "rejected", "awaiting_human"]
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
@@ -192,7 +193,7 @@ class RunResult(BaseModel):
     approved: bool
     cycles: int = Field(description="Revisions made (each one a validate -> revise cycle).")
     issues: list[str] = Field(description="The validator's last issues; empty when approved.")
-    status: Status = Field(description="approved | max_cycles | failed, or what stopped it: budget_exceeded | "
-                           "depth_exceeded | agent_failed | circuit_open | rejected | awaiting_human")
+    status: Status = Field(description="approved | max_cycles | failed | no_research, or what stopped it: "
+                           "budget_exceeded | depth_exceeded | agent_failed | circuit_open | rejected | awaiting_human")
     reason: str = Field("", description="Why the run stopped, in one line.")
     usage: Usage = Field(default_factory=Usage, description="Tokens and calls of the whole run, resumes included.")

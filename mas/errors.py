@@ -136,6 +136,12 @@ class BudgetExceeded(RunStopped):
             limit, maximum, spent, reserved, needed, agent)
 
 
+class NoResearch(RunStopped):
+    """The researcher knows nothing of the topic: nothing is written, let alone approved, from that."""
+
+    status = "no_research"
+
+
 class DepthLimitExceeded(RunStopped):
     """A team tree deeper than `max_depth`, refused before any of it ran."""
 

@@ -34,9 +34,9 @@ import anthropic
 from mas.agents import VALIDATION_ATTEMPTS, BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
 from mas.client import default_model, make_client
 from mas.contracts import CheckedVerdict, RunResult, Usage, ValidationResult
-from mas.errors import AgentReplyError, RunStopped, one_line
+from mas.errors import AgentReplyError, NoResearch, RunStopped, one_line
 from mas.memory import LEASE_TTL_S, Lease, Memory, SQLiteMemory
-from mas.prompts import DEFAULT_AUDIENCE, research_task, revise_task, write_task
+from mas.prompts import DEFAULT_AUDIENCE, is_no_research, research_task, revise_task, write_task
 
 TERMINAL = ("approved", "max_cycles")
 
@@ -117,7 +117,9 @@ class Orchestrator:
     def _pipeline(self, mem: _Run, topic: str, audience: str, usage: Usage) -> None:
         research = self._step(mem, "research", "researching", "Researcher", usage, self.researcher,
                               lambda: self.researcher.run(research_task(topic, audience)),
-                              then=lambda _: {"status": "writing"})
+                              then=lambda notes: {"status": "no_research" if is_no_research(notes) else "writing"})
+        if is_no_research(research):
+            raise NoResearch(f"the researcher has no notes on this topic: {research.strip().splitlines()[0]}")
         self._step(mem, "draft_1", "writing", "Writer", usage, self.writer,
                    lambda: self.writer.run(write_task(topic, audience, research)),
                    then=lambda _: {"status": "validating"})

@@ -20,7 +20,8 @@ SYSTEM_PROMPTS: dict[str, str] = {
     "researcher": (
         "You are a researcher on a small writing team. Given a topic, gather the key facts, concepts and "
         "angles a reader needs. Answer with concise bullet points, one fact per bullet, and note sources "
-        "where relevant, as (source: ...). Do not write prose or a conclusion."
+        "where relevant, as (source: ...). Do not write prose or a conclusion. If you have no reliable "
+        "knowledge of the topic, do not guess: answer with one line that starts with \"No research:\" and says why."
     ),
     "writer": (
         "You are a technical writer on a small writing team. Turn the research you are given into a clear, "
@@ -67,6 +68,18 @@ def unescape(text: str) -> str:
 def tagged(name: str, text: str, block: bool = False) -> str:
     """`<name>text</name>`, the text escaped; `block` puts it on lines of its own."""
     return f"<{name}>\n{escape(text)}\n</{name}>" if block else f"<{name}>{escape(text)}</{name}>"
+
+
+NO_RESEARCH = "No research:"  # how a researcher says it knows nothing of a topic (its system prompt asks for it)
+
+
+def is_no_research(text: str) -> bool:
+    """Whether research notes are the researcher saying it has nothing: no draft may be built on them.
+
+    >>> is_no_research("No research: I have no notes on Zorblax."), is_no_research("- a fact")
+    (True, False)
+    """
+    return text.lstrip().lower().startswith(NO_RESEARCH.lower())
 
 
 def research_task(topic: str, audience: str) -> str:

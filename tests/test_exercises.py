@@ -293,18 +293,18 @@ def traced_run():
 
 def test_07_1_costliest_agent_right_and_wrong(traced_run):
     # hand-worked from the offline run: the writer's calls are 488 in / 348 out and 943 in / 363 out on
-    # claude-opus-4-6 at $5 / $25 per million tokens: $0.011140 + $0.013790 = $0.024930 of $0.045010 in all
+    # claude-opus-4-6 at $5 / $25 per million tokens: $0.011140 + $0.013790 = $0.024930 of $0.045170 in all
     totals = {}
     for span in traced_run.spans:
         totals[span.agent] = totals.get(span.agent, 0.0) + span.cost
     assert max(totals, key=totals.get) == "Writer" and round(totals["Writer"], 6) == 0.02493
-    assert round(traced_run.summary().cost, 6) == 0.04501
-    check("07.1", traced_run, "Writer", 0.02493 / 0.04501)
+    assert round(traced_run.summary().cost, 6) == 0.04517
+    check("07.1", traced_run, "Writer", 0.02493 / 0.04517)
     check("07.1", traced_run, "Writer", 0.55)  # rounded is fine
     with pytest.raises(NotYet, match="Validator cost .* but another agent cost more"):
         check("07.1", traced_run, "Validator", 0.24)
     with pytest.raises(NotYet, match="31% is the share of Writer's most expensive call"):
-        check("07.1", traced_run, "Writer", 0.01379 / 0.04501)
+        check("07.1", traced_run, "Writer", 0.01379 / 0.04517)
     with pytest.raises(NotYet, match="a fraction of 1"):
         check("07.1", traced_run, "Writer", 55)
 

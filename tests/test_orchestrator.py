@@ -255,3 +255,14 @@ def test_one_client_for_the_team_and_what_it_creates_it_closes(tmp_path, monkeyp
     Orchestrator(passed_in, client=make_client(), progress=None).close()
     assert passed_in.get("x") is None  # not closed: it was passed in
     passed_in.close()
+
+
+def test_research_that_says_it_knows_nothing_ends_the_run_before_any_draft(memory):
+    script = ScriptedTransport(["No research: I have no notes on Zorblax farming."])
+    orch = Orchestrator(memory, client=make_client(transport=script, max_retries=0), progress=None)
+    result = orch.run("Zorblax farming", run_id="z")
+    assert result.status == "no_research" and not result.approved and result.report == ""
+    assert "no notes on this topic: No research: I have no notes on Zorblax farming." in result.reason
+    assert len(script.requests) == 1 and "draft_1" not in memory.scoped("z").get_all()
+    again = Orchestrator(memory, client=make_client(transport=ScriptedTransport([]), max_retries=0), progress=None)
+    assert again.run(run_id="z").status == "no_research"  # resumed: the saved research says it again, no call
