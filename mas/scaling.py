@@ -51,7 +51,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import anthropic
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -62,6 +61,7 @@ from mas.client import make_client
 from mas.errors import AgentReplyError, JobsIncomplete, MemoryUnavailableError
 from mas.extras import require
 from mas.memory import _BaseMemory, _check_value, _Shared
+from mas.redact import redact_url
 from mas.settings import settings
 
 # ---------------------------------------------------------------- the same run on Redis: RedisMemory
@@ -199,24 +199,6 @@ def glob_escape(text: str) -> str:
     run\\*1/
     """
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
-
-
-def redact_url(url: str) -> str:
-    """The URL without its credentials (user, password, query), fit for an error message or an output.
-
-    >>> redact_url("redis://:s3cret@cache.example:6379/0"), redact_url("redis://localhost:6379/0")
-    ('redis://***@cache.example:6379/0', 'redis://localhost:6379/0')
-    >>> redact_url("https://user:tok@gateway.example/anthropic?key=abc#x"), redact_url("http://u:p@[::1/")
-    ('https://***@gateway.example/anthropic?***', '(a URL that cannot be read)')
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # a malformed URL: nothing of it is shown, it may hold a password
-        return "(a URL that cannot be read)"
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=netloc, query="***" if parts.query else "", fragment=""))
 
 
 # ---------------------------------------------------------------- several workers share a run: the job queue
