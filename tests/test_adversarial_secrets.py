@@ -123,22 +123,22 @@ def test_a_redacted_url_holds_no_character_of_any_credential(scheme, user, passw
 
 # ---------------------------------------------------------------------------- every place in an error's text
 
-ECHOES = {  # what an error body that echoes the request looks like -> its text with {key} and {token}
-    "python dict of headers": "invalid credentials in {{'x-api-key': '{key}', 'authorization': 'Bearer {token}'}}",
-    "JSON of headers": '{{"X-Api-Key": "{key}", "Authorization": "Bearer {token}"}}',
-    "header lines": "x-api-key: {key}\r\nAuthorization: Bearer {token}",
-    "escaped JSON in JSON": '{{\\"x-api-key\\": \\"{key}\\", \\"authorization\\": \\"Bearer {token}\\"}}',
-    "query of a request line": "POST /v1/messages?api_key={key}&access_token={token} HTTP/1.1",
-    "URL with user-info": "upstream https://gw:{key}@upstream.example/v1 refused {token}@auth",
-    "proxy and cookie headers": "proxy-authorization: Basic {token}; cookie: session={key}",
-    "the key in prose": "the key {key} is not valid",
-}
+ECHOES = [  # how an error body that echoes the request looks, and its text with {key} and {token}
+    ("python dict of headers", "invalid credentials in {{'x-api-key': '{key}', 'authorization': 'Bearer {token}'}}"),
+    ("JSON of headers", '{{"X-Api-Key": "{key}", "Authorization": "Bearer {token}"}}'),
+    ("header lines", "x-api-key: {key}\r\nAuthorization: Bearer {token}"),
+    ("escaped JSON in JSON", '{{\\"x-api-key\\": \\"{key}\\", \\"authorization\\": \\"Bearer {token}\\"}}'),
+    ("query of a request line", "POST /v1/messages?api_key={key}&access_token={token} HTTP/1.1"),
+    ("URL with user-info", "upstream https://gw:{key}@upstream.example/v1 refused {token}@auth"),
+    ("proxy and cookie headers", "proxy-authorization: Basic {token}; cookie: session={key}"),
+    ("the key in prose", "the key {key} is not valid"),
+]
 
 
-@pytest.mark.parametrize("echo", ECHOES)
+@pytest.mark.parametrize("echo", [text for _, text in ECHOES], ids=[how for how, _ in ECHOES])
 def test_an_error_text_carries_no_credential_into_any_formatter(echo, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", TOKEN)  # a token is known by its value, wherever it stands
-    text = ECHOES[echo].format(key=KEY, token=TOKEN)
+    text = echo.format(key=KEY, token=TOKEN)
     req = httpx2.Request("POST", "https://proxy.example/v1/messages")
     body = {"type": "error", "error": {"type": "authentication_error", "message": text}}
     api_error = anthropic.AuthenticationError(f"Error code: 401 - {body}", response=httpx2.Response(401, request=req),
