@@ -5,7 +5,8 @@
 
 Each line is ok, warn (the course still runs, a part of it will not) or fail (fix this first),
 and says the fix; exit 0 when nothing fails. `run_checks` lists the checks, in screen order; the
-key is only said to be present or not, never shown, not even a part of it.
+key is only said to be present or not, never shown, not even a part of it, and every URL and error text
+goes through `mas.redact` first.
 
 Model ids retire; a course must tell its learners before the API does, so the model check asks
 the Models API (`client.models.retrieve` / `list`), which the offline model answers too.
@@ -27,7 +28,8 @@ from dotenv import dotenv_values
 from mas.client import API_URL, default_model, is_offline, make_client
 from mas.errors import MemoryUnavailableError, MissingExtra, one_line
 from mas.extras import install_hint
-from mas.scaling import START_REDIS, RedisMemory, redact_url
+from mas.redact import redact_text, redact_url
+from mas.scaling import START_REDIS, RedisMemory
 from mas.settings import load_dotenv, settings
 
 Status = Literal["ok", "warn", "fail"]
@@ -176,7 +178,7 @@ def check_redis() -> Check:
         return Check("warn", "redis", f"nothing answers at {redact_url(url)} (notebook 08 needs a server)",
                      f"{START_REDIS} (and REDIS_URL if it runs elsewhere)")
     except ValueError as err:
-        return Check("warn", "redis", f"REDIS_URL {redact_url(url)} cannot be used: {err}",
+        return Check("warn", "redis", f"REDIS_URL {redact_url(url)} cannot be used: {redact_text(str(err))}",
                      "set it to e.g. redis://localhost:6379/0")
     return Check("ok", "redis", f"Redis answers at {redact_url(url)}")
 
@@ -205,7 +207,7 @@ def run_checks(project: Path | None = None, client: anthropic.Anthropic | None =
     try:
         client = client or make_client(timeout=TIMEOUT_S, max_retries=0)
     except Exception as err:  # noqa: BLE001 - any reason a client cannot be built is a line of the screen
-        checks.append(Check("fail", "client", f"{type(err).__name__}: {err}", "see the line above"))
+        checks.append(Check("fail", "client", f"{type(err).__name__}: {redact_text(str(err))}", "see the line above"))
     else:
         checks += check_model(client, model, offline)
     return checks + [check_redis(), check_lab()]

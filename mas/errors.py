@@ -16,7 +16,9 @@ Two kinds of error, as in the libraries this course learns from:
   policy may absorb it. A stopped run ends with the stop's `status` and its one line as the reason.
 
 Exceptions carry their facts as fields (agent, kind, reason, attempts), never as text to be
-parsed back. Simplified on purpose: the kinds are coarse (every 5xx but 529 is "server_error").
+parsed back. Every line made here goes through `mas.redact.redact_text`: an API error whose body echoes the
+request's headers (a proxy's, or an `x-api-key` quoted in a message) carries no key into memory, a trace, a
+recording or the screen. Simplified on purpose: the kinds are coarse (every 5xx but 529 is "server_error").
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
 
 import anthropic
+
+from mas.redact import redact_text
 
 FailureKind = Literal["rate_limit", "overloaded", "server_error", "timeout", "connection", "bad_request",
                       "refusal", "max_tokens", "empty", "invalid", "circuit_open"]
@@ -176,7 +180,8 @@ class JobsIncomplete(RuntimeError):
     """The workers stopped with jobs not done: `missing` ids, and `failed` (id -> reason)."""
 
     def __init__(self, missing: list[str], failed: dict[str, str], cause: str = ""):
-        why = "; ".join(f"{k}: {v}" for k, v in failed.items()) or cause or "their workers died and no restart was left"
+        why = ("; ".join(f"{k}: {redact_text(v)}" for k, v in failed.items()) or cause
+               or "their workers died and no restart was left")
         super().__init__(f"{len(missing)} job(s) not done ({', '.join(missing)}): {why}")
         self.missing, self.failed = missing, failed
 
@@ -185,6 +190,7 @@ class SettingsError(ValueError):
     """A switch with a value it does not accept; the message names the variable and what it takes."""
 
     def __init__(self, variable: str, value: str, accepts: str):
+        value = redact_text(value)  # a URL's password, a key: a bad value is shown, never its secret
         self.variable, self.value, self.accepts = variable, value, accepts
         super().__init__(f"{variable}={value!r} is not valid: it accepts {accepts} (or leave it empty)")
 
@@ -203,6 +209,21 @@ class MissingExtra(ImportError):
     def __init__(self, package: str, needed_by: str, extra: str, fix: str):
         self.package, self.needed_by, self.extra, self.fix = package, needed_by, extra, fix
         super().__init__(f"{needed_by} needs {package}, which is not installed: {fix}")
+
+
+class RecordingNotWritten(anthropic.APIError):
+    """The recording's file could not be written (a full disk, a file made unwritable): `path`, the OSError
+    `cause`, and whether the request was `sent` (its reply came back, not recorded) or refused unsent after an
+    earlier failure. An SDK error type but no connection error, so the SDK neither wraps nor retries it, and no
+    failure policy absorbs it: a call that succeeded (billed, live) is not sent again; the run stops with this line."""
+
+    def __init__(self, path: str, cause: OSError, request: Any, *, sent: bool):
+        self.path, self.cause, self.sent = path, cause, sent
+        what = ("the reply came back but is not recorded, so it is not asked for again" if sent
+                else "this request was not sent, as its reply could not be recorded either")
+        super().__init__(f"cannot write the recording {path} ({cause.strerror or type(cause).__name__}): {what}; "
+                         "free some space or point MAS_RECORD (or record_client's path) at a writable file, then "
+                         "run again", request, body=None)
 
 
 # ---------------------------------------------------------------------------- reading an error
@@ -261,12 +282,13 @@ def reason_of(err: BaseException) -> str:
     'the reply had no text'
     """
     reason = getattr(err, "reason", None)
-    return (reason.splitlines() or [""])[0] if isinstance(reason, str) and reason else one_line(err)
+    return redact_text((reason.splitlines() or [""])[0]) if isinstance(reason, str) and reason else one_line(err)
 
 
 def one_line(err: BaseException) -> str:
     """An error as one readable line: for an API error, its class, HTTP status and the API's own
-    message (not the raw error body the SDK puts in `str(err)`); for any other, its first line.
+    message (not the raw error body the SDK puts in `str(err)`); for any other, its first line. Credentials in
+    it are redacted (`mas.redact.redact_text`).
 
     >>> import httpx2
     >>> req = httpx2.Request("POST", "https://api.invalid/v1/messages")
@@ -276,10 +298,14 @@ def one_line(err: BaseException) -> str:
     'OverloadedError 529: Overloaded'
     >>> one_line(anthropic.APIConnectionError(request=req)), one_line(ValueError("first\\nsecond"))
     ('APIConnectionError: Connection error.', 'first')
+    >>> echo = {"type": "error", "error": {"type": "authentication_error", "message": "x-api-key: sk-ant-api03-X"}}
+    >>> one_line(anthropic.AuthenticationError(f"Error code: 401 - {echo}", body=echo,
+    ...                                        response=httpx2.Response(401, request=req)))
+    'AuthenticationError 401: x-api-key: ***'
     """
     if isinstance(err, anthropic.APIError):
         status = f" {err.status_code}" if isinstance(err, anthropic.APIStatusError) else ""
         text = f"{type(err).__name__}{status}: {getattr(err, 'api_message', None) or err.message}"
     else:
         text = str(err) or type(err).__name__
-    return (text.splitlines() or [""])[0]
+    return redact_text((text.splitlines() or [""])[0])

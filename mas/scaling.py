@@ -51,7 +51,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping
-from urllib.parse import urlsplit, urlunsplit
 
 import anthropic
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -62,6 +61,7 @@ from mas.client import make_client
 from mas.errors import AgentReplyError, JobsIncomplete, MemoryUnavailableError
 from mas.extras import require
 from mas.memory import _BaseMemory, _check_value, _Shared, holder_is_dead
+from mas.redact import redact_text, redact_url
 from mas.settings import settings
 
 # ---------------------------------------------------------------- the same run on Redis: RedisMemory
@@ -243,24 +243,6 @@ def glob_escape(text: str) -> str:
     run\\*1/
     """
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
-
-
-def redact_url(url: str) -> str:
-    """The URL without its credentials (user, password, query), fit for an error message or an output.
-
-    >>> redact_url("redis://:s3cret@cache.example:6379/0"), redact_url("redis://localhost:6379/0")
-    ('redis://***@cache.example:6379/0', 'redis://localhost:6379/0')
-    >>> redact_url("https://user:tok@gateway.example/anthropic?key=abc#x"), redact_url("http://u:p@[::1/")
-    ('https://***@gateway.example/anthropic?***', '(a URL that cannot be read)')
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # a malformed URL: nothing of it is shown, it may hold a password
-        return "(a URL that cannot be read)"
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=netloc, query="***" if parts.query else "", fragment=""))
 
 
 # ---------------------------------------------------------------- several workers share a run: the job queue
@@ -447,7 +429,7 @@ def work(namespace: str, url: str | None = None, *, worker: str = "w1", prefix: 
             try:  # a new agent for each job: jobs are independent, no history from the last one
                 reply = BaseAgent(job.role, client=client).run(job.task)
             except (anthropic.APIError, AgentReplyError) as err:
-                queue.fail(worker, job, raw, f"{type(err).__name__}: {str(err).splitlines()[0]}")
+                queue.fail(worker, job, raw, f"{type(err).__name__}: {redact_text(str(err).splitlines()[0])}")
                 continue
             queue.finish(worker, job, raw, reply)
     return taken

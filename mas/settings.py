@@ -25,6 +25,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mas.errors import SettingsError
+from mas.redact import redact_url
 
 DEFAULT_MODEL = "claude-opus-4-6"
 DEFAULT_DB_PATH = Path("data") / "memory.db"
@@ -69,6 +70,11 @@ class Settings(BaseSettings):
 
         FaultPlan.parse(value)  # raises with the fault kinds it knows
         return value
+
+    def __repr_args__(self):  # pydantic's hook behind repr() and str()
+        """URLs without their credentials: a repr is printed, logged and pasted into bug reports."""
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name in ("base_url", "redis_url") and isinstance(value, str) else value
 
     @property
     def is_offline(self) -> bool:

@@ -43,6 +43,7 @@ from mas.errors import kind_of
 from mas.hooks import counting, install, installed, uninstall
 from mas.pricing import Price, dollars, uncached_cost
 from mas.pricing import cost as price_cost
+from mas.redact import redact_text
 
 TEXT_LIMIT = 2000  # characters of prompt and reply kept per span (None keeps all)
 _step: ContextVar[str | None] = ContextVar("mas_trace_step", default=None)
@@ -151,7 +152,8 @@ class Tracer:
                 latency=latency, **tokens, stop_reason=getattr(message, "stop_reason", None),
                 cost=price_cost(model, tokens, self.prices),
                 error=error_kind(error) if error is not None else None,
-                error_message=_cut((str(error).splitlines() or [""])[0], 300) if error is not None else "",
+                error_message=(_cut(redact_text((str(error).splitlines() or [""])[0]), 300)
+                               if error is not None else ""),
                 prompt=_cut(prompt, self.text_limit),
                 reply=_cut(text_of(message), self.text_limit) if message is not None else "")
             with self._lock:

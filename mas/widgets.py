@@ -30,6 +30,7 @@ from mas.offline.roles import topic_of
 from mas.orchestrator import Orchestrator
 from mas.pricing import cost
 from mas.prompts import SYSTEM_PROMPTS, research_task
+from mas.redact import redact_text
 from mas.tracing import Timeline, Tracer, format_table
 
 W = require("ipywidgets", "mas.widgets")  # the `lab` extra
@@ -199,7 +200,7 @@ class Playground:
         except AgentReplyError as err:
             text = f"[{err.kind}] {err}\n\n{err.reply}"
         except Exception as err:  # an API error: show it where the reply would be, keep the widget alive
-            return f"[error] {type(err).__name__}: {err}", ""
+            return f"[error] {type(err).__name__}: {redact_text(str(err))}", ""
         return text, format_stats(call_stats(agent, time.perf_counter() - start), self.show_time)
 
     def _role_changed(self, change: dict) -> None:

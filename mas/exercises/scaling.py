@@ -16,8 +16,8 @@ from typing import Any
 
 from mas.errors import MemoryUnavailableError
 from mas.exercises.core import NotYet, expect
+from mas.redact import redact_url as _redact
 from mas.scaling import START_REDIS_HINT, JobQueue, RedisMemory
-from mas.scaling import redact_url as _redact
 from mas.settings import settings
 
 START_REDIS = START_REDIS_HINT + " Then restart the kernel and run the notebook again."

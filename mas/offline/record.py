@@ -11,7 +11,14 @@ The file is JSON Lines, one exchange a line, appended and flushed as each reply 
 `body` is the response as received: the message JSON, or a streamed reply's whole event-stream text. A
 transport error (a timeout) is written as `"error": {"type", "message"}` and raised again on replay. Request
 headers are never written, and of the response's only KEPT_HEADERS: keys (`x-api-key`, `authorization`),
-cookies and organisation ids can't reach the file.
+cookies and organisation ids can't reach the file. Nor can they through a text (`mas.redact`): an error body
+or message (a proxy that echoes the request's headers) is redacted, a query's credential parameters too, and
+the key and token of the environment are found wherever they appear in a line.
+
+A file that cannot be written (a directory, no permission) is refused when the transport is made, before any
+request. One that fails later (a full disk) raises `RecordingNotWritten` from the reply that could not be
+written: not a connection error, so the SDK does not send again a call that succeeded (and was billed live);
+the requests after it are refused unsent.
 
 Apart from `mas.offline.replay`, which answers from such a file, because the two share nothing but this
 format: the recorder runs with a key (or the offline model), the replay with neither. `mas.client` builds
@@ -28,6 +35,9 @@ from typing import Any, AsyncIterator, Callable, Iterator
 
 import anthropic
 import httpx2
+
+from mas.errors import RecordingNotWritten
+from mas.redact import redact_known, redact_text
 
 RECORD_ENV = "MAS_RECORD"  # the workshop switch that records (read by mas.client.make_client)
 # the response headers worth keeping: what the SDK reads (retry timing) and the id to quote in a bug report
@@ -78,15 +88,18 @@ class RecordingTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
 
     def __init__(self, inner: httpx2.BaseTransport | httpx2.AsyncBaseTransport, path: str | Path):
         self.inner, self.path, self.recorded = inner, Path(path), 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.broken: OSError | None = None  # why the last write failed: later requests are refused unsent
+        check_writable(self.path)
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        self._check_not_broken(request)
         body = body_of(request.read())
         with self._errors_written(request, body):
             response = check_side(self.inner, httpx2.BaseTransport, "RecordingTransport").handle_request(request)
         return self._tee(request, body, response)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        self._check_not_broken(request)
         body = body_of(await request.aread())
         with self._errors_written(request, body):
             inner = check_side(self.inner, httpx2.AsyncBaseTransport, "RecordingTransport")
@@ -99,16 +112,24 @@ class RecordingTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         try:
             yield
         except httpx2.RequestError as err:
-            self._write(request, body, {"error": {"type": type(err).__name__, "message": str(err)}})
+            self._write(request, body, {"error": {"type": type(err).__name__, "message": redact_text(str(err))}})
             raise
+
+    def _check_not_broken(self, request: httpx2.Request) -> None:
+        """After a failed write, no request is sent: its reply (billed, live) could not be recorded either."""
+        if self.broken is not None:
+            raise RecordingNotWritten(str(self.path), self.broken, request, sent=False)
 
     def _tee(self, request: httpx2.Request, body: Any, response: httpx2.Response) -> httpx2.Response:
         response.request = request
         kept = {name: response.headers[name] for name in KEPT_HEADERS if name in response.headers}
 
         def done(content: bytes, complete: bool) -> None:
-            self._write(request, body, {"status": response.status_code, "headers": kept,
-                                        "body": content.decode("utf-8", errors="replace"), "complete": complete})
+            text = content.decode("utf-8", errors="replace")
+            if response.status_code >= 400:  # an error body may echo the request, headers and all
+                text = redact_text(text)
+            self._write(request, body, {"status": response.status_code, "headers": kept, "body": text,
+                                        "complete": complete})
 
         # the caller gets every header but the two that described the undecoded bytes
         headers = [(k, v) for k, v in response.headers.multi_items()
@@ -117,19 +138,42 @@ class RecordingTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
                                extensions=response.extensions)
 
     def _write(self, request: httpx2.Request, body: Any, outcome: dict) -> None:
-        data = (json.dumps({"method": request.method, "path": path_of(request), "request": body, **outcome},
-                           ensure_ascii=False) + "\n").encode("utf-8")
+        line = json.dumps({"method": request.method, "path": path_of(request), "request": body, **outcome},
+                          ensure_ascii=False)
+        data = (redact_known(line, api_only=True) + "\n").encode("utf-8")
         # one O_APPEND write per line, under a lock shared by every recorder: the lines of clients and
         # threads writing to the same file never interleave, and each is on disk when the reply ends
         # (O_BINARY, on Windows: no newline translation)
         with _WRITE_LOCK:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
             try:
-                while data:
-                    data = data[os.write(fd, data):]
-            finally:
-                os.close(fd)
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
+                try:
+                    while data:
+                        data = data[os.write(fd, data):]
+                finally:
+                    os.close(fd)
+            except OSError as err:  # raised from the reply's body: the SDK must not take it for the network
+                self.broken = err
+                raise RecordingNotWritten(str(self.path), err, request, sent=True) from None
             self.recorded += 1
+
+
+def check_writable(path: Path) -> None:
+    """A ValueError naming `path` and the cause when a recording cannot be written there (a directory, a
+    folder that is a file, no permission), before any request is sent. Leaves no file behind."""
+    try:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            pass  # a file where the folder should be: opening says so ("Not a directory")
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600))
+            os.unlink(path)  # made only to find out: the first exchange makes it again
+        except FileExistsError:
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
+    except OSError as err:
+        raise ValueError(f"cannot record to {path} ({err.strerror or type(err).__name__}): point {RECORD_ENV} "
+                         "(or record_client's path) at a writable file") from None
 
 
 def load_recording(path: str | Path) -> list[dict]:
@@ -177,10 +221,10 @@ def body_of(raw: bytes) -> Any:
 
 
 def path_of(request: httpx2.Request) -> str:
-    """The path and query of a request, what an exchange records (never the host).
+    """The path and query of a request, what an exchange records (never the host), its credentials redacted.
 
-    >>> path_of(httpx2.Request("POST", "https://api.anthropic.com/v1/messages?beta=true"))
-    '/v1/messages?beta=true'
+    >>> path_of(httpx2.Request("POST", "https://api.anthropic.com/v1/messages?beta=true&api_key=abc"))
+    '/v1/messages?beta=true&api_key=***'
     """
-    query = request.url.query.decode()
+    query = redact_text(request.url.query.decode())
     return request.url.path + (f"?{query}" if query else "")

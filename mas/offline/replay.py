@@ -36,6 +36,7 @@ import httpx2
 from mas.offline import wire
 from mas.offline.record import body_of, check_side, load_recording, path_of
 from mas.offline.transport import OfflineTransport
+from mas.redact import redact_known
 
 FALLBACK_ENV = "MAS_REPLAY_FALLBACK"  # the workshop switch that turns the fallback on (read by mas.client)
 VOLATILE_FIELDS = ("stream", "metadata")  # left out of the key: see the module docstring
@@ -68,7 +69,7 @@ class ReplayTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         self.exchanges = load_recording(self.path)
         self._queues: defaultdict[str, deque[dict]] = defaultdict(deque)
         for exchange in self.exchanges:
-            self._queues[request_key(exchange["method"], exchange["path"], exchange.get("request"))].append(exchange)
+            self._queues[_key(exchange["method"], exchange["path"], exchange.get("request"))].append(exchange)
         self.fallback = _fallback(fallback)
         self.served = self.fallbacks = self.misses = 0
         self._lock = threading.Lock()
@@ -92,7 +93,7 @@ class ReplayTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         """The next recorded exchange for this request (the last one again when they have run out),
         or None when the fallback should answer; raises NotInRecording when there is none."""
         with self._lock:
-            queue = self._queues.get(request_key(request.method, path_of(request), body))
+            queue = self._queues.get(_key(request.method, path_of(request), body))
             if queue:
                 self.served += 1
                 return queue.popleft() if len(queue) > 1 else queue[0]
@@ -182,6 +183,12 @@ def _replayed(request: httpx2.Request, body: Any, exchange: dict) -> httpx2.Resp
             content = json.dumps(message_from_sse(exchange["body"]), ensure_ascii=False).encode("utf-8")
             headers["content-type"] = wire.JSON_HEADERS["content-type"]
     return httpx2.Response(exchange["status"], headers=headers, content=content)
+
+
+def _key(method: str, path: str, body: Any) -> str:
+    """The request key as a recording holds it: the environment's key and token, written as *** there
+    (mas.offline.record), are matched as *** here too."""
+    return redact_known(request_key(method, path, body), api_only=True)
 
 
 def _fallback(fallback: Any) -> httpx2.BaseTransport | httpx2.AsyncBaseTransport | None:
