@@ -19,6 +19,11 @@ from __future__ import annotations
 from typing import Any
 
 _TOPIC_NAMES = {"topic", "title", "subject", "name", "query", "heading"}
+MAX_DEPTH = 32  # levels of a schema the filler follows; deeper (or a `$ref` to itself) is refused, not recursed
+
+
+class SchemaTooDeep(ValueError):
+    """A schema nested past MAX_DEPTH, or one that refers to itself: the offline model cannot fill it."""
 
 
 class _Material:
@@ -39,15 +44,19 @@ def fill(schema: dict, material: list[str], topic: str = "", given: Any = None) 
                   "value", given)
 
 
-def _value(schema: dict, defs: dict, m: _Material, name: str, given: Any) -> Any:
+def _value(schema: dict, defs: dict, m: _Material, name: str, given: Any, depth: int = 0) -> Any:
+    if depth > MAX_DEPTH:
+        raise SchemaTooDeep(f"the schema nests deeper than {MAX_DEPTH} levels or refers to itself ($ref); "
+                            f"the offline model fills schemas of up to {MAX_DEPTH} levels")
+    depth += 1
     if "$ref" in schema:
         schema = defs.get(schema["$ref"].rsplit("/", 1)[-1], {})
     for key in ("anyOf", "oneOf"):
         if key in schema:
             options = [s for s in schema[key] if s.get("type") != "null"] or schema[key]
-            return _value(options[0], defs, m, name, given)
+            return _value(options[0], defs, m, name, given, depth)
     if "allOf" in schema:
-        return _value(schema["allOf"][0], defs, m, name, given)
+        return _value(schema["allOf"][0], defs, m, name, given, depth)
     if "const" in schema:
         return schema["const"]
     if "enum" in schema:
@@ -58,15 +67,15 @@ def _value(schema: dict, defs: dict, m: _Material, name: str, given: Any) -> Any
     if kind == "object" or (kind is None and "properties" in schema):
         given = given if isinstance(given, dict) else {}
         props = schema.get("properties", {})
-        return {key: _value(sub, defs, m, key, given.get(key)) for key, sub in props.items()}
+        return {key: _value(sub, defs, m, key, given.get(key), depth) for key, sub in props.items()}
     if kind == "array":
         items = schema.get("items", {})
         if isinstance(given, list):
-            return [_value(items, defs, m, name, g) for g in given][: schema.get("maxItems", len(given))]
+            return [_value(items, defs, m, name, g, depth) for g in given][: schema.get("maxItems", len(given))]
         # a list of strings takes the rest of the material (all the research points, say)
         wanted = len(m.lines) - m.i if items.get("type") == "string" else 1
         count = min(max(schema.get("minItems", 0), wanted, 1), schema.get("maxItems", wanted))
-        return [_value(items, defs, m, name, None) for _ in range(count)]
+        return [_value(items, defs, m, name, None, depth) for _ in range(count)]
     if kind == "string":
         if isinstance(given, str):
             return given
