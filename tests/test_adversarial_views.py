@@ -403,19 +403,22 @@ def test_team_and_tracing_parsers_read_long_inputs_in_linear_time():
     assert task_kind("<topic" * (N // 6)) is None
 
 
-def test_a_schema_nested_deep_or_referring_to_itself_is_a_400_not_a_connection_error():
-    """The schema filler recursed without a limit: a $ref cycle became "Connection error." and SDK retries."""
+def test_a_schema_too_deep_or_too_big_to_fill_is_a_400_not_a_connection_error():
+    """The schema filler recursed and looped without a limit: a $ref cycle became "Connection error." and SDK
+    retries, and `minItems: 10**9` a billion values."""
     transport = OfflineTransport()
     client = make_client(transport=transport, max_retries=2)
     nested: dict = {"type": "string"}
     for _ in range(40):
         nested = {"type": "object", "properties": {"x": nested}}
     cycle = {"$defs": {"a": {"type": "object", "properties": {"x": {"$ref": "#/$defs/a"}}}}, "$ref": "#/$defs/a"}
-    for schema in (cycle, nested):
-        with pytest.raises(anthropic.BadRequestError, match="nests deeper than 32 levels or refers to itself"):
+    many = {"type": "array", "minItems": 10**9, "maxItems": 10**9, "items": {"type": "string"}}
+    for schema, problem in ((cycle, "nests deeper than 32 levels or refers to itself"), (nested, "nests deeper"),
+                            (many, "asks for more than 10,000 values")):
+        with pytest.raises(anthropic.BadRequestError, match=problem):
             client.messages.create(model="claude-opus-4-6", max_tokens=50, messages=[{"role": "user", "content": "hi"}],
                                    output_config={"format": {"type": "json_schema", "schema": schema}})
-    assert transport.model.calls == 2  # one request each: a 400 is not retried
+    assert transport.model.calls == 3  # one request each: a 400 is not retried
 
 
 def test_a_request_body_nested_100k_deep_is_a_400():

@@ -93,7 +93,7 @@ class OfflineModel:
                 return Answer(wire.json_response(200, {"input_tokens": count_request(body)}))
             return self._create(body)
         # a 400 the client can read, never an exception in the transport (the SDK's "Connection error.", retried)
-        except structured.SchemaTooDeep as err:
+        except structured.UnfillableSchema as err:
             return Answer(wire.error_response(400, "invalid_request_error", f"a JSON schema in the request: {err}"))
         except RecursionError:
             return Answer(wire.error_response(400, "invalid_request_error",

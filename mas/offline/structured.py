@@ -19,11 +19,14 @@ from __future__ import annotations
 from typing import Any
 
 _TOPIC_NAMES = {"topic", "title", "subject", "name", "query", "heading"}
-MAX_DEPTH = 32  # levels of a schema the filler follows; deeper (or a `$ref` to itself) is refused, not recursed
+# what the filler does for one schema, at most: a schema past either (a `$ref` to itself, `minItems: 10**9`,
+# arrays in arrays) is refused in one line, never recursed into or looped over without end
+MAX_DEPTH = 32  # levels of nesting
+MAX_VALUES = 10_000  # values filled in all
 
 
-class SchemaTooDeep(ValueError):
-    """A schema nested past MAX_DEPTH, or one that refers to itself: the offline model cannot fill it."""
+class UnfillableSchema(ValueError):
+    """A schema nested past MAX_DEPTH (or referring to itself), or asking for more than MAX_VALUES values."""
 
 
 class _Material:
@@ -31,6 +34,7 @@ class _Material:
         self.lines = [line for line in lines if line.strip()] or ["offline value"]
         self.topic = topic
         self.i = 0
+        self.values = 0  # filled so far, against MAX_VALUES
 
     def next(self) -> str:
         line = self.lines[self.i % len(self.lines)]
@@ -46,8 +50,12 @@ def fill(schema: dict, material: list[str], topic: str = "", given: Any = None) 
 
 def _value(schema: dict, defs: dict, m: _Material, name: str, given: Any, depth: int = 0) -> Any:
     if depth > MAX_DEPTH:
-        raise SchemaTooDeep(f"the schema nests deeper than {MAX_DEPTH} levels or refers to itself ($ref); "
-                            f"the offline model fills schemas of up to {MAX_DEPTH} levels")
+        raise UnfillableSchema(f"the schema nests deeper than {MAX_DEPTH} levels or refers to itself ($ref); "
+                               f"the offline model fills schemas of up to {MAX_DEPTH} levels")
+    m.values += 1
+    if m.values > MAX_VALUES:
+        raise UnfillableSchema(f"the schema asks for more than {MAX_VALUES:,} values; "
+                               f"the offline model fills at most {MAX_VALUES:,}")
     depth += 1
     if "$ref" in schema:
         schema = defs.get(schema["$ref"].rsplit("/", 1)[-1], {})
