@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import asdict
 from html.parser import HTMLParser
 
@@ -256,14 +257,20 @@ def sent_angles(sent: list[tuple[str, str]]) -> list[str]:
     return [tag(task, "topic") for _, task in sent]
 
 
-@pytest.fixture(params=["in-process", "sqlite"])
+@pytest.fixture(params=["in-process", "sqlite", "redis"])
 def keep(request, tmp_path):
-    """Where a team keeps its checkpoints: in the team object, or in a SQLite file."""
+    """Where a team keeps its checkpoints: in the team object, in a SQLite file, or in Redis (real servers)."""
     if request.param == "in-process":
         yield None
-    else:
+    elif request.param == "sqlite":
         with SQLiteMemory(tmp_path / "m.db") as memory:
             yield memory
+    else:
+        from mas.scaling import RedisMemory
+
+        with RedisMemory(request.getfixturevalue("redis_url"), prefix=f"mas-test-{uuid.uuid4().hex}") as memory:
+            yield memory
+            memory.clear()
 
 
 def make_team(angles, memory, **kw):
@@ -332,7 +339,7 @@ def test_a_changed_angle_of_a_nested_team_redoes_the_nested_team(keep):
     assert "subsidies" in research and "prices" not in research
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(angles=st.lists(st.sampled_from(["cost", "safety", "supply", "law", "jobs", "waste", "energy"]),
                        min_size=2, max_size=4, unique=True),
        done=st.integers(1, 3), edits=st.lists(st.sampled_from(["cost", "grid", "law", "heat", "tax"]), max_size=4))
