@@ -18,8 +18,9 @@ Guards, both explicit:
   A team that contains itself is just an infinitely deep tree, refused the same way.
 - budget: `mas.budget.Budget` around the whole run covers every agent of the tree.
 Both are `RunStopped`, so the orchestrator ends the run with their status and reason. Each
-finished angle is checkpointed (in the team's `memory`, or in-process), so a resumed run repeats
-no call of the angles already done; the checkpoints are dropped once the team's research is whole.
+finished angle is checkpointed (in the team's `memory`, or in-process) under a hash of everything that
+defines its work (`work_key`), so a resumed run repeats no call of the angles already done, and an angle
+whose inputs changed is done again; the checkpoints are dropped once the team's research is whole.
 
 Simplified on purpose: the angles run one after another (notebook 06 shows the parallel fan-out)
 and the tree is declared up front; the check on notes is local code, not another model call.
@@ -28,6 +29,7 @@ and the tree is declared up front; the check on notes is local code, not another
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -36,11 +38,11 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import anthropic
 
 from mas.agents import DEFAULT_MAX_TOKENS, ResearcherAgent
-from mas.client import make_client
+from mas.client import default_model, make_client
 from mas.contracts import Usage
 from mas.errors import AgentReplyError, DepthLimitExceeded
 from mas.hooks import call_hook
-from mas.prompts import DEFAULT_AUDIENCE, bullets, tag
+from mas.prompts import DEFAULT_AUDIENCE, SYSTEM_PROMPTS, bullets, tag, tagged
 
 if TYPE_CHECKING:
     from mas.memory import Memory
@@ -113,10 +115,30 @@ def merge(topic: str, parts: Sequence[tuple[str, str]]) -> str:
 
 
 def angle_task(angle: str, audience: str, context: str) -> str:
-    """What one sub-team is asked: its angle as the topic, the wider research as context."""
-    return (f"<topic>{angle}</topic>\n<audience>{audience}</audience>\n"
-            f"<context>One angle of a wider research on: {context}</context>\n\n"
+    """What one sub-team is asked: its angle as the topic, the wider research as context (each escaped,
+    so an angle or a topic cannot open or close a tag of the task).
+
+    >>> print(angle_task("Cost", "engineers", "AI</topic>"))
+    <topic>Cost</topic>
+    <audience>engineers</audience>
+    <context>One angle of a wider research on: AI&lt;/topic></context>
+    <BLANKLINE>
+    Research this angle for this audience.
+    """
+    return (f"{tagged('topic', angle)}\n{tagged('audience', audience)}\n"
+            f"{tagged('context', f'One angle of a wider research on: {context}')}\n\n"
             "Research this angle for this audience.")
+
+
+def work_key(name: str, work: Any) -> str:
+    """A checkpoint's key: the team's name and a short, stable hash of everything that defines the work,
+    so a changed input (topic, angle, audience, prompt, model) never finds another input's notes.
+
+    >>> work_key("ResearchTeam", {"task": "t", "model": "m"})
+    'ResearchTeam:ad53bf40cace'
+    """
+    text = json.dumps(work, sort_keys=True, ensure_ascii=False)
+    return f"{name}:{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
 class ResearchTeam:
@@ -194,18 +216,30 @@ class ResearchTeam:
         audience = tag(task, "audience") or DEFAULT_AUDIENCE
         context = tag(task, "context")
         wider = f"{context.removeprefix('One angle of a wider research on: ')} > {topic}" if context else topic
-        prefix = f"{self.name}:{hashlib.sha256(task.encode()).hexdigest()[:12]}:"
-        parts = []
-        for i, angle in enumerate(self.angles, 1):
-            key = f"{prefix}{i}"
+        parts, keys = [], []
+        for angle in self.angles:
+            sub_task = angle_task(_label(angle), audience, wider)
+            # keyed by the angle's whole definition, not its place: a resume with a changed angle, topic,
+            # audience, prompt or model re-does that angle and reuses the others
+            key = work_key(self.name, {"task": sub_task, "by": self._worker(angle)})
             notes = self._load(key)
             if notes is None:
-                notes = self._sub_team(angle, angle_task(_label(angle), audience, wider))
+                notes = self._sub_team(angle, sub_task)
                 self._save(key, notes)
             parts.append((_label(angle), notes))
-        for i in range(1, len(self.angles) + 1):  # the caller keeps the merged research from here
-            self._drop(f"{prefix}{i}")
+            keys.append(key)
+        for key in keys:  # the caller keeps the merged research from here
+            self._drop(key)
         return merge(topic, parts)
+
+    def _worker(self, angle: str | ResearchTeam) -> dict[str, Any]:
+        """What, besides its task, makes an angle's notes: the researcher's model, prompt and limits, or the
+        whole definition of a nested team (its angles and their workers, recursively). The tree is finite
+        here: `run` refused a cycle before any research began."""
+        if isinstance(angle, ResearchTeam):
+            return {"team": [{"angle": _label(a), "by": angle._worker(a)} for a in angle.angles]}
+        return {"model": self.model or default_model(), "max_tokens": self.max_tokens,
+                "system": SYSTEM_PROMPTS["researcher"], "check_attempts": self.check_attempts}
 
     def _sub_team(self, angle: str | ResearchTeam, task: str) -> str:
         if isinstance(angle, ResearchTeam):

@@ -236,7 +236,8 @@ class Tracer:
 
 
 def load_jsonl(path: str | Path) -> list[Span]:
-    """The spans of a file written by `Tracer.to_jsonl`."""
+    """The spans of a file written by `Tracer.to_jsonl`; a line that is not one (bad JSON, nested too
+    deep, an unknown field, a field of the wrong type) is a `ValueError` naming the file and the line."""
     names = {f.name for f in fields(Span)}
     spans = []
     for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
@@ -244,12 +245,24 @@ def load_jsonl(path: str | Path) -> list[Span]:
             continue
         try:
             row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError("not a JSON object")
             if unknown := set(row) - names:
                 raise ValueError(f"unknown fields {sorted(unknown)}")
+            if wrong := [name for name, value in row.items() if not isinstance(value, _SPAN_TYPES[name])]:
+                raise ValueError(f"wrong type for {', '.join(wrong)}")
             spans.append(Span(**row))
-        except (ValueError, TypeError) as err:
+        except (ValueError, TypeError, RecursionError) as err:
             raise ValueError(f"{path}, line {n}: not a span ({err})") from None
     return spans
+
+
+# what each field of a span may hold in a trace file (views format them as numbers or escape them as text)
+_NUMBER, _TEXT = (int, float), (str, type(None))
+_SPAN_TYPES = {"index": int, "agent": str, "role": str, "model": str, "step": _TEXT, "start": _NUMBER,
+               "latency": _NUMBER, "input_tokens": int, "output_tokens": int, "cache_creation_input_tokens": int,
+               "cache_read_input_tokens": int, "stop_reason": _TEXT, "cost": (*_NUMBER, type(None)), "error": _TEXT,
+               "error_message": str, "prompt": str, "reply": str}
 
 
 @dataclass

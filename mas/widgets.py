@@ -9,6 +9,9 @@ Each widget is a plain class whose buttons call ordinary methods (`run_agent`, `
 `reset_prompts`, `save`, `load`, `select`), so the logic is tested headless by calling them
 and reading what the widgets show. ipywidgets is imported here, and this module is imported
 only when used: `import mas` does not load it.
+
+Every text a view puts into HTML (a reply, a prompt, an API error, a trace file's fields, a model
+name, a path) is `html.escape`d first: a reply that holds `<script>` shows as text, never runs.
 """
 
 from __future__ import annotations
@@ -126,8 +129,8 @@ class Playground:
                          system_prompt=self.prompts[self.role.value] if system_prompt is None else system_prompt)
 
     def run_agent(self) -> str:
-        text, self.stats.value = self._ask()
-        self.reply.value = _pre(text)
+        text, stats = self._ask()
+        self.stats.value, self.reply.value = html.escape(stats), _pre(text)
         return text
 
     def run_pipeline(self, topic: str | None = None) -> str:
@@ -141,7 +144,7 @@ class Playground:
                                 validator=ValidatorAgent(system_prompt=self.prompts["validator"], **kw))
             result = orch.run(topic, run_id="playground")
         price = cost(self.model.value, result.usage.model_dump())
-        self.status.value = f"<b>{result.status}</b>: {html.escape(result.reason)}"
+        self.status.value = f"<b>{html.escape(result.status)}</b>: {html.escape(result.reason)}"
         self.stats.value = (f"{result.usage.calls} calls · {result.usage.input_tokens:,} in / "
                             f"{result.usage.output_tokens:,} out tokens · "
                             + ("cost unknown" if price is None else f"${price:.4f}"))
@@ -154,7 +157,7 @@ class Playground:
         for prompt, view in ((self.variant_a.value, self.reply_a), (self.variant_b.value, self.reply_b)):
             text, stats = self._ask(prompt)
             self.compare_stats.append(stats)
-            view.value = f"<div>{stats}</div>{_pre(text)}"
+            view.value = f"<div>{html.escape(stats)}</div>{_pre(text)}"
             out.append(text)
         return out[0], out[1]
 
@@ -212,6 +215,7 @@ class Playground:
 
 
 def _pre(text: str) -> str:
+    # every text a view shows (a reply, a prompt, an API error, a trace file's fields) goes in escaped
     return f"<pre style='white-space: pre-wrap'>{html.escape(text)}</pre>"
 
 
@@ -245,7 +249,7 @@ class TraceViewer:
     def select(self, index: int) -> None:
         span = next(s for s in self.spans if s.index == index)
         status = f"failed: {span.error} {span.error_message}" if span.error else f"stop reason: {span.stop_reason}"
-        self.detail.value = (f"<div>{html.escape(span.agent)} · {html.escape(span.model)} · {status}</div>"
+        self.detail.value = (f"<div>{html.escape(f'{span.agent} · {span.model} · {status}')}</div>"
                              f"<div><b>Prompt</b></div>{_pre(span.prompt)}<div><b>Reply</b></div>{_pre(span.reply)}")
         if self.calls.value != index:
             self.calls.value = index
@@ -297,7 +301,8 @@ class ApprovalForm:
         for button in (self.approve_button, self.edit_button, self.reject_button):
             button.disabled = True
         self.text.disabled = True
-        self.status.value = f"Decided: <b>{decision.action}</b>. Now re-run the step (or the run) that asked."
+        self.status.value = (f"Decided: <b>{html.escape(decision.action)}</b>. "
+                             "Now re-run the step (or the run) that asked.")
 
     def describe(self) -> str:
         """The form as plain text: what a reader without a live front end sees of it."""

@@ -84,11 +84,20 @@ class OfflineModel:
             body = json.loads(request.read() or b"{}")
         except ValueError as err:
             return Answer(wire.error_response(400, "invalid_request_error", f"request body is not valid JSON: {err}"))
+        except RecursionError:  # a body nested thousands of levels deep (any client can send one to `mas serve`)
+            return Answer(wire.error_response(400, "invalid_request_error", "request body is nested too deeply"))
         if problem := _invalid(body, counting=path.endswith("count_tokens")):
             return Answer(wire.error_response(400, "invalid_request_error", problem))
-        if path.endswith("count_tokens"):
-            return Answer(wire.json_response(200, {"input_tokens": count_request(body)}))
-        return self._create(body)
+        try:
+            if path.endswith("count_tokens"):
+                return Answer(wire.json_response(200, {"input_tokens": count_request(body)}))
+            return self._create(body)
+        # a 400 the client can read, never an exception in the transport (the SDK's "Connection error.", retried)
+        except structured.UnfillableSchema as err:
+            return Answer(wire.error_response(400, "invalid_request_error", f"a JSON schema in the request: {err}"))
+        except RecursionError:
+            return Answer(wire.error_response(400, "invalid_request_error",
+                                              "request nested too deeply for the offline model"))
 
     # ---------------------------------------------------------------- POST /v1/messages
 

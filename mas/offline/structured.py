@@ -19,6 +19,14 @@ from __future__ import annotations
 from typing import Any
 
 _TOPIC_NAMES = {"topic", "title", "subject", "name", "query", "heading"}
+# what the filler does for one schema, at most: a schema past either (a `$ref` to itself, `minItems: 10**9`,
+# arrays in arrays) is refused in one line, never recursed into or looped over without end
+MAX_DEPTH = 32  # levels of nesting
+MAX_VALUES = 10_000  # values filled in all
+
+
+class UnfillableSchema(ValueError):
+    """A schema nested past MAX_DEPTH (or referring to itself), or asking for more than MAX_VALUES values."""
 
 
 class _Material:
@@ -26,6 +34,7 @@ class _Material:
         self.lines = [line for line in lines if line.strip()] or ["offline value"]
         self.topic = topic
         self.i = 0
+        self.values = 0  # filled so far, against MAX_VALUES
 
     def next(self) -> str:
         line = self.lines[self.i % len(self.lines)]
@@ -39,15 +48,23 @@ def fill(schema: dict, material: list[str], topic: str = "", given: Any = None) 
                   "value", given)
 
 
-def _value(schema: dict, defs: dict, m: _Material, name: str, given: Any) -> Any:
+def _value(schema: dict, defs: dict, m: _Material, name: str, given: Any, depth: int = 0) -> Any:
+    if depth > MAX_DEPTH:
+        raise UnfillableSchema(f"the schema nests deeper than {MAX_DEPTH} levels or refers to itself ($ref); "
+                               f"the offline model fills schemas of up to {MAX_DEPTH} levels")
+    m.values += 1
+    if m.values > MAX_VALUES:
+        raise UnfillableSchema(f"the schema asks for more than {MAX_VALUES:,} values; "
+                               f"the offline model fills at most {MAX_VALUES:,}")
+    depth += 1
     if "$ref" in schema:
         schema = defs.get(schema["$ref"].rsplit("/", 1)[-1], {})
     for key in ("anyOf", "oneOf"):
         if key in schema:
             options = [s for s in schema[key] if s.get("type") != "null"] or schema[key]
-            return _value(options[0], defs, m, name, given)
+            return _value(options[0], defs, m, name, given, depth)
     if "allOf" in schema:
-        return _value(schema["allOf"][0], defs, m, name, given)
+        return _value(schema["allOf"][0], defs, m, name, given, depth)
     if "const" in schema:
         return schema["const"]
     if "enum" in schema:
@@ -58,15 +75,15 @@ def _value(schema: dict, defs: dict, m: _Material, name: str, given: Any) -> Any
     if kind == "object" or (kind is None and "properties" in schema):
         given = given if isinstance(given, dict) else {}
         props = schema.get("properties", {})
-        return {key: _value(sub, defs, m, key, given.get(key)) for key, sub in props.items()}
+        return {key: _value(sub, defs, m, key, given.get(key), depth) for key, sub in props.items()}
     if kind == "array":
         items = schema.get("items", {})
         if isinstance(given, list):
-            return [_value(items, defs, m, name, g) for g in given][: schema.get("maxItems", len(given))]
+            return [_value(items, defs, m, name, g, depth) for g in given][: schema.get("maxItems", len(given))]
         # a list of strings takes the rest of the material (all the research points, say)
         wanted = len(m.lines) - m.i if items.get("type") == "string" else 1
         count = min(max(schema.get("minItems", 0), wanted, 1), schema.get("maxItems", wanted))
-        return [_value(items, defs, m, name, None) for _ in range(count)]
+        return [_value(items, defs, m, name, None, depth) for _ in range(count)]
     if kind == "string":
         if isinstance(given, str):
             return given
