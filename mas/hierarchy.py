@@ -42,7 +42,7 @@ from mas.client import default_model, make_client
 from mas.contracts import Usage
 from mas.errors import AgentReplyError, DepthLimitExceeded
 from mas.hooks import call_hook
-from mas.prompts import DEFAULT_AUDIENCE, SYSTEM_PROMPTS, bullets, tag, tagged
+from mas.prompts import DEFAULT_AUDIENCE, NO_RESEARCH, SYSTEM_PROMPTS, bullets, is_no_research, tag, tagged
 
 if TYPE_CHECKING:
     from mas.memory import Memory
@@ -82,6 +82,8 @@ def check_notes(text: str) -> list[str]:
     """
     if not text.strip():
         return ["the notes are empty"]
+    if is_no_research(text):  # an honest "nothing known" is a usable answer: it is not asked again
+        return []
     if not bullets(text):
         return ["the notes have no bullet points (one fact per bullet is required)"]
     return []
@@ -100,9 +102,12 @@ def merge(topic: str, parts: Sequence[tuple[str, str]]) -> str:
     ### B
     - z
     """
+    known = [(angle, notes) for angle, notes in parts if not is_no_research(notes)]
+    if parts and not known:  # no angle found anything: say so, rather than merge the admissions
+        return f"{NO_RESEARCH} none of the {len(parts)} angles of {topic!r} has notes ({parts[0][1].strip()})"
     seen: set[str] = set()
     sections = [f"## Research: {topic}"]
-    for angle, notes in parts:
+    for angle, notes in known:
         fresh = []
         for point in bullets(notes):
             key = " ".join(point.lower().split())
@@ -111,6 +116,8 @@ def merge(topic: str, parts: Sequence[tuple[str, str]]) -> str:
                 fresh.append(f"- {point}")
         if fresh:
             sections.append(f"### {angle}\n" + "\n".join(fresh))
+    if len(known) < len(parts):
+        sections.append(f"_No notes on: {', '.join(angle for angle, notes in parts if is_no_research(notes))}._")
     return "\n\n".join(sections)
 
 

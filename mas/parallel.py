@@ -36,7 +36,7 @@ from mas.agents import DEFAULT_MAX_TOKENS, ResearcherAgent
 from mas.client import make_client
 from mas.contracts import Usage
 from mas.errors import AgentReplyError, FailureKind, ParallelResearchFailed, kind_of, one_line
-from mas.prompts import DEFAULT_AUDIENCE, bullet_list, merge_bullets, research_task, tag
+from mas.prompts import DEFAULT_AUDIENCE, NO_RESEARCH, bullet_list, is_no_research, merge_bullets, research_task, tag
 
 T = TypeVar("T")
 DEFAULT_ANGLES = ("key concepts", "real-world use", "limitations and risks")
@@ -228,7 +228,13 @@ class ParallelResearcher:
             failures = "; ".join(f"{e.label} ({e.kind}: {e.message})" for e in self.errors)
             raise ParallelResearchFailed(f"{self.name}: {len(texts)} of {len(self.angles)} angles researched, "
                                          f"fewer than min_angles={self.min_angles}: {failures}", self.errors)
-        notes = f"## Research: {topic}\n\n" + bullet_list(merge_bullets(texts))
+        known = [text for text in texts if not is_no_research(text)]
+        if texts and not known:  # no angle found anything: say so, rather than merge the admissions
+            return f"{NO_RESEARCH} none of the {len(texts)} angles of {topic!r} has notes ({texts[0].strip()})"
+        notes = f"## Research: {topic}\n\n" + bullet_list(merge_bullets(known))
+        if len(known) < len(texts):
+            unknown = [label for label, text in zip(self.angles, texts) if is_no_research(text)]
+            notes += f"\n\n_No notes on: {', '.join(unknown)}._"
         if self.errors:
             missing = ", ".join(f"{e.label} ({e.kind})" for e in self.errors)
             notes += f"\n\n_Not researched, the call failed: {missing}._"

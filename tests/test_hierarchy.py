@@ -359,3 +359,18 @@ def test_bad_teams_are_clear_errors(angles, kwargs, message):
         ResearchTeam(angles, **kwargs)
     with pytest.raises(TypeError, match="a string or a ResearchTeam"):
         ResearchTeam([42])
+
+
+def test_a_team_whose_angles_know_nothing_says_so_and_the_run_stops_before_a_draft(memory):
+    from mas.prompts import is_no_research
+
+    team = ResearchTeam(["Angle A", "Angle B"], client=make_client(transport=ScriptedTransport(
+        ["- A fact.", "No research: nothing on B."])))
+    mixed = team.run("<topic>T</topic>")
+    assert "- A fact." in mixed and mixed.endswith("_No notes on: Angle B._")
+    transport = ScriptedTransport(["No research: nothing on A.", "No research: nothing on B."])
+    team = ResearchTeam(["Angle A", "Angle B"], client=make_client(transport=transport))
+    result = Orchestrator(memory, client=make_client(transport=transport), researcher=team, progress=None).run(
+        "T", run_id="t")
+    assert is_no_research(memory.scoped("t").get("research")) and result.status == "no_research"
+    assert len(transport.requests) == 2  # the two angles, asked once each: nothing written

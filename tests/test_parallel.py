@@ -316,3 +316,18 @@ def _interrupt_a_wait():
     with call_hook(hook), pytest.raises(KeyboardInterrupt):
         run_parallel([slow], max_concurrency=1)
     assert ended.wait(2.0) and errors == ["CancelledError"]  # the 5 s call was stopped, not left running
+
+
+def test_angles_that_know_nothing_are_named_and_all_of_them_is_no_research():
+    from mas.offline import ScriptedTransport
+    from mas.prompts import is_no_research
+
+    def researched(*replies):
+        transport = ScriptedTransport(list(replies))
+        return ParallelResearcher(async_client=make_client(transport=transport, asynchronous=True),
+                                  max_concurrency=1).run(research_task(UNKNOWN, "engineers"))
+
+    mixed = researched("- A fact.", "No research: nothing on its use.", "- A risk.")
+    assert bullets_of(mixed) == ["A fact.", "A risk."] and mixed.endswith("_No notes on: real-world use._")
+    nothing = researched(*["No research: no notes."] * 3)
+    assert is_no_research(nothing) and "none of the 3 angles of 'Solar panel recycling' has notes" in nothing
