@@ -54,6 +54,14 @@ class DictMemory:
     def get_all(self) -> dict[str, str]:
         return {k[len(self.prefix):]: v for k, v in sorted(self.data.items()) if k.startswith(self.prefix)}
 
+    def lease(self, name: str, holder: str, ttl: float) -> str | None:
+        current = self.data.setdefault(self.prefix + "\0" + name, holder)  # "\0": no key of get_all's
+        return None if current == holder else current
+
+    def release(self, name: str, holder: str) -> None:
+        if self.data.get(self.prefix + "\0" + name) == holder:
+            del self.data[self.prefix + "\0" + name]
+
 
 class Timed:
     """A memory that times each operation of its scoped views, by name."""

@@ -51,7 +51,7 @@ def escape(text: str) -> str:
     >>> escape("a < b, x<y")  # what does not start a tag stays as it is
     'a < b, x&lt;y'
     """
-    if "<" not in text and "&" not in text:  # most texts: one quick scan, no regex
+    if "<" not in text and "lt;" not in text:  # most texts: a quick scan, no regex (an & matters before lt; only)
         return text
     return _MARKUP.sub(lambda m: "&lt;" if m.group() == "<" else "&amp;", text)
 
@@ -71,6 +71,7 @@ def tagged(name: str, text: str, block: bool = False) -> str:
 
 
 NO_RESEARCH = "No research:"  # how a researcher says it knows nothing of a topic (its system prompt asks for it)
+_NO_RESEARCH = re.compile(r"\s*" + re.escape(NO_RESEARCH), re.I)  # reads the text's start only
 
 
 def is_no_research(text: str) -> bool:
@@ -79,7 +80,7 @@ def is_no_research(text: str) -> bool:
     >>> is_no_research("No research: I have no notes on Zorblax."), is_no_research("- a fact")
     (True, False)
     """
-    return text.lstrip().lower().startswith(NO_RESEARCH.lower())
+    return _NO_RESEARCH.match(text) is not None
 
 
 def research_task(topic: str, audience: str) -> str:
