@@ -23,14 +23,16 @@ runs and teams): a `name`, a `role` ("validator" marks a validator, which also h
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
+import json
+from contextlib import contextmanager
+from typing import Any, ClassVar, Iterator, Protocol, TypeVar, runtime_checkable
 
 import anthropic
 import pydantic
-from anthropic.types import Message
+from anthropic.types import Message, MessageTokensCount
 
 from mas.client import default_model, make_client, text_of, usage_of
-from mas.contracts import Usage, ValidationResult, parse_reply
+from mas.contracts import TOKEN_FIELDS, Usage, ValidationResult, parse_reply
 from mas.errors import AgentReplyError, ContractError, FailureKind, ReplyError
 from mas.hooks import before_call
 from mas.prompts import SYSTEM_PROMPTS, reask_task, validate_task
@@ -172,10 +174,13 @@ class BaseAgent:
     # ------------------------------------------------------------------ the one call site
 
     def _call(self, kind: str, request: dict[str, Any]) -> Any:
-        """The only place `mas` sends a request to the model: the hooks around `client.messages.<kind>`."""
+        """The only place `mas` sends a request to the model: the hooks around `client.messages.<kind>`.
+        A 200 reply that is not what `kind` returns raises `AgentReplyError` of kind "invalid" (`_unreadable`)."""
         done = before_call(self, request)  # tracing, budgets (mas.hooks); a hook may refuse the call
         try:
-            result = getattr(self.client.messages, kind)(**request)
+            with self._reply_read(kind):
+                result = getattr(self.client.messages, kind)(**request)
+                self._check_shape(kind, result)
         except BaseException as err:
             done(None, err)
             raise
@@ -185,12 +190,26 @@ class BaseAgent:
     async def _acall(self, request: dict[str, Any]) -> Message:
         done = before_call(self, request)
         try:
-            message = await self.async_client.messages.create(**request)
+            with self._reply_read("create"):
+                message = await self.async_client.messages.create(**request)
+                self._check_shape("create", message)
         except BaseException as err:
             done(None, err)
             raise
         done(message, None)
         return message
+
+    @contextmanager
+    def _reply_read(self, kind: str) -> Iterator[None]:
+        """A 200 body the SDK cannot decode: it raises the JSON decoder's own error, not an API error."""
+        try:
+            yield
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+            raise AgentReplyError(self.name, "invalid", _not_a_reply(kind, f"its body is not JSON ({err})")) from None
+
+    def _check_shape(self, kind: str, result: Any) -> None:
+        if (problem := _unreadable(kind, result)) is not None:
+            raise AgentReplyError(self.name, "invalid", _not_a_reply(kind, problem))
 
     def _request(self, task: str, schema: type[pydantic.BaseModel] | None = None) -> dict[str, Any]:
         request: dict[str, Any] = {"model": self.model, "max_tokens": self.max_tokens}
@@ -218,6 +237,53 @@ class BaseAgent:
             raise AgentReplyError(self.name, "empty", f"the reply had no text ({', '.join(kinds)})", text)
         self.history += [{"role": "user", "content": task}, {"role": "assistant", "content": text}]
         return text
+
+
+def _not_a_reply(kind: str, problem: str) -> str:
+    what = "a token count" if kind == "count_tokens" else "a Message"
+    return (f"the server's reply is not {what}: {problem}; check that ANTHROPIC_BASE_URL is a Messages-API "
+            "server (or that a replayed recording is intact)")
+
+
+def _unreadable(kind: str, result: Any) -> str | None:
+    """What is wrong with a 200 reply that should be a Message (or, for `count_tokens`, a token count),
+    in a few words; None when mas can read it.
+
+    Subtle: the SDK builds its models without validating them (so a newer API's fields still load),
+    so a body of another shape arrives as a Message whose fields are None, a non-JSON body as its text.
+    Only what mas reads is checked: a block type this SDK does not know yet is fine.
+
+    >>> _unreadable("create", "<html>Welcome</html>")
+    "it is text, not JSON ('<html>Welcome</html>')"
+    >>> _unreadable("create", Message.model_construct(type="message", content=None))
+    'its content is not a list of blocks'
+    """
+    expected = MessageTokensCount if kind == "count_tokens" else Message
+    if not isinstance(result, expected):
+        if isinstance(result, str):
+            return f"it is text, not JSON ({result[:60]!r})"
+        if result is None:
+            return "it is JSON null, not an object"
+        return f"it is a JSON {'list' if isinstance(result, list) else type(result).__name__}, not an object"
+    if kind == "count_tokens":
+        return None if _whole(result.input_tokens) else "it has no input_tokens"
+    if result.type != "message":
+        return f"its type is {result.type!r}, not 'message'"
+    content = result.content
+    if not isinstance(content, list) or not all(isinstance(getattr(b, "type", None), str) for b in content):
+        return "its content is not a list of blocks"
+    if not all(isinstance(getattr(b, "text", None), str) for b in content if b.type == "text"):
+        return "a text block has no text"
+    counts = {key: getattr(result.usage, key, None) for key in TOKEN_FIELDS}
+    if not (_whole(counts["input_tokens"]) and _whole(counts["output_tokens"])):
+        return "its usage has no input_tokens and output_tokens"
+    if not all(value is None or _whole(value) for value in counts.values()):
+        return "its usage has token counts that are not whole numbers"
+    return None
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 class ResearcherAgent(BaseAgent):

@@ -6,69 +6,108 @@
 
 `mas run` works offline without a key, shows progress as it goes, prints the final report, and
 exits 0 when the report is approved, 1 when the run stopped (failed, or not approved within the
-cycle limit) with a one-line reason on stderr, 2 on a usage error. `--run-id` of a crashed run
+cycle limit) with a one-line reason on stderr, 2 on a usage error or a problem of the setup. `--run-id` of a crashed run
 resumes it without repeating the calls already done.
+
+A user's mistake or a problem of the environment (a switch's value, a path, the kill switch, a
+recording, a server) is one line on stderr, with its cause and its fix, never a traceback: a
+traceback is left for what is a bug of `mas`. `setup_problem` says that line; `python -m mas.scaling`
+uses it too (`exit_on_setup_problem`).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
+import warnings
 from pathlib import Path
+from typing import Any, Callable
 
 import anthropic
 
 from mas.agents import BaseAgent
-from mas.client import check_model, default_model, make_client, usage_of
-from mas.errors import AgentReplyError, MemoryUnavailableError, SettingsError, one_line
+from mas.client import KILL_SWITCH_ENV, check_model, default_model, make_client, usage_of
+from mas.errors import (
+    AgentReplyError,
+    LiveClientForbidden,
+    MemoryUnavailableError,
+    MissingExtra,
+    SettingsError,
+    one_line,
+)
+from mas.hooks import call_hook
 from mas.memory import SQLiteMemory
 from mas.orchestrator import Orchestrator
 from mas.prompts import DEFAULT_AUDIENCE
 from mas.settings import settings
 
+USAGE, FAILED = 2, 1  # exit statuses: a usage or environment problem; a run that stopped without approval
+# what the command meets anywhere that is the setup's fault, not a bug: each has its one line (setup_problem)
+SETUP_ERRORS = (SettingsError, LiveClientForbidden, MemoryUnavailableError, MissingExtra)
+KILL_SWITCH_LINE = (f"{KILL_SWITCH_ENV}=1 (the test suite's kill switch) forbids live Claude, and a key is set: "
+                    f"unset {KILL_SWITCH_ENV} to use Claude, or set MAS_OFFLINE=1 for the offline model")
+
 
 def run(args: argparse.Namespace) -> int:
     if args.model:
         check_model(args.model)
+    db = Path(args.db) if args.db else settings().db
+    # every path is checked before the first model call: a run is never paid for and then not saved
+    for problem in (_out_problem(args.out), _record_problem()):
+        if problem:
+            return _say(problem, USAGE)
     try:
-        memory = SQLiteMemory(args.db) if args.db else SQLiteMemory()
+        memory = SQLiteMemory(db)
     except (MemoryUnavailableError, OSError, sqlite3.Error) as err:
-        print(f"mas: cannot open the memory database {args.db or settings().db}: {err}", file=sys.stderr)
-        return 1
+        return _say(f"cannot open the memory database {db}: {path_problem(db) or _cause(err)} -> give --db "
+                    "(or MAS_DB) a SQLite file in a folder you can write, e.g. data/memory.db", USAGE)
     with memory:
         try:
             client = make_client()
-        except ValueError as err:  # switches that contradict each other (MAS_RECORD and MAS_REPLAY, ...)
-            print(f"mas: {one_line(err)}", file=sys.stderr)
-            return 2
+        except (ValueError, OSError, LiveClientForbidden) as err:  # MAS_RECORD and MAS_REPLAY, a bad recording...
+            return _say(setup_problem(err), USAGE)
         orchestrator = Orchestrator(memory, client=client, max_revision_cycles=args.max_cycles, model=args.model)
+        failures = LastFailure()
         try:
-            result = orchestrator.run(args.topic, audience=args.audience or DEFAULT_AUDIENCE, run_id=args.run_id)
+            with call_hook(failures):
+                result = orchestrator.run(args.topic, audience=args.audience or DEFAULT_AUDIENCE, run_id=args.run_id)
         except ValueError as err:
-            print(f"mas: {err}", file=sys.stderr)
-            return 2
+            return _say(str(err), USAGE)
+        except sqlite3.Error as err:  # a database of another program, or a full disk
+            return _say(f"the memory database {db} cannot be used: {err} -> give --db a new file, or one that mas "
+                        "wrote (and free some disk space if it is full)", USAGE)
     print(f"\n{result.report}\n")
     u = result.usage
     print(f"run {result.run_id}: {result.status}, {result.cycles} revision(s), {u.calls} model calls, "
           f"{u.input_tokens} input + {u.output_tokens} output tokens")
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(result.report + "\n", encoding="utf-8")
+        try:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(result.report + "\n", encoding="utf-8")
+        except OSError as err:  # the folder changed during the run, or the disk is full
+            return _say(f"cannot write the report to {args.out}: {_cause(err)}; the run is saved, so "
+                        f"`mas run --run-id {result.run_id} --out FILE` writes it without a model call", USAGE)
         print(f"report written to {args.out}")
     if result.status != "approved":
-        print(f"mas: {result.status}: {result.reason}", file=sys.stderr)
-        return 1
+        fix = fix_of(failures.error) if result.status == "failed" else None
+        then = f" -> {fix}, then resume with `mas run --run-id {result.run_id}`" if fix else ""
+        return _say(f"{result.status}: {result.reason}{then}", FAILED)
     return 0
 
 
 def hello(args: argparse.Namespace) -> int:
+    if problem := _record_problem():
+        return _say(problem, USAGE)
     try:
         agent = BaseAgent("assistant", make_client(), args.model or default_model(), 300, system_prompt="")
         print(agent.run("In one sentence: what does an orchestrator do in a multi-agent system?"))
-    except (anthropic.APIError, AgentReplyError, ValueError) as err:
-        print(f"mas: {one_line(err)}", file=sys.stderr)
-        return 1
+    except (anthropic.AnthropicError, AgentReplyError) as err:
+        fix = fix_of(err)
+        return _say(one_line(err) + (f" -> {fix}" if fix else ""), FAILED)
+    except (ValueError, OSError, LiveClientForbidden) as err:
+        return _say(setup_problem(err), USAGE)
     reply = agent.last_message
     usage = usage_of(reply)
     print(f"\nmodel: {reply.model}   input tokens: {usage['input_tokens']}   output tokens: {usage['output_tokens']}")
@@ -81,16 +120,139 @@ def doctor(args: argparse.Namespace) -> int:
     return doctor_main()
 
 
+# ---------------------------------------------------------------------------- one line for each problem
+
+def setup_problem(err: BaseException) -> str:
+    """The one line for an error of the setup, with its fix: a switch's value, the kill switch with a
+    key, a recording that cannot be read or written (MAS_REPLAY, MAS_RECORD), a server away."""
+    if isinstance(err, LiveClientForbidden):
+        return KILL_SWITCH_LINE
+    if isinstance(err, MemoryUnavailableError):  # its fix spans lines (a command to copy): one line here
+        return " ".join(str(err).split())
+    if not isinstance(err, (OSError, UnicodeDecodeError)):
+        return one_line(err)
+    s = settings()  # a file error: of the recording a switch names, when one does
+    switch, path = ("MAS_REPLAY", s.replay) if s.replay is not None else ("MAS_RECORD", s.record)
+    if isinstance(err, UnicodeDecodeError) and switch == "MAS_REPLAY":
+        return f"{switch}={path} is not a recording: it is not UTF-8 text -> set {switch} to a file MAS_RECORD wrote"
+    if isinstance(err, OSError) and path is not None and err.errno is not None:  # no errno: a message of mas's own
+        wanted = "a file MAS_RECORD wrote" if switch == "MAS_REPLAY" else "a file in a folder you can write"
+        return f"{switch}={path} cannot be used: {path_problem(path) or _cause(err)} -> set {switch} to {wanted}"
+    return one_line(err)
+
+
+def path_problem(path: Path) -> str | None:
+    """Why no file can be written at `path`, in a few words, or None when nothing is in the way
+    (the folders that are missing will be made).
+
+    >>> import tempfile; folder = Path(tempfile.mkdtemp()); _ = (folder / "notes.txt").write_text("x")
+    >>> path_problem(folder), path_problem(folder / "new" / "memory.db")
+    ('it is a folder', None)
+    >>> path_problem(folder / "notes.txt" / "memory.db") == f"{folder / 'notes.txt'} is a file, not a folder"
+    True
+    """
+    if path.is_dir():
+        return "it is a folder"
+    for folder in path.parents:
+        if folder.exists() or folder.is_symlink():
+            if not folder.is_dir():
+                return f"{folder} is a file, not a folder"
+            if not path.exists() and not os.access(folder, os.W_OK):
+                return f"the folder {folder} is not writable"
+            break
+    if path.is_file() and not os.access(path, os.W_OK):
+        return "the file is not writable"
+    return None
+
+
+def fix_of(err: BaseException | None) -> str | None:
+    """What to do about a failed call whose cause is the setup (the key, the model, the server), or None."""
+    if isinstance(err, anthropic.AuthenticationError):
+        return "check ANTHROPIC_API_KEY (in .env or the environment), or unset it for the offline model"
+    if isinstance(err, anthropic.PermissionDeniedError):
+        return "check that ANTHROPIC_API_KEY may use this model and endpoint"
+    if isinstance(err, anthropic.NotFoundError):
+        return "check --model (or MAS_MODEL) and ANTHROPIC_BASE_URL"
+    if isinstance(err, anthropic.APIConnectionError) and not isinstance(err, anthropic.APITimeoutError):
+        return "check the network and ANTHROPIC_BASE_URL, or set MAS_OFFLINE=1 for the offline model"
+    return None
+
+
+class LastFailure:
+    """A call hook (`mas.hooks`) that keeps the error of the last model call that failed: the run's
+    reason says what happened, this says which error it was, so the command can add its fix."""
+
+    error: BaseException | None = None
+
+    def __call__(self, agent: Any, request: dict) -> Callable[[Any, BaseException | None], None]:
+        return self._after
+
+    def _after(self, message: Any, error: BaseException | None) -> None:
+        if error is not None:
+            self.error = error
+
+
+def exit_on_setup_problem(main: Callable[[], int], prog: str) -> int:
+    """`main()`, or status 2 and one line on stderr for a problem of the setup (`setup_problem`), or for
+    a `ValueError` (in mas, a misuse: its message says the fix)."""
+    try:
+        return main()
+    except (*SETUP_ERRORS, OSError, ValueError) as err:
+        print(f"{prog}: {setup_problem(err)}", file=sys.stderr)
+        return USAGE
+
+
+def _out_problem(out: str | None) -> str | None:
+    problem = path_problem(Path(out)) if out else None
+    return problem and f"cannot write the report to {out}: {problem} -> give --out a file in a folder you can write"
+
+
+def _record_problem() -> str | None:
+    """Why MAS_RECORD's file cannot be appended to, tried as the recorder opens it (nothing is written)."""
+    path = settings().record
+    if path is None or settings().replay is not None:  # both set: make_client says so
+        return None
+    problem = path_problem(path)
+    if problem is None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+        except OSError as err:
+            problem = _cause(err)
+    return problem and f"MAS_RECORD={path} cannot be used: {problem} -> set MAS_RECORD to a file in a folder you can " \
+                       "write"
+
+
+def _cause(err: BaseException) -> str:
+    """An OS error's cause without its errno and path (the line names the path itself)."""
+    return (err.strerror or str(err)).lower() if isinstance(err, OSError) else one_line(err)
+
+
+def _say(line: str, status: int) -> int:
+    print(f"mas: {line}", file=sys.stderr)
+    return status
+
+
+def _warning_line(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    print(f"mas: warning: {message}", file=sys.stderr)  # the text alone, not the source line it came from
+
+
+# ---------------------------------------------------------------------------- the command line
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line (not the usage first), with where to read more
+        self.exit(USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _cycles(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"--max-cycles takes a whole number, 0 or more, got {text!r}")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mas", description="A multi-agent system on the Anthropic SDK "
-                                     "(offline model without ANTHROPIC_API_KEY).")
+    parser = _Parser(prog="mas", description="A multi-agent system on the Anthropic SDK "
+                     "(offline model without ANTHROPIC_API_KEY).")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="research -> write -> validate -> revise on a topic")
     p.add_argument("topic", nargs="?", help="what to write about (optional when resuming with --run-id)")
@@ -113,13 +275,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run" and not args.topic and not args.run_id:
         print("mas: give a TOPIC, or --run-id of a run to resume", file=sys.stderr)
-        return 2
+        return USAGE
     try:
         settings()  # a switch with a bad value is one line here, before any work starts
     except SettingsError as err:
         print(f"mas: {err}", file=sys.stderr)
-        return 2
-    return args.func(args)
+        return USAGE
+    with warnings.catch_warnings():  # restores the usual format when main() is called from Python
+        warnings.showwarning = _warning_line
+        return exit_on_setup_problem(lambda: args.func(args), "mas")
 
 
 if __name__ == "__main__":

@@ -106,7 +106,7 @@ class Orchestrator:
                 return self._result(mem, run_id, usage)
             try:
                 self._pipeline(mem, topic, audience, usage)
-            except (anthropic.APIError, AgentReplyError, RunStopped) as err:
+            except (anthropic.AnthropicError, AgentReplyError, RunStopped) as err:  # the SDK's, a replay's NotInRecording
                 mem.set_many({"status": err.status if isinstance(err, RunStopped) else "failed",
                               "reason": one_line(err)})
                 self._say(f"[Orchestrator] Stopped: {one_line(err)} (resume with run_id={run_id!r})")

@@ -564,4 +564,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from mas.cli import exit_on_setup_problem  # a bad switch or an unreachable Redis: one line, not a traceback
+
+    sys.exit(exit_on_setup_problem(main, "python -m mas.scaling"))

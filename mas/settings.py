@@ -21,7 +21,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, TypeAdapter, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mas.errors import SettingsError
@@ -69,6 +69,7 @@ class Settings(BaseSettings):
         from mas.offline.faults import FaultPlan
 
         FaultPlan.parse(value)  # raises with the fault kinds it knows
+        _check_fault_items(value)
         return value
 
     def __repr_args__(self):  # pydantic's hook behind repr() and str()
@@ -83,6 +84,35 @@ class Settings(BaseSettings):
 
 
 VARIABLES = tuple(field.alias for field in Settings.model_fields.values())
+ON_OFF = Settings.model_fields["offline"].description
+
+
+def _check_fault_items(spec: str) -> None:
+    """What `FaultPlan.parse` lets through but that means no fault, or not the one meant: an empty item
+    (",,"), `@` or `*` with nothing after them, call 0 (calls count from 1), `*0`, digits that are not ASCII.
+
+    >>> _check_fault_items("overloaded@1,timeout@writer*2")
+    >>> _check_fault_items("overloaded@0")
+    Traceback (most recent call last):
+    ValueError: fault 'overloaded@0': @ takes a call number from 1 or a role (researcher, writer, validator), got '0'
+    """
+    from mas.offline.faults import ROLES
+
+    def counts(text: str) -> bool:  # "１" is a digit to str.isdigit, but not to a reader of the plan
+        return text.isascii() and text.isdigit() and int(text) >= 1
+
+    if not spec.strip():
+        return
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            raise ValueError("an empty fault between two commas (or at either end): remove the extra comma")
+        head, star, times = item.partition("*")
+        _, at, target = head.partition("@")
+        if star and not counts(times.strip()):
+            raise ValueError(f"fault {item!r}: *times must be a whole number from 1, got {times.strip()!r}")
+        if at and not (counts(target.strip()) or target.strip() in ROLES):
+            raise ValueError(f"fault {item!r}: @ takes a call number from 1 or a role ({', '.join(ROLES)}), "
+                             f"got {target.strip()!r}")
 
 
 def settings() -> Settings:
@@ -108,7 +138,7 @@ def _parse(values: tuple[str | None, ...]) -> Settings:
 @lru_cache(maxsize=1)
 def load_dotenv() -> str | None:
     """Load the nearest `.env` into the environment, once (variables already set win); its path."""
-    if os.environ.get(NO_DOTENV, "").strip().lower() in ("1", "true", "yes", "on"):
+    if _switch(NO_DOTENV):
         return None
     from dotenv import find_dotenv
     from dotenv import load_dotenv as load
@@ -122,3 +152,13 @@ def load_dotenv() -> str | None:
             raise SettingsError(".env", path, "UTF-8 text: save the file as UTF-8 (in PowerShell: "
                                 "Set-Content -Encoding utf8)") from None
     return path or None
+
+
+def _switch(name: str) -> bool:
+    """An on/off variable read before the settings (MAS_NO_DOTENV decides whether `.env` is read), parsed
+    as every other switch is: one line naming it when its value is neither."""
+    value = os.environ.get(name, "").strip()
+    try:
+        return bool(value) and TypeAdapter(bool).validate_python(value)
+    except ValidationError:
+        raise SettingsError(name, os.environ[name], ON_OFF) from None

@@ -129,7 +129,7 @@ def test_a_live_client_takes_the_key_and_base_url_as_the_settings_read_them(monk
 
 
 @pytest.mark.parametrize(("env", "says", "code"), [
-    ({"MAS_DB": "/"}, "mas: cannot open the memory database /", 1),
+    ({"MAS_DB": "/"}, "mas: cannot open the memory database /", 2),  # an environment problem, like the others
     ({"MAS_RECORD": "a.jsonl", "MAS_REPLAY": "b.jsonl"}, "mas: MAS_RECORD and MAS_REPLAY are both set", 2),
     ({"MAS_FAULTS": "overloaded@writter"}, "mas: MAS_FAULTS='overloaded@writter' is not valid", 2)])
 def test_the_command_says_a_users_mistake_in_one_line(tmp_path, env, says, code):

@@ -190,12 +190,26 @@ def load_recording(path: str | Path) -> list[dict]:
             exchange = json.loads(line)
         except ValueError as err:
             raise ValueError(f"{path}, line {number}: not a JSON line ({err})") from None
-        if not (isinstance(exchange, dict) and {"method", "path"} <= exchange.keys()
-                and ("error" in exchange or {"status", "headers", "body"} <= exchange.keys())):
+        if not _well_formed(exchange):
             raise ValueError(f"{path}, line {number}: not a recorded exchange "
                              "(it needs method, path, request, and status, headers and body, or error)")
         exchanges.append(exchange)
     return exchanges
+
+
+def _well_formed(exchange: Any) -> bool:
+    """An exchange the replay can serve: its fields there and of their types (a hand-edited line may
+    not be, and would fail deep in the transport, where the SDK reports it as a connection error)."""
+    if not (isinstance(exchange, dict) and isinstance(exchange.get("method"), str)
+            and isinstance(exchange.get("path"), str)):
+        return False
+    if "error" in exchange:
+        error = exchange["error"]
+        return isinstance(error, dict) and isinstance(error.get("type"), str) and isinstance(error.get("message"), str)
+    status, headers = exchange.get("status"), exchange.get("headers")
+    return (isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599
+            and isinstance(headers, dict) and all(isinstance(v, str) for v in headers.values())
+            and isinstance(exchange.get("body"), str))
 
 
 def check_side(transport: Any, kind: type, who: str) -> Any:
