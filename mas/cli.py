@@ -34,6 +34,7 @@ from mas.errors import (
     LiveClientForbidden,
     MemoryUnavailableError,
     MissingExtra,
+    RunBusy,
     SettingsError,
     one_line,
 )
@@ -75,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
                 result = orchestrator.run(args.topic, audience=args.audience or DEFAULT_AUDIENCE, run_id=args.run_id)
         except ValueError as err:
             return _say(str(err), USAGE)
+        except RunBusy as err:  # another `mas run --run-id` of the same run, a worker, a notebook
+            return _say(str(err), FAILED)
         except sqlite3.Error as err:  # a database of another program, or a full disk
             return _say(f"the memory database {db} cannot be used: {err} -> give --db a new file, or one that mas "
                         "wrote (and free some disk space if it is full)", USAGE)

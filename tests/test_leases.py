@@ -195,3 +195,16 @@ def test_other_parts_keys_in_a_run_cannot_crash_its_reading(memory, key):
     memory.scoped("r").set(key, "someone else's")
     result = orchestrate(memory)[1].run(run_id="r")
     assert result.approved and result.cycles == 1
+
+
+def test_mas_run_on_a_run_another_process_holds_is_one_line_and_exit_1(tmp_path):
+    db = tmp_path / "memory.db"
+    with SQLiteMemory(db) as memory:
+        memory.scoped("r").lease("lease", ELSEWHERE, 60)
+    proc = subprocess.run([sys.executable, "-m", "mas.cli", "run", TOPIC, "--db", str(db), "--run-id", "r"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    said = [line for line in proc.stderr.splitlines() if line.startswith("mas:")]
+    assert len(said) == 1 and said[0].startswith("mas: run 'r' is being run by another process")
+    with SQLiteMemory(db) as memory:
+        assert memory.scoped("r").get_all() == {}  # it touched nothing
