@@ -114,7 +114,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp, mas.SQLiteMemory(":memory:") as ram, \
             mas.SQLiteMemory(Path(tmp) / "p.db") as file:
-        ways = {"bare SDK": bare, "mas, a dict as memory": orchestrate(DictMemory()),
+        ways = {"bare SDK": bare, "mas, a dict as memory": lambda: orchestrate(DictMemory())(),  # a new one a run
                 "mas, SQLite in RAM": orchestrate(ram), "mas, SQLite file": orchestrate(file)}
         for way in ways.values():
             way()
