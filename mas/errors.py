@@ -298,7 +298,7 @@ def one_line(err: BaseException) -> str:
     'OverloadedError 529: Overloaded'
     >>> one_line(anthropic.APIConnectionError(request=req)), one_line(ValueError("first\\nsecond"))
     ('APIConnectionError: Connection error.', 'first')
-    >>> echo = {"type": "error", "error": {"type": "authentication_error", "message": "x-api-key: sk-ant-api03-X"}}
+    >>> echo = {"type": "error", "error": {"type": "authentication_error", "message": "x-api-key: fake-key-0000"}}
     >>> one_line(anthropic.AuthenticationError(f"Error code: 401 - {echo}", body=echo,
     ...                                        response=httpx2.Response(401, request=req)))
     'AuthenticationError 401: x-api-key: ***'

