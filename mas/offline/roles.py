@@ -58,7 +58,7 @@ def detect_role(system: str) -> str | None:
 @cache
 def _notes() -> list[tuple[str, set[str], list[str]]]:
     out = []
-    for entry in sorted(resources.files("mas.offline").joinpath("notes").iterdir(), key=lambda p: p.name):
+    for entry in sorted(resources.files("mas.offline").joinpath("knowledge").iterdir(), key=lambda p: p.name):
         if not entry.name.endswith(".md"):
             continue
         lines = entry.read_text(encoding="utf-8").splitlines()
