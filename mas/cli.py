@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         except sqlite3.Error as err:  # a database of another program, or a full disk
             return _say(f"the memory database {db} cannot be used: {err} -> give --db a new file, or one that mas "
                         "wrote (and free some disk space if it is full)", USAGE)
-    print(f"\n{result.report}\n")
+    if result.report:
+        print(f"\n{result.report}\n")
     u = result.usage
     print(f"run {result.run_id}: {result.status}, {result.cycles} revision(s), {u.calls} model calls, "
           f"{u.input_tokens} input + {u.output_tokens} output tokens")
@@ -271,7 +272,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=hello)
     p = sub.add_parser("doctor", help="check the setup: Python, packages, key, model, Redis, JupyterLab")
     p.set_defaults(func=doctor)
+    p = sub.add_parser("topics", help="the topics the offline model has notes on (and which note a topic finds)")
+    p.add_argument("topic", nargs="?", help="a topic: says which note it finds, or the nearest notes")
+    p.set_defaults(func=topics)
     return parser
+
+
+def topics(args: argparse.Namespace) -> int:
+    """`mas topics`: the offline model's notes, one a line; `mas topics TOPIC`: which note a topic finds."""
+    from mas.offline import knowledge
+
+    if args.topic:
+        match = knowledge.find(args.topic)
+        if match is None:
+            near, close = knowledge.nearest(args.topic)
+            print(f"no note on {args.topic!r}; {'the nearest' if close else 'some'} notes: "
+                  + "; ".join(note.topic for note in near))
+            return FAILED
+        print(f"{match.note.topic} (matched by {match.by}; {len(match.note.facts)} facts)")
+        return 0
+    for note in knowledge.notes():
+        print(f"{note.topic}  [{'; '.join(note.aliases[:4])}]")
+    print(f"{len(knowledge.notes())} topics: the offline model researches these only (Claude knows far more)")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,7 +36,7 @@ from mas.client import default_model, make_client
 from mas.contracts import CheckedVerdict, RunResult, Usage, ValidationResult
 from mas.errors import AgentReplyError, NoResearch, RunStopped, one_line
 from mas.memory import LEASE_TTL_S, Lease, Memory, SQLiteMemory
-from mas.prompts import DEFAULT_AUDIENCE, is_no_research, research_task, revise_task, write_task
+from mas.prompts import DEFAULT_AUDIENCE, NO_RESEARCH, is_no_research, research_task, revise_task, write_task
 
 TERMINAL = ("approved", "max_cycles")
 
@@ -109,7 +109,9 @@ class Orchestrator:
             except (anthropic.AnthropicError, AgentReplyError, RunStopped) as err:  # the SDK's, a replay's NotInRecording
                 mem.set_many({"status": err.status if isinstance(err, RunStopped) else "failed",
                               "reason": one_line(err)})
-                self._say(f"[Orchestrator] Stopped: {one_line(err)} (resume with run_id={run_id!r})")
+                after = ("no draft was written: try a topic the researcher knows" if isinstance(err, NoResearch)
+                         else f"resume with run_id={run_id!r}")
+                self._say(f"[Orchestrator] Stopped: {one_line(err)} ({after})")
             return self._result(mem, run_id, usage)
 
     # ------------------------------------------------------------------ the steps
@@ -119,7 +121,8 @@ class Orchestrator:
                               lambda: self.researcher.run(research_task(topic, audience)),
                               then=lambda notes: {"status": "no_research" if is_no_research(notes) else "writing"})
         if is_no_research(research):
-            raise NoResearch(f"the researcher has no notes on this topic: {research.strip().splitlines()[0]}")
+            said = research.strip().splitlines()[0].strip()[len(NO_RESEARCH):].strip()
+            raise NoResearch(f"the researcher has nothing on this topic: {said or 'it said so, with no reason'}")
         self._step(mem, "draft_1", "writing", "Writer", usage, self.writer,
                    lambda: self.writer.run(write_task(topic, audience, research)),
                    then=lambda _: {"status": "validating"})

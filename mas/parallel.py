@@ -223,7 +223,8 @@ class ParallelResearcher:
                     for agent, angle in zip(self.agents, self.angles)]
         results = await arun_parallel(subtasks, max_concurrency=self.max_concurrency, timeout=self.timeout)
         self.errors = [r for r in results if isinstance(r, SubtaskError)]
-        texts = [r for r in results if isinstance(r, str)]
+        answered = [(angle, r) for angle, r in zip(self.angles, results) if isinstance(r, str)]
+        texts = [text for _, text in answered]
         if len(texts) < self.min_angles:
             failures = "; ".join(f"{e.label} ({e.kind}: {e.message})" for e in self.errors)
             raise ParallelResearchFailed(f"{self.name}: {len(texts)} of {len(self.angles)} angles researched, "
@@ -233,7 +234,7 @@ class ParallelResearcher:
             return f"{NO_RESEARCH} none of the {len(texts)} angles of {topic!r} has notes ({texts[0].strip()})"
         notes = f"## Research: {topic}\n\n" + bullet_list(merge_bullets(known))
         if len(known) < len(texts):
-            unknown = [label for label, text in zip(self.angles, texts) if is_no_research(text)]
+            unknown = [angle for angle, text in answered if is_no_research(text)]
             notes += f"\n\n_No notes on: {', '.join(unknown)}._"
         if self.errors:
             missing = ", ".join(f"{e.label} ({e.kind})" for e in self.errors)

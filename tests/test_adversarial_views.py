@@ -27,7 +27,7 @@ from mas.errors import BudgetExceeded
 from mas.hierarchy import ResearchTeam, angle_task, check_notes, merge
 from mas.hooks import call_hook
 from mas.memory import SQLiteMemory
-from mas.offline import OfflineTransport, ScriptedTransport, error, roles
+from mas.offline import OfflineTransport, ScriptedTransport, error, instructions, roles
 from mas.offline.catalog import display_name, model_info
 from mas.prompts import SYSTEM_PROMPTS, research_task, tag
 from mas.tracing import Span, Timeline, Tracer, load_jsonl, task_kind
@@ -325,18 +325,18 @@ def test_a_changed_system_prompt_redoes_every_angle(keep, monkeypatch):
 
 
 def test_a_changed_angle_of_a_nested_team_redoes_the_nested_team(keep):
-    def angles(inner):
-        return ["materials", ResearchTeam(inner, angle="the market"), "regulation"]
+    def angles(inner):  # angles the offline notes know, so each one's research is its own
+        return ["Raft consensus", ResearchTeam(inner, angle="the platform"), "OAuth 2.0"]
 
-    team = interrupted(angles(["buyers", "prices"]), keep, done=3)  # the nested team finished; "regulation" not
+    team = interrupted(angles(["Kubernetes", "TLS"]), keep, done=3)  # the nested team finished; "OAuth 2.0" not
     if keep is None:
-        team.angles[1].angles = ["buyers", "subsidies"]
+        team.angles[1].angles = ["Kubernetes", "rate limiting"]
     else:
-        team = make_team(angles(["buyers", "subsidies"]), keep)
+        team = make_team(angles(["Kubernetes", "rate limiting"]), keep)
     research, sent = recorded(team, research_task(TOPIC, AUDIENCE))
     # the nested team dropped its own checkpoints once whole, so it researches both its angles again
-    assert sent_angles(sent) == ["buyers", "subsidies", "regulation"]
-    assert "subsidies" in research and "prices" not in research
+    assert sent_angles(sent) == ["Kubernetes", "rate limiting", "OAuth 2.0"]
+    assert "token bucket" in research and "handshake" not in research  # rate limiting's notes in, TLS's out
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -385,7 +385,14 @@ def test_the_offline_roles_read_long_whitespace_runs_in_linear_time(ws):
     roles.generic('"' + "a" * N + ' json', "")
     roles.generic(('"a"' + ws[:6]) * (N // 9) + " bullet list", "")
     roles.check_draft(("Word " + ws[:5]) * (N // 10), "- " + ws + "x")
-    roles.write(f"<research>{'- ' + ws}</research>")
+    roles.reply_for("You are a writer.", f"<research>{'- ' + ws}</research>")
+    roles.reply_for("You are a writer" + ws, "<research>- a</research><draft>x" + ws + "</draft><issues>" + ws
+                    + '"' + ws + "</issues>")
+    roles._text_only("(source: " * (N // 9) + "x")
+    roles._text_only("(source: (" * (N // 10) + "x")
+    for text in (ws, "exactly" + ws + "3" + ws + "bullets", "focus on" + ws + "cost" + ws, '"a":' * (N // 4),
+                 "keys" + ws + "a," * (N // 4), "like a" + ws + "pirate", "3 " * (N // 2), "json keys " + "a " * N):
+        instructions.read(text, text)
 
 
 def test_source_notes_of_an_exercise_are_stripped_in_linear_time():

@@ -50,7 +50,8 @@ def test_the_myth_is_a_claim_the_validator_catches(note):
 @pytest.mark.parametrize("topic", UNKNOWN)
 def test_an_unknown_topic_finds_no_note_but_names_the_nearest(topic):
     assert find(topic) is None
-    assert len(nearest(topic)) == 3
+    near, close = nearest(topic)
+    assert len(near) == 3 and not close
 
 
 def test_a_match_says_which_note_it_used_and_why():
@@ -74,3 +75,50 @@ def test_a_broken_note_names_its_file_and_line():
         knowledge.parse("x", "topic: T\n- no aspects here (source: s)\n")
     with pytest.raises(ValueError, match=r"x\.md: missing aliases, keywords, myth"):
         knowledge.parse("x", "topic: T\n- [basics] a fact (source: somewhere)\n")
+
+
+def test_mas_topics_lists_the_notes_and_says_which_one_a_topic_finds(capsys):
+    from mas.cli import main
+
+    assert main(["topics"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == len(NOTES) + 1 and listed[-1].startswith(f"{len(NOTES)} topics")
+    assert main(["topics", "k8s pod scheduling"]) == 0
+    assert capsys.readouterr().out == 'How Kubernetes schedules pods (matched by alias "pod scheduling"; 10 facts)\n'
+    assert main(["topics", "Sourdough bread baking"]) == 1
+    assert capsys.readouterr().out.startswith("no note on 'Sourdough bread baking'; some notes: ")
+
+
+FLAW_ISSUES = {"omit": "Missing point", "number": "Number contradicts", "myth": "Unsupported claim",
+               "unclear": "Unclear section"}
+
+
+@pytest.mark.parametrize("note", NOTES, ids=lambda n: n.slug)
+def test_every_topic_gets_two_flaws_the_validator_finds_and_one_revision_fixes(note):
+    import json
+
+    from mas.client import make_client
+    from mas.memory import SQLiteMemory
+    from mas.offline.instructions import read
+    from mas.offline.roles import bullets_of, first_draft_flaws
+    from mas.orchestrator import Orchestrator
+    from mas.prompts import SYSTEM_PROMPTS
+
+    with SQLiteMemory(":memory:") as memory:
+        result = Orchestrator(memory, client=make_client(offline=True), progress=None).run(note.topic, run_id="r")
+        run = memory.scoped("r")
+        flaws = first_draft_flaws(note.topic, bullets_of(run.get("research")), read(SYSTEM_PROMPTS["writer"], ""))
+        found = json.loads(run.get("validation_1"))["issues"]
+    assert len(flaws) == 2 and len(found) == 2
+    assert sorted(FLAW_ISSUES[kind] for kind, _ in flaws) == sorted(
+        next(v for v in FLAW_ISSUES.values() if issue.startswith(v)) for issue in found)
+    assert (result.status, result.cycles, result.issues) == ("approved", 1, [])
+
+
+def test_the_flaws_differ_across_topics():
+    from mas.offline.instructions import read
+    from mas.offline.roles import first_draft_flaws
+
+    kinds = {tuple(sorted(k for k, _ in first_draft_flaws(n.topic, [f.line() for f in n.facts], read("", ""))))
+             for n in NOTES}
+    assert len(kinds) >= 5, kinds  # of the six pairs of four kinds

@@ -19,6 +19,7 @@ from mas.client import make_client
 from mas.errors import RunStopped
 from mas.hooks import call_hook
 from mas.offline import Fault, Latency, OfflineTransport
+from mas.offline.knowledge import find
 from mas.offline.roles import bullets_of
 from mas.orchestrator import Orchestrator
 from mas.parallel import (
@@ -32,8 +33,8 @@ from mas.parallel import (
 )
 from mas.prompts import research_task
 
-UNKNOWN = "Solar panel recycling"  # not in the offline model's notes: each angle gets its own 5 bullets
-KNOWN = "How vector databases enable semantic search"  # in the notes: every angle gets the same 8 bullets
+UNKNOWN = "Solar panel recycling"  # not in the offline model's notes: every angle says "No research:"
+KNOWN = "How vector databases enable semantic search"  # in the notes: each angle gets the facts of its aspect
 
 
 class CountingTransport(httpx2.AsyncBaseTransport):
@@ -224,12 +225,15 @@ def test_merge_keeps_order_and_drops_duplicates():
 def test_parallel_research_merges_the_angles_in_order():
     transport = CountingTransport(latency=Latency(base=0.02))
     researcher = ParallelResearcher(async_client=client(transport))
-    notes = researcher.run(research_task(UNKNOWN, "engineers"))
-    points = bullets_of(notes)
-    assert len(points) == 15 and transport.requests == 3 and transport.max_in_flight == 3
-    assert [p for p in points if "what it is" in p] == [f"{UNKNOWN} ({a}): what it is, and the problem it solves."
-                                                       for a in DEFAULT_ANGLES]
-    assert notes.startswith(f"## Research: {UNKNOWN}\n\n- {UNKNOWN} (key concepts): what it is")
+    notes = researcher.run(research_task(KNOWN, "engineers"))
+    assert transport.requests == 3 and transport.max_in_flight == 3
+    single = ResearcherAgent(client=make_client(offline=True))
+    alone = [bullets_of(single.run(research_task(f"{KNOWN}: {angle}", "engineers"))) for angle in DEFAULT_ANGLES]
+    assert bullets_of(notes) == merge_bullets("\n".join(f"- {p}" for p in points) for points in alone)
+    note = find(KNOWN).note  # each angle got the facts of its aspects: key concepts, real-world use, limitations
+    assert [len(points) for points in alone] == [sum(bool(set(f.aspects) & want) for f in note.facts)
+                                                for want in ({"basics"}, {"use"}, {"trade-off", "failure"})]
+    assert notes.startswith(f"## Research: {KNOWN}\n\n- ")
     single = [a.usage for a in researcher.agents]
     assert researcher.usage.calls == 3
     assert researcher.usage.output_tokens == sum(u.output_tokens for u in single) > 0
@@ -237,9 +241,15 @@ def test_parallel_research_merges_the_angles_in_order():
 
 
 def test_angles_that_say_the_same_are_merged_into_one_list():
-    notes = ParallelResearcher(async_client=client()).run(research_task(KNOWN, "engineers"))
-    alone = ResearcherAgent(client=make_client(offline=True)).run(research_task(KNOWN, "engineers"))
-    assert bullets_of(notes) == bullets_of(alone) and len(bullets_of(notes)) == 8
+    notes = ParallelResearcher(["cost", "pricing"], async_client=client()).run(research_task(KNOWN, "engineers"))
+    alone = ResearcherAgent(client=make_client(offline=True)).run(research_task(f"{KNOWN}: cost", "engineers"))
+    assert bullets_of(notes) == bullets_of(alone) and len(bullets_of(notes)) >= 2
+
+
+def test_a_topic_no_angle_knows_is_no_research_and_the_run_stops_before_any_draft(memory):
+    result = orchestrate(memory, ParallelResearcher(async_client=client())).run(UNKNOWN, run_id="p")
+    assert (result.status, result.approved, result.usage.calls) == ("no_research", False, 3)
+    assert "none of the 3 angles" in result.reason and memory.scoped("p").get("draft_1") is None
 
 
 def test_parallel_researcher_validates_its_settings():
@@ -257,28 +267,27 @@ def orchestrate(memory, researcher):
 
 
 def test_the_orchestrator_with_a_parallel_researcher_runs_end_to_end_and_is_approved(memory):
-    result = orchestrate(memory, ParallelResearcher(async_client=client())).run(UNKNOWN, run_id="p")
+    result = orchestrate(memory, ParallelResearcher(async_client=client())).run(KNOWN, run_id="p")
     assert (result.status, result.approved, result.cycles) == ("approved", True, 1)
     assert result.usage.calls == 3 + 4  # three angles, then draft, validate, revise, validate
     research = memory.scoped("p").get("research")
-    assert len(bullets_of(research)) == 15
-    assert "Solar panel recycling (limitations and risks): what it is" in result.report
+    assert all(point.split(" (source:")[0] in result.report for point in bullets_of(research))
 
 
 def test_one_failed_angle_is_named_in_the_research_and_the_run_goes_on(memory):
     researcher = ParallelResearcher(async_client=client(faults=[Fault("server_error", call=2)]), max_concurrency=1)
-    result = orchestrate(memory, researcher).run(UNKNOWN, run_id="p")
+    result = orchestrate(memory, researcher).run(KNOWN, run_id="p")
     assert result.status == "approved"
     assert [(e.index, e.label, e.kind) for e in researcher.errors] == [(1, "real-world use", "server_error")]
     research = memory.scoped("p").get("research")
-    assert len(bullets_of(research)) == 10
+    assert not any("Qdrant" in point for point in bullets_of(research))  # the use-only fact: its angle failed
     assert research.endswith("_Not researched, the call failed: real-world use (server_error)._")
 
 
 def test_fewer_angles_than_min_angles_stops_the_run_as_failed_with_the_reason(memory):
     researcher = ParallelResearcher(async_client=client(faults=[Fault("server_error", call=2)]), max_concurrency=1,
                                     min_angles=3)
-    result = orchestrate(memory, researcher).run(UNKNOWN, run_id="p")
+    result = orchestrate(memory, researcher).run(KNOWN, run_id="p")
     assert result.status == "failed" and not result.approved
     assert result.reason == ("Researcher: 2 of 3 angles researched, fewer than min_angles=3: real-world use "
                              "(server_error: InternalServerError 500: offline fault plan: server_error on call 2)")

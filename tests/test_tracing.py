@@ -18,7 +18,7 @@ from mas.orchestrator import Orchestrator
 from mas.pricing import PRICES, cost, price, set_price, uncached_cost
 from mas.prompts import SYSTEM_PROMPTS
 from mas.settings import DEFAULT_MODEL
-from mas.tracing import Span, Timeline, Tracer, load_jsonl, step
+from mas.tracing import TEXT_LIMIT, Span, Timeline, Tracer, _cut, load_jsonl, step
 
 TOPIC = "How vector databases enable semantic search"
 AGENTS = ["Researcher", "Writer", "Validator", "Writer", "Validator"]
@@ -53,7 +53,7 @@ def test_a_full_run_gives_one_span_per_call_in_order_with_the_runs_tokens(memory
     # Opus 4.6: $5 in, $25 out per million tokens, and no caching here
     assert summary.cost == pytest.approx((result.usage.input_tokens * 5 + result.usage.output_tokens * 25) / 1e6)
     assert spans[0].start < spans[1].start and all(s.latency > 0 for s in spans)
-    assert "<topic>" in spans[0].prompt and spans[3].reply == result.report
+    assert "<topic>" in spans[0].prompt and spans[3].reply == _cut(result.report, TEXT_LIMIT)
     by_agent = tracer.by("agent")
     assert list(by_agent) == ["Researcher", "Writer", "Validator"]
     assert [g.calls for g in by_agent.values()] == [1, 2, 2]

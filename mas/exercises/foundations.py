@@ -63,17 +63,44 @@ def check_specialist(agent_class: type, role: str) -> str:
 
 
 def check_strict_validator(validator_class: type, research: str, faithful: str) -> str:
-    """02.2: a stricter validator rejects a draft without the research's source notes, approves a faithful one."""
-    validator = validator_class(client=make_client(offline=True))
+    """02.2: a stricter validator rejects a draft without the research's source notes, approves a faithful one.
+
+    The learner's validator is run on scripted models (`ScriptedTransport`), not on a real one: a lax model
+    that approves every draft, and one that reports an issue. So the check holds whatever model wrote
+    `research` and `faithful` (the offline model or Claude): the code in `review` must catch what a lax model
+    lets through, keep what the model reports, and approve a draft that is right.
+    """
+    from mas.offline import ScriptedTransport
+
+    notes = SOURCE_NOTE.findall(research)
+    expect(bool(notes), "The research has no (source: ...) notes to check: pass the researcher's notes.")
+    lost = [note for note in notes if note not in faithful]
+    expect(not lost, f"The draft you passed as faithful has lost {len(lost)} of the research's source notes (the "
+           f"first: {lost[0] if lost else ''}). That is what your validator is for: revise the draft with its "
+           "issues, and pass a draft that keeps every source note.")
     stripped = SOURCE_NOTE.sub("", faithful)
-    expect(stripped != faithful, "The faithful draft should carry the research's (source: ...) notes.")
-    verdict = validator.review(research, stripped)
-    expect(not verdict.approved, "Your validator approved a draft with every source note removed. A prompt asks, "
-           "it does not guarantee: add a check in code in `review`.")
+
+    def review(verdict: dict, draft: str) -> tuple[Any, Any]:
+        model = ScriptedTransport([json.dumps(verdict)] * 3)  # the same verdict, whatever it is asked
+        validator = validator_class(client=make_client(transport=model))
+        return validator, validator.review(research, draft)
+
+    lax = {"issues": [], "approved": True}
+    validator, verdict = review(lax, stripped)
+    expect(not verdict.approved, "With a model that approves every draft, your validator approved a draft with every "
+           "source note removed. A prompt asks, it does not guarantee: add a check in code in `review`.")
     expect(any("source" in issue.lower() for issue in verdict.issues),
            "Rejecting is right; also say why, with an issue that names the missing source.")
-    expect(validator.review(research, faithful).approved, "Too strict: the faithful draft should still be approved.")
-    return "rejects a draft without sources, approves the faithful one"
+    expect("source" in validator.system_prompt.lower(), "The check in code works; now ask for the sources in the "
+           "system prompt too, so that the model looks for them (and explains what it finds).")
+    expect(review(lax, faithful)[1].approved, "Too strict: a draft that keeps every source note of the research "
+           "should be approved when the model finds nothing else wrong.")
+    found = "Unsupported claim, not in the research: a figure the draft invented."
+    verdict = review({"issues": [found], "approved": False}, faithful)[1]
+    expect(not verdict.approved and found in verdict.issues, "Your validator dropped the model's own issues: when the "
+           "model rejects a draft, keep its verdict (call `super().review(...)` and add your issues to its).")
+    return ("rejects a draft without sources even when the model approves it, approves the faithful one, "
+            "keeps the model's own issues")
 
 
 def check_refused_run(result: Any, saved: dict[str, str]) -> str:

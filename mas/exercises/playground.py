@@ -4,27 +4,39 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from mas.exercises.core import expect
+from mas.agents import ResearcherAgent
+from mas.errors import AgentReplyError
+from mas.exercises.core import NotYet, expect
+from mas.prompts import bullets, is_no_research
+
+BUDGET = 200  # 10.1: the max_tokens the researcher's reply must fit in
 
 
 def check_tight_max_tokens(playground: Any) -> str:
-    """10.1: the smallest max_tokens (within 10) that keeps the researcher's reply complete."""
+    """10.1: a complete researcher reply within max_tokens=BUDGET, by asking for less (its system prompt),
+    not by allowing more (max_tokens). One call with the playground's researcher prompt, model and
+    max_tokens, on the playground's default task: what is checked is that reply, whatever model gives it."""
+    # the playground's module, so the default task is the one the learner sees (loaded only with a playground)
+    from mas.widgets import DEFAULT_TASK
+
     limit = playground.max_tokens.value
-    playground.role.value = "researcher"
-
-    def complete(max_tokens: int) -> bool:
-        playground.max_tokens.value = max_tokens
-        text, _ = playground._ask()
-        return not text.startswith("[max_tokens]")
-
+    expect(limit <= BUDGET, f"max_tokens is {limit}: keep it at {BUDGET} or below. The exercise is to ask for "
+           "less, not to allow more.")
+    agent = ResearcherAgent(client=playground.client, model=playground.model.value, max_tokens=limit,
+                            system_prompt=playground.prompts["researcher"])
     try:
-        expect(complete(limit), f"With max_tokens={limit} the reply is cut off: raise it.")
-        expect(limit <= 10 or not complete(limit - 10), f"max_tokens={limit} works, but so does {limit - 10}: "
-               "go lower, until the reply is cut off, then step back up.")
-    finally:
-        playground.max_tokens.value = limit
-    return (f"max_tokens={limit} is just enough. The cost did not change: you pay for the tokens a reply "
-            "uses, and max_tokens only caps them")
+        text = agent.run(DEFAULT_TASK)
+    except AgentReplyError as err:
+        expect(err.kind != "max_tokens", f"The reply is still cut off at max_tokens={limit}. Ask the researcher "
+               "for less in its system prompt: fewer facts, no sources, or one aspect of the topic.")
+        raise NotYet(f"The researcher's reply could not be used: {err}") from None
+    expect(not is_no_research(text), "The researcher answered 'No research:': keep the task's topic.")
+    points = bullets(text)
+    expect(len(points) >= 2, f"The reply fits, but it holds {len(points)} bullet point(s): keep at least two facts, "
+           "as bullets (the format the writer reads).")
+    return (f"a complete reply of {agent.usage.output_tokens} tokens (max_tokens={limit}) with {len(points)} "
+            "facts. Asking made the reply shorter, and cheaper: you pay for the tokens a reply uses, and "
+            "max_tokens only cuts it off")
 
 
 def check_most_expensive(tracer: Any, agent_name: str, call_index: int) -> str:

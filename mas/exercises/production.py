@@ -17,10 +17,9 @@ from mas.hooks import call_hook
 from mas.offline import Fault
 from mas.parallel import ParallelResearcher
 from mas.pricing import PRICES, cost, price
-from mas.prompts import research_task
+from mas.prompts import bullets, is_no_research, merge_bullets, research_task
 
 TOPIC = "How vector databases enable semantic search"  # the offline model has notes on it
-UNKNOWN_TOPIC = "Solar panel recycling"  # it has none: 5 generic points per angle
 
 
 def _policies(answer: Any) -> list[Any]:
@@ -101,29 +100,40 @@ def check_breaker(validator: Any, max_failures: int = 2) -> str:
 
 
 def _researched(researcher: Any) -> tuple[CallLog, str]:
-    """Run a ParallelResearcher on a topic the offline model has no notes on, counting calls in flight."""
+    """Run a ParallelResearcher on a topic the offline model has notes on, counting calls in flight."""
+    researcher.reset()  # each angle's agent starts a fresh conversation, whatever the learner ran before
     log = CallLog()
     try:
         with call_hook(log):
-            notes = researcher.run(research_task(UNKNOWN_TOPIC, "engineers"))
+            notes = researcher.run(research_task(TOPIC, "engineers"))
     except RunStopped as err:  # too few angles answered: say why, as a hint
         raise NotYet(f"The research stopped: {str(err).splitlines()[0]}") from None
     return log, notes
 
 
-def check_fourth_angle(researcher: Any, angle: str = "future developments") -> str:
-    """06.1: a fourth angle, all four researched at once (max_concurrency=4): 4 calls, 20 points."""
+def check_fourth_angle(researcher: Any, angle: str = "costs") -> str:
+    """06.1: a fourth angle, all four researched at once (max_concurrency=4), and it adds points of its own.
+
+    What it checks holds against any model: four calls, all in flight at once, and a merged research with
+    more points than the other three angles' merged on their own (the new angle asked for other facts)."""
     expect(isinstance(researcher, ParallelResearcher), "Pass your ParallelResearcher (from mas.parallel).")
     expect(angle in researcher.angles, f"Add the angle {angle!r}: ParallelResearcher([*ANGLES, {angle!r}], ...).")
     expect(len(researcher.angles) == 4, f"Your researcher has {len(researcher.angles)} angle(s): keep the notebook's "
            f"three and add {angle!r}, four in all.")
     log, notes = _researched(researcher)
+    expect(not researcher.errors, f"An angle failed: {researcher.errors[0] if researcher.errors else ''}")
+    expect(len(log.calls) == 4, f"Your researcher made {len(log.calls)} calls for 4 angles: one call per angle.")
     expect(log.most == 4, f"At most {log.most} calls were in flight at once: max_concurrency="
            f"{researcher.max_concurrency} keeps the others waiting. Set max_concurrency=4, so all four go at once.")
-    points = [line for line in notes.splitlines() if line.startswith("- ")]
-    expect(len(points) == 20, f"The research has {len(points)} points, not 20 (5 per angle)"
-           + (f": an angle failed, {researcher.errors[0]}" if researcher.errors else "."))
-    return "4 angles, 4 calls in flight at once, 20 points"
+    expect(not is_no_research(notes), f"No angle found anything on {TOPIC!r}: {notes.splitlines()[0]}")
+    replies = {a: agent.history[-1]["content"] for a, agent in zip(researcher.angles, researcher.agents)}
+    others = merge_bullets(text for a, text in replies.items() if a != angle and not is_no_research(text))
+    merged = bullets(notes)
+    expect(len(merged) > len(others), f"The research has {len(merged)} points, no more than the other three angles' "
+           f"{len(others)}: the {angle!r} angle brought nothing new. Does your researcher's system prompt name a "
+           "focus of its own? It would override every angle: keep the default system prompt.")
+    return (f"4 angles, 4 calls in flight at once; {angle!r} added {len(merged) - len(others)} point(s) of its own: "
+            f"{len(merged)} in all, against {len(others)} from the other three")
 
 
 def check_one_slot(researcher: Any, latencies: float) -> str:

@@ -1,46 +1,54 @@
 """Checks for the exercises of notebook 09: a budget on a run, and the depth at which a tree of teams stops.
 
-Both checks repeat the learner's experiment on fresh offline services (a new transport per run, so
-its request count is that run's alone) and compare what happens with the learner's figures.
+Each check tests what holds whatever model answers. 09.1 reads the learner's own runs and checks them
+against each other (an approved run needs as many calls as it makes; a budget sends no call past its
+limit), so it holds against Claude too. 09.2 rebuilds the learner's chains on fresh offline services (a
+new transport per run, so its request count is that run's alone): the depth limit refuses a tree before
+any call, so where it stops does not depend on the model.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, Iterator
 
-from mas.budget import Budget
 from mas.errors import DepthLimitExceeded
-from mas.exercises.core import NotYet, expect, offline_client, run_pipeline
+from mas.exercises.core import NotYet, expect, offline_client
 from mas.hierarchy import DEFAULT_MAX_DEPTH, ResearchTeam
 from mas.prompts import research_task
 
-TOPIC = "How vector databases enable semantic search"
 
+def check_smallest_budget(smallest: int, enough: Any, short: Any, sent: int) -> str:
+    """09.1: the smallest max_calls that lets the plain pipeline finish, and one less stopping it unsent.
 
-def check_smallest_budget(smallest: int, short: Any, sent: int, topic: str = TOPIC) -> str:
-    """09.1: the smallest max_calls that lets the plain pipeline finish, and one less stopping it unsent."""
-    def run_with(max_calls: int) -> tuple[Any, int]:
-        transport, client = offline_client()
-        with Budget(max_calls=max_calls):
-            result, _ = run_pipeline(client, topic)
-        return result, transport.model.calls
-
+    `enough` is the learner's approved run with max_calls=smallest, `short` the run with one call less and
+    `sent` the requests its transport got. A run needs as many calls as it makes, so the least max_calls
+    that finishes is the number of calls the approved run made; with one less, the budget refuses the last
+    call before it is sent. Both hold for any model, so nothing is re-run here.
+    """
     expect(isinstance(smallest, int) and not isinstance(smallest, bool) and smallest >= 1,
            f"Pass the smallest max_calls you found, a whole number >= 1, not {smallest!r}.")
-    enough, _ = run_with(smallest)
-    expect(enough.status == "approved", f"With max_calls={smallest} the run stops as {enough.status!r}: "
-           "it needs more calls than that.")
-    less, requests = run_with(smallest - 1)
-    expect(less.status != "approved", f"max_calls={smallest} is enough, but so is {smallest - 1}: find the smallest.")
-    expect(hasattr(short, "status"), "Pass the result of your run with one call less (what Orchestrator.run "
-           f"returned), not {type(short).__name__}.")
+    for name, result in (("enough", enough), ("short", short)):
+        expect(hasattr(result, "status") and hasattr(result, "usage"), f"Pass as `{name}` the result of your run "
+               f"(what Orchestrator.run returned), not {type(result).__name__}.")
+    expect(enough.status == "approved", f"Your run with max_calls={smallest} ended as {enough.status!r}, not "
+           "approved: it needs more calls than that.")
+    made = enough.usage.calls
+    expect(made <= smallest, f"Your approved run made {made} calls, more than max_calls={smallest} allows: run it "
+           f"inside `with Budget(max_calls={smallest}):`.")
+    expect(made == smallest, f"max_calls={smallest} is enough, but your approved run made only {made} calls, so "
+           f"max_calls={made} is enough too: find the smallest.")
+    expect(short.topic == enough.topic, f"Your two runs are on different topics ({enough.topic!r} and "
+           f"{short.topic!r}): run the same one with one call less.")
     expect(short.status == "budget_exceeded", f"Your run with one call less ended as {short.status!r}, not "
            f"'budget_exceeded': run it inside `with Budget(max_calls={smallest - 1}):`.")
+    expect(short.usage.calls == smallest - 1, f"Your short run made {short.usage.calls} calls; under "
+           f"max_calls={smallest - 1} it makes exactly {smallest - 1} before the budget stops it: was it run "
+           f"with `Budget(max_calls={smallest - 1})`?")
     expect(sent == smallest - 1, f"Your short run sent {sent} requests. A budget refuses a call before it is "
            f"sent, so exactly max_calls={smallest - 1} go out: count them on a transport of its own "
            "(transport.model.calls), new for that run.")
-    return (f"max_calls={smallest} is the least that finishes; with {smallest - 1}, the call that would pass it "
-            f"was refused unsent ({requests} requests)")
+    return (f"max_calls={smallest} is the least that finishes, the calls your approved run made; with "
+            f"{smallest - 1}, the call that would pass it was refused unsent ({sent} requests)")
 
 
 def _teams(team: Any) -> Iterator[Any]:

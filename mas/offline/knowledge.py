@@ -63,6 +63,8 @@ def words(text: str) -> list[str]:
 
 
 def _singular(word: str) -> str:
+    if len(word) > 4 and word.endswith(("ches", "shes", "xes", "sses", "zes")):
+        return word[:-2]
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
     if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
@@ -120,7 +122,8 @@ def _score(note: Note, text_words: set[str]) -> tuple[int, str]:
                      key=lambda a: len(_content(a)), default=None)
     shared = sorted((note.keywords | _content(note.topic)) & text_words)
     if best_alias is not None:
-        return 100 + 10 * len(_content(best_alias)) + len(shared), f'alias "{best_alias}"'
+        by = "its title" if best_alias == note.topic else f'alias "{best_alias}"'
+        return 100 + 10 * len(_content(best_alias)) + len(shared), by
     return len(shared), "keywords: " + ", ".join(shared)
 
 
@@ -142,8 +145,13 @@ def find(text: str) -> Match | None:
     return Match(note, by) if score >= MIN_KEYWORDS else None
 
 
-def nearest(text: str, n: int = 3) -> list[Note]:
-    """The notes closest to a text, by the words they share (the first notes when none shares any)."""
+FEATURED = ("multi-agent-systems", "retrieval-augmented-generation", "vector-databases")  # when nothing is near
+
+
+def nearest(text: str, n: int = 3) -> tuple[list[Note], bool]:
+    """The notes closest to a text by the words they share, and whether any shares a word at all (when
+    none does, the course's own topics)."""
     text_words = _content(text)
     ranked = sorted(notes(), key=lambda note: -_score(note, text_words)[0])
-    return ranked[:n]
+    close = [note for note in ranked if _score(note, text_words)[0] > 0][:n]
+    return (close, True) if close else ([by_slug(s) for s in FEATURED if by_slug(s)][:n], False)

@@ -103,7 +103,9 @@ class OfflineModel:
 
     def _create(self, body: dict) -> Answer:
         system = wire.content_text(body.get("system") or "")
-        role = roles.detect_role(system)
+        last = body["messages"][-1]
+        role = roles.detect_role(system, wire.content_text(last.get("content", "")) if last.get("role") == "user" else "",
+                                 _schema_fields(body))
         with self._lock:
             self.calls += 1
             fault = self.faults.take(self.calls, role)
@@ -146,11 +148,12 @@ class OfflineModel:
             result = " ".join(wire.content_text(b.get("content", "")) for b in tool_results)
             return [{"type": "text", "text": f"Based on the tool result: {result.strip()}"}], "end_turn"
 
-        if roles.detect_role(system) and "<" not in prompt:
+        fields = _schema_fields(body)
+        if roles.detect_role(system, prompt, fields) and "<" not in prompt:
             # a follow-up ("your answer could not be used...") refers to the task given earlier
             asked = (wire.content_text(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user")
             prompt = next((text for text in asked if "<" in text), prompt)
-        role, text = roles.reply_for(system, prompt)
+        role, text = roles.reply_for(system, prompt, fields)
         fmt = (body.get("output_config") or {}).get("format") or {}
         if fmt.get("type") == "json_schema":
             given = json.loads(text) if role == "validator" else None
@@ -177,6 +180,13 @@ class OfflineModel:
                 usage["input_tokens"] = total - prefix_tokens
                 usage["cache_read_input_tokens" if hit else "cache_creation_input_tokens"] = prefix_tokens
         return usage
+
+
+def _schema_fields(body: dict) -> tuple[str, ...]:
+    """The top-level fields of the JSON schema a request asks its answer to fit (structured outputs)."""
+    fmt = (body.get("output_config") or {}).get("format") or {}
+    props = (fmt.get("schema") or {}).get("properties") if isinstance(fmt, dict) else None
+    return tuple(props) if isinstance(props, dict) else ()
 
 
 def _models(path: str, query: str) -> httpx2.Response:
