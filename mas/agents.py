@@ -14,7 +14,7 @@ Adding a specialist is one prompt in `mas.prompts.SYSTEM_PROMPTS` and a two-line
 A reply that is empty, refused, or cut off at `max_tokens` raises `AgentReplyError`, not an
 `IndexError` three steps later; the failed turn is not kept in the history. `ask` re-asks an
 answer that does not fit its contract (`mas.contracts`) with the error fed back, and never fills
-in a default.
+in a default; each re-ask is one line on stderr as it happens (`mas.progress`).
 
 `Agent` is what the rest of `mas` needs of an agent (the orchestrator, failure policies, parallel
 runs and teams): a `name`, a `role` ("validator" marks a validator, which also has `review`), its
@@ -35,6 +35,7 @@ from mas.client import default_model, make_client, text_of, usage_of
 from mas.contracts import TOKEN_FIELDS, Usage, ValidationResult, parse_reply
 from mas.errors import AgentReplyError, ContractError, FailureKind, ReplyError
 from mas.hooks import before_call
+from mas.progress import reask
 from mas.prompts import SYSTEM_PROMPTS, reask_task, validate_task
 
 T = TypeVar("T", bound=pydantic.BaseModel)
@@ -148,6 +149,7 @@ class BaseAgent:
                     raise
                 reasons.append(err.reason)
                 kinds.append(err.kind if isinstance(err, AgentReplyError) else "invalid")
+                reask(self.name, err.reason, len(reasons), attempts)  # the line a room sees (mas.progress)
                 if isinstance(err, AgentReplyError):
                     # the unusable answer stays in the conversation, so the re-ask reads naturally
                     self.history += [{"role": "user", "content": task},

@@ -15,6 +15,9 @@ file instead, every client sharing one `ReplayTransport` of it (MAS_REPLAY_FALLB
 what was not recorded). `record_client()` and `replay_client()` do the same from code. The transports
 themselves live in `mas.offline`, below the SDK.
 
+Every client built here says each of the SDK's retries on stderr as it happens (`mas.progress.RetryLines`,
+an SDK middleware; `MAS_PROGRESS=0` turns the lines off).
+
 Simplified on purpose: one model for every agent (`MAS_MODEL`), and explicit limits (`MAS_TIMEOUT`,
 `MAS_MAX_RETRIES`) instead of the SDK's 10-minute default timeout.
 """
@@ -32,6 +35,7 @@ from anthropic.types import Message
 
 from mas.contracts import TOKEN_FIELDS
 from mas.errors import LiveClientForbidden
+from mas.progress import RetryLines
 from mas.settings import Settings, settings
 
 API_URL = "https://api.anthropic.com"  # the SDK's default, given explicitly: a blank ANTHROPIC_BASE_URL is unset
@@ -127,18 +131,20 @@ def _chosen_transport(asynchronous: bool, offline: bool | None, offline_options:
 def _sdk_client(asynchronous: bool, transport: Transport | None, timeout: float, max_retries: int, *,
                 live: bool = False) -> Client:
     """The SDK's client over `transport`: with the key and base URL from the settings when `live`
-    (transport None: the SDK's own), else with the offline placeholders, which reach nothing."""
+    (transport None: the SDK's own), else with the offline placeholders, which reach nothing. Every
+    one says each retry of the SDK's as it happens (`mas.progress.RetryLines`, an SDK middleware)."""
     sdk = anthropic.AsyncAnthropic if asynchronous else anthropic.Anthropic
+    middleware = [RetryLines(max_retries)]
     if live:
         s = settings()  # the key, token and base URL as the settings read them: a blank value is unset
         http = anthropic.DefaultAsyncHttpxClient if asynchronous else anthropic.DefaultHttpxClient
         return sdk(api_key=s.api_key.get_secret_value() if s.api_key else None,
                    auth_token=s.auth_token.get_secret_value() if s.auth_token else None,
-                   base_url=s.base_url or API_URL, timeout=timeout, max_retries=max_retries,
+                   base_url=s.base_url or API_URL, timeout=timeout, max_retries=max_retries, middleware=middleware,
                    http_client=None if transport is None else http(transport=transport))
     http = httpx2.AsyncClient if asynchronous else httpx2.Client
     return sdk(api_key=OFFLINE_API_KEY, base_url=OFFLINE_BASE_URL, timeout=timeout, max_retries=max_retries,
-               http_client=http(transport=transport))
+               middleware=middleware, http_client=http(transport=transport))
 
 
 def _live_transport(asynchronous: bool, record: Path | None) -> Transport | None:

@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     max_retries: int = Field(2, alias="MAS_MAX_RETRIES", ge=0, le=10, description="a whole number from 0 to 10, e.g. 2")
     faults: str = Field("", alias="MAS_FAULTS", description="a fault plan, e.g. overloaded@1,fenced_json@validator")
     interactive: bool = Field(False, alias="MAS_INTERACTIVE", description="on/off")
+    progress: bool = Field(True, alias="MAS_PROGRESS", description="on/off (each SDK retry and re-ask on stderr)")
     record: Path | None = Field(None, alias="MAS_RECORD", description="a file to record the session to")
     replay: Path | None = Field(None, alias="MAS_REPLAY", description="a recorded session's file")
     replay_fallback: bool = Field(False, alias="MAS_REPLAY_FALLBACK", description="on/off")
