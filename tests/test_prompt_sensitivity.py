@@ -1,4 +1,4 @@
-"""The offline model reads the prompt: 45 prompt variants across the three roles, each with its own visible effect.
+"""The offline model reads the prompt: 54 prompt variants across the three roles, each with its own visible effect.
 
 Each variant changes one thing of the course's default prompt or task (through the real SDK, as an agent sends
 it) and names what must change in the reply. A variant that changed nothing would fail: each checks that the
@@ -51,6 +51,7 @@ def issues(draft: str, research: str, system: str = V) -> list[str]:
 RESEARCH = ask(R, research_task(TOPIC, AUDIENCE))
 DRAFT = ask(W, write_task(TOPIC, AUDIENCE, RESEARCH))
 ISSUES = issues(DRAFT, RESEARCH)
+REVISED = ask(W, revise_task(TOPIC, AUDIENCE, RESEARCH, DRAFT, ISSUES))  # what the default validator approves
 with_aspect = [f for f in NOTE.facts if "cost" in f.aspects]
 
 
@@ -141,7 +142,7 @@ VARIANTS = {
         "Unsupported" in i for i in issues(STATS_DRAFT, RESEARCH)),
     "validator: strict reports more": lambda: len(issues(DRAFT, RESEARCH, V + " Be strict.")) > len(ISSUES),
     "validator: told to check sources, it checks sources only": lambda: (
-        found := issues(STATS_DRAFT, RESEARCH, 'You are a reviewer. Check that every claim has a source. '
+        found := issues(STATS_DRAFT, RESEARCH, 'You are a reviewer. Check only that every claim has a source. '
                                                'Answer {"issues": [...], "approved": true|false}.')) and all(
         i.startswith("No source for the claim") for i in found),
     "validator: a length limit": lambda: any(i.startswith("Too long") for i in issues(
@@ -152,14 +153,32 @@ VARIANTS = {
     "validator: a check of a draft against research is a verdict, whatever the words": lambda: json.loads(ask(
         "Check drafts carefully.", validate_task(RESEARCH, DRAFT)))["issues"] == ISSUES,
     "validator: checks the audience it is told": lambda: any(i.startswith("Too dense for beginners") for i in issues(
-        DRAFT, RESEARCH, V + " Check that it suits an audience of beginners.")) and not any(
-        i.startswith("Too dense") for i in ISSUES),
+        REVISED, RESEARCH, V + " Check that it suits an audience of beginners.")) and issues(REVISED, RESEARCH) == [],
     "validator: told to check coverage only, it reports omissions only": lambda: (
         found := issues(STATS_DRAFT, RESEARCH, 'Check only that the draft leaves out no research point. '
                                                'Answer {"issues": [...], "approved": true|false}.')) and all(
         i.startswith("Missing point") for i in found),
-    "writer: for beginners, no sentence too long to follow": lambda: max(
-        len(c.split()) for c in claims(write(audience="beginners"))) <= 30 < max(len(c.split()) for c in claims(DRAFT)),
+    "writer: for beginners, at most five points": lambda: len(claims(write(audience="beginners"))) <= 5 < len(
+        claims(DRAFT)),
+    # ---------------------------------------------------------------- what must not trigger (found by a review)
+    "researcher: a negated layout is not followed": lambda: not bullets(research(
+        "You research topics. Do not use bullet points.")) and bullets(research("You research topics.")),
+    "researcher: a learner's wording finds the note": lambda: bullets(research(topic="vector DBs")) == bullets(
+        research(topic="vector databases")),
+    "researcher: one shared word is not a topic": lambda: research(topic="Kubernetes networking").startswith(
+        "No research:") and not research(topic="Kubernetes pods").startswith("No research:"),
+    "researcher: a range is its upper end": lambda: len(bullets(research(R + " Give three to five bullets."))) == 5,
+    "writer: a negated instruction is not followed": lambda: issues(write(
+        W + " Never add impressive statistics."), RESEARCH) == ISSUES,
+    "writer: a brief overview is not 'be brief'": lambda: write(W + " Start with a brief overview.") == DRAFT,
+    "writer: a revision keeps the writer's own limit": lambda: "would break the limit of exactly 3 points" in ask(
+        W + " Use exactly 3 key points.", revise_task(TOPIC, AUDIENCE, RESEARCH, ask(
+            W + " Use exactly 3 key points.", write_task(TOPIC, AUDIENCE, RESEARCH)), [ISSUES[0]])),
+    "validator: a negated approval is not a lax validator": lambda: not json.loads(ask(
+        V + " Do not approve any draft that still has issues.", validate_task(RESEARCH, DRAFT)))["approved"],
+    "validator: 'approved' in an audience makes no validator": lambda: Orchestrator(
+        SQLiteMemory(":memory:"), client=CLIENT, progress=None).run(
+        TOPIC, audience="managers who need an approved summary").report.startswith("# "),
 }
 
 

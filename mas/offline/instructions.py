@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 
 NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
            "ten": 10, "eleven": 11, "twelve": 12, "a single": 1, "single": 1}
-_N = r"(\d{1,4}|" + "|".join(sorted(NUMBERS, key=len, reverse=True)) + r")"
+_N = r"(\d{1,3}(?:,\d{3})+|\d{1,5}|" + "|".join(sorted(NUMBERS, key=len, reverse=True)) + r")"
 _UNITS = {"bullet": "item", "bullet point": "item", "point": "item", "fact": "item", "item": "item",
           "key point": "item", "sentence": "sentence", "paragraph": "paragraph", "word": "word"}
 _UNIT = r"(bullet points?|key points?|bullets?|points?|facts?|items?|sentences?|paragraphs?|words?)"
-_COUNT = re.compile(r"\b(exactly|at most|no more than|up to|fewer than|under|at least|only|in)?\s*" + _N
+_COUNT = re.compile(r"\b(exactly|at most|no more than|up to|fewer than|under|at least|only|in)?\s*"
+                    r"(?:(?:" + _N[1:-1] + r")\s*(or|to|-)\s*)?" + _N
                     + r"\s+(?:short\s+|brief\s+|concise\s+|numbered\s+|main\s+)?" + _UNIT + r"\b(?!\s+(?:per|each|a)\b)")
 _WORDS_OR_FEWER = re.compile(r"\b" + _N + r"\s+words\s+or\s+(?:fewer|less)\b")
 
@@ -55,10 +56,10 @@ BEGINNER = re.compile(r"\b(beginners?|newcomers?|novices?|non-technical|students
 EXPERT = re.compile(r"\b(experts?|specialists?|senior engineers?|advanced|practitioners?|researchers in the field)\b")
 LANGUAGES = ("French", "Spanish", "German", "Italian", "Portuguese", "Dutch", "Chinese", "Japanese", "Korean",
              "Russian", "Arabic", "Hindi", "Polish", "Swedish", "Turkish", "Greek", "Latin")
-_LANGUAGE = re.compile(r"\b(?:in|into|translate(?:d)?\s+(?:it\s+)?(?:in)?to)\s+(" + "|".join(LANGUAGES) + r")\b",
-                       re.I)
-_PERSONA = re.compile(r"\b(?:like |in the (?:voice|style) of |as if you were |sound like )"
-                      r"((?:an? |the )?[a-z][a-z '-]{1,40})", re.I)
+_LANGUAGE = re.compile(r"\b(?:in|into|translate(?:d)?\s+(?:it\s+)?(?:in)?to)\s+(" + "|".join(LANGUAGES)
+                       + r")(?=\s*(?:[.,;:!?)]|$|only|please|instead))", re.I)  # not "in Latin America"
+_PERSONA = re.compile(r"\b(?:(?:write|writes|speak|talk|answer|reply|respond|sound)s?\s+(?:it\s+)?like |"
+                      r"in the (?:voice|style) of |as if you were )((?:an? |the )?[a-z][a-z '-]{1,40})", re.I)
 
 
 @dataclass(frozen=True)
@@ -93,12 +94,14 @@ class Instructions:
     approve_all: bool = False
     strictness: str = "default"  # lenient | default | strict
     criteria: frozenset[str] = field(default_factory=frozenset)
+    criteria_only: bool = False  # "check only that ...": the named criteria replace the usual ones
 
     def count(self, unit: str) -> Count | None:
         return next((c for c in self.counts if c.unit == unit), None)
 
 
-def outside_tags(task: str, tags: tuple[str, ...] = ("research", "draft", "issues", "topic", "document")) -> str:
+def outside_tags(task: str, tags: tuple[str, ...] = ("research", "draft", "issues", "topic", "document", "audience",
+                                                    "context")) -> str:
     """The task's own words: what lies outside its material tags (`<research>...</research>` and the like)."""
     for name in tags:
         while (start := task.find(f"<{name}>")) >= 0 and (end := task.find(f"</{name}>", start)) >= 0:
@@ -118,15 +121,24 @@ def read(system: str, task: str, audience: str | None = None) -> Instructions:
         counts=_counts(low), layout=_layout(low), headings=_headings(low), plain=_plain(low),
         json_keys=_json_keys(text, low), audience=_audience(audience or "", low), focus=_focus(low),
         sources=_sources(low), cannot=_cannot(text),
-        invent_statistics=bool(re.search(r"\b(impressive|striking|invent\w*|made-up|add)\s+(statistics|stats|"
-                                         r"numbers|figures)\b", low)),
-        persuasive=bool(re.search(r"\b(persuasive|persuade|convince|convincing|sell|salesy|marketing|hype)\b", low)),
-        brief=bool(re.search(r"\b(be brief|brief|keep it short|short as possible|tl;dr)\b", low)),
-        ignore_feedback=bool(re.search(r"\b(ignore|disregard|skip)\s+(the|any|all)\s+(feedback|issues|review|"
-                                       r"comments)\b", low)),
-        approve_all=bool(re.search(r"\b(approve (every|each|all|any)( draft)?s?|always approve|"
-                                   r"approve everything|approve whatever)\b", low)),
-        strictness=_strictness(low), criteria=_criteria(low))
+        invent_statistics=said(r"\b(impressive|striking|invent\w*|made-up|add)\s+(statistics|stats|numbers|figures)\b",
+                               low),
+        persuasive=said(r"\b(be persuasive|persuade|convince the reader|sell it|salesy|marketing copy|hype it)\b", low),
+        brief=said(r"\b(be (brief|concise|short)|keep it (brief|short)|as short as possible|tl;dr)\b", low),
+        ignore_feedback=said(r"\b(ignore|disregard|skip)\s+(the|any|all)\s+(feedback|issues|review|comments)\b", low),
+        approve_all=said(r"\b(approve (every|each|all|any)( draft)?s?|always approve|approve everything|"
+                         r"approve whatever)\b(?! (that|which|with) )", low),
+        strictness=_strictness(low), criteria=_criteria(low),
+        criteria_only=bool(re.search(r"\b(check|checks|verify|look at)\s+(only|just)\b|\bonly (check|verify)\b", low)))
+
+
+_NEGATED = re.compile(r"\b(?:not|never|don't|dont|no|without|avoid|nor)\b(?:\s+[^\s.;:!?]+){0,2}\s*$")  # one clause
+
+
+def said(pattern: str, low: str) -> bool:
+    """Whether the prompt asks for `pattern`: a match not negated just before it ("never add statistics",
+    "do not approve any draft that still has issues")."""
+    return any(not _NEGATED.search(low[max(0, m.start() - 30):m.start()]) for m in re.finditer(pattern, low))
 
 
 def _counts(low: str) -> tuple[Count, ...]:
@@ -134,9 +146,11 @@ def _counts(low: str) -> tuple[Count, ...]:
     for m in _WORDS_OR_FEWER.finditer(low):
         found.setdefault("word", Count("word", _number(m.group(1)), "at most"))
     for m in _COUNT.finditer(low):
-        qualifier, n, unit = m.group(1), _number(m.group(2)), _UNITS[m.group(3).rstrip("s")]
-        if n < 1 or n > 2000:
+        qualifier, ranged, n, unit = m.group(1), m.group(2), _number(m.group(3)), _UNITS[m.group(4).rstrip("s")]
+        if n < 1 or n > 5000:
             continue
+        if ranged:  # "one or two sentences", "three to five bullets": the upper end is the limit
+            qualifier = "at most"
         if qualifier in ("at most", "no more than", "up to", "under", "fewer than") or (qualifier == "in"
                                                                                       and unit == "word"):
             mode = "at most"
@@ -152,25 +166,27 @@ def _counts(low: str) -> tuple[Count, ...]:
 
 
 def _number(token: str) -> int:
-    return int(token) if token.isdigit() else NUMBERS[token]
+    return int(token.replace(",", "")) if token[0].isdigit() else NUMBERS[token]
 
 
 def _layout(low: str) -> str | None:
-    if re.search(r"\bnumbered (list|points|steps)\b|\bas a numbered\b", low):
+    if said(r"\bnumbered (list|points|steps)\b|\bas a numbered\b", low):
         return "numbered"
-    if re.search(r"\b(as a|in a|markdown) table\b|\btabular\b", low):
+    if said(r"\b(as a|in a|use a|markdown|with a) table\b|\btabular\b", low):
         return "table"
-    if re.search(r"\b(no bullets|no lists?|without bullets|as prose|in prose|flowing prose|prose only)\b", low):
+    if re.search(r"\b(no bullets|no lists?|without bullets|(do not|don't|never) use (bullet|bullets|lists?))\b", low) \
+            or said(r"\bprose\b", low):
         return "prose"
-    if re.search(r"\b(bullet|bullets|bulleted|bullet points)\b", low):
+    if said(r"\b(bullet|bullets|bulleted|bullet points)\b", low):
         return "bullets"
     return None
 
 
 def _headings(low: str) -> bool | None:
-    if re.search(r"\b(no|without|avoid)\s+(any\s+)?(headings|headers|titles|sections)\b", low):
+    if re.search(r"\b(no|without|avoid|(do not|don't|never) use)\s+(any\s+)?(headings|headers|titles|sections)\b",
+                 low):
         return False
-    if re.search(r"\b(with|use|add)\s+(clear\s+)?(headings|section headings|headers)\b", low):
+    if said(r"\b(with|use|add)\s+(clear\s+)?(headings|section headings|headers)\b", low):
         return True
     return None
 
@@ -192,9 +208,9 @@ def _json_keys(text: str, low: str) -> tuple[str, ...] | None:
 
 def _audience(audience: str, low: str) -> str | None:
     for text in (audience.lower(), low):
-        if BEGINNER.search(text):
+        if said(BEGINNER.pattern, text):
             return "beginner"
-        if EXPERT.search(text):
+        if said(EXPERT.pattern, text):
             return "expert"
     return None
 
@@ -221,10 +237,11 @@ def focus_of_angle(angle: str) -> tuple[str, ...]:
 
 def _sources(low: str) -> bool | None:
     if re.search(r"\b(no|without|omit|skip|leave out)\s+(the\s+)?(sources|citations|references)\b|"
-                 r"\bdo not cite\b|\bdon't cite\b", low):
+                 r"\b(do not|don't|never) (cite|(include|give|add|list)( the| any)? (sources|citations|references))\b",
+                 low):
         return False
-    if re.search(r"\b(cite|citing|note|include|with|give|add|list)\s+(the\s+|its\s+|your\s+)?(sources|citations|"
-                 r"references)\b|\(source:", low):
+    if said(r"\b(cite|citing|note|include|with|give|add|list)\s+(the\s+|its\s+|your\s+)?(sources|citations|"
+            r"references)\b|\(source:", low):
         return True
     return None
 

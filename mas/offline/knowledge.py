@@ -62,7 +62,13 @@ def words(text: str) -> list[str]:
     return [_singular(w) for w in re.findall(r"[a-z0-9][a-z0-9+#-]*", text.lower())]
 
 
+SYNONYMS = {"db": "database", "dbs": "database", "llms": "llm", "apis": "api",  # what learners type
+            **{w: w for w in ("kubernetes", "redis", "postgres", "https", "aws", "k8s", "bus")}}  # not plurals
+
+
 def _singular(word: str) -> str:
+    if word in SYNONYMS:
+        return SYNONYMS[word]
     if len(word) > 4 and word.endswith(("ches", "shes", "xes", "sses", "zes")):
         return word[:-2]
     if len(word) > 4 and word.endswith("ies"):
@@ -117,14 +123,25 @@ def parse(slug: str, text: str) -> Note:
 
 
 def _score(note: Note, text_words: set[str]) -> tuple[int, str]:
-    """How well a text names a note: an alias whose words all occur beats any number of keywords."""
-    best_alias = max((a for a in (note.topic, *note.aliases) if _content(a) and _content(a) <= text_words),
+    """How well a text names a note: an alias whose words all occur beats any number of keywords. A
+    one-word alias ("attention", "recall", "Kubernetes") counts only when the text's other words are the
+    note's own too ("Kubernetes pods", not "Kubernetes networking" nor "attention span")."""
+    vocabulary = _vocabulary(note)
+    unexplained = {w for w in text_words if w not in vocabulary and not w.isdigit()}
+    best_alias = max((a for a in (note.topic, *note.aliases) if _content(a) and _content(a) <= text_words
+                      and (len(_content(a)) > 1 or not unexplained)),
                      key=lambda a: len(_content(a)), default=None)
     shared = sorted((note.keywords | _content(note.topic)) & text_words)
     if best_alias is not None:
         by = "its title" if best_alias == note.topic else f'alias "{best_alias}"'
         return 100 + 10 * len(_content(best_alias)) + len(shared), by
     return len(shared), "keywords: " + ", ".join(shared)
+
+
+@cache
+def _vocabulary(note: Note) -> frozenset[str]:
+    """Every word a note's names use: its title, its aliases, its keywords."""
+    return frozenset(note.keywords | _content(note.topic) | {w for a in note.aliases for w in _content(a)})
 
 
 def _content(text: str) -> set[str]:

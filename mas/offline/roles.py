@@ -39,7 +39,10 @@ the their them then there these they this those through too under until upon ver
 who whom why will with within would you your yours usually often so""".split())
 JOIN = ", and in addition, "  # how the "unclear" flaw runs two points into one sentence
 LONG_SENTENCE = 45  # words (sources aside): the clarity check's limit
-BEGINNER_FACTS, BEGINNER_SENTENCE = 5, 30
+BEGINNER_FACTS, BEGINNER_SENTENCE = 5, 25  # facts; words of a sentence that runs two ideas together
+
+
+_VERDICT_SHAPE = re.compile(r"""["']approved["']|\bapproved\s*[:=]|\{\s*["']issues["']|\bverdict\b""")
 
 
 def detect_role(system: str, task: str = "", fields: tuple[str, ...] = ()) -> str | None:
@@ -55,15 +58,14 @@ def detect_role(system: str, task: str = "", fields: tuple[str, ...] = ()) -> st
     >>> detect_role("Be helpful.") is None
     True
     """
+    # the task's tags first (what it asks for), then the verdict's JSON shape, then the prompt's words
+    if "<research>" in task and "<draft>" in task:
+        return "writer" if "<issues>" in task else "validator"
+    if "<research>" in task:
+        return "writer"
     words = (system + "\n" + outside_tags(task)).lower()
-    if re.search(r"\bapproved\b", words) or "verdict" in words or "approved" in fields:
+    if _VERDICT_SHAPE.search(words) or "approved" in fields:
         return "validator"
-    if "<research>" in task and "<draft>" in task and "<issues>" not in task:
-        return "validator"
-    if "<research>" in task and "<draft>" not in task:
-        return "writer"
-    if "<draft>" in task and "<issues>" in task:
-        return "writer"
     found = [(m.start(), _ROLE_WORDS[m.group(1)]) for m in re.finditer(r"\b(" + "|".join(_ROLE_WORDS) + r")s?\b",
                                                                        system.lower())]
     if found:
@@ -165,7 +167,8 @@ def _drop_notes(text: str) -> str:
 
 
 def write(task: str, ins: Instructions) -> str:
-    research_text = tag(task, "research") or task
+    research_text = tag(task, "research")
+    research_text = task if research_text is None else research_text  # an empty <research> is empty research
     draft, issues = tag(task, "draft"), tag(task, "issues")
     if draft is not None and issues is not None:
         return revise(draft, _issue_list(issues), research_text, ins)
@@ -201,7 +204,7 @@ def first_draft_flaws(topic: str, points: list[str], ins: Instructions) -> list[
     if numbered:
         kinds.append("number")
     runs = [i for i in range(1, len(points) - 1)  # two points that run past the clarity limit when joined
-            if len(_text_only(points[i]).split()) + len(points[i + 1].split()) > LONG_SENTENCE + 4]
+            if len(_text_only(points[i]).split()) + len(_text_only(points[i + 1]).split()) > LONG_SENTENCE + 4]
     if runs:
         kinds.append("unclear")
     seed = int(hashlib.sha256(topic.lower().encode()).hexdigest(), 16)
@@ -273,9 +276,8 @@ def _wrong_number(point: str, known: set[str]) -> str:
 
 def _draft(topic: str, audience: str, points: list[str], extra: list[str], ins: Instructions) -> str:
     sentences = [_as_sentence(p) for p in points]
-    if ins.audience == "beginner":  # fewer points, and no sentence too long to follow
-        sentences = [_split_sentence(s) if len(_text_only(s).split()) > BEGINNER_SENTENCE else s
-                     for s in sentences[:BEGINNER_FACTS]]
+    if ins.audience == "beginner":  # fewer points: the basics (the research for beginners puts them first)
+        sentences = sentences[:BEGINNER_FACTS]
     if count := ins.count("sentence"):  # the invented sentences count too: they are what it wrote
         sentences = sentences[:max(1, count.limit(len(sentences) + len(extra)) - len(extra))]
     title = topic[:1].upper() + topic[1:]
@@ -343,13 +345,25 @@ def revise(draft: str, issues: list[str], research_text: str, ins: Instructions)
     for issue in issues:
         fixed = _fix(draft, issue, points)
         if fixed is None:
-            unhandled.append(issue)
+            unhandled.append(("it could not act on this issue", issue))
+        elif (broken := _broken_limit(fixed, ins)) and not _broken_limit(draft, ins):
+            unhandled.append((f"it did not act on this issue, since fixing it would break {broken}", issue))
         else:
             draft = fixed
     draft = re.sub(r"\n{3,}", "\n\n", re.sub(r"[ \t]{2,}", " ", draft)).strip()
-    for issue in unhandled:
-        draft += f"\n\n_Offline model: it could not act on this issue: {issue.strip()[:160]}_"
+    for why, issue in unhandled:
+        draft += f"\n\n_Offline model: {why}: {_short(' '.join(issue.split()), 20)}_"
     return draft
+
+
+def _broken_limit(draft: str, ins: Instructions) -> str | None:
+    """The writer's own limit (a count of points, sentences or words) a draft breaks, if any."""
+    said = _claims(draft)
+    for unit, n in (("item", len(said) - 1), ("sentence", len(said)), ("word", len(_drop_notes(draft).split()))):
+        count = ins.count(unit)
+        if count and count.mode != "at least" and n > count.n:
+            return f"the limit of {count}"
+    return None
 
 
 def _fix(draft: str, issue: str, points: list[str]) -> str | None:
@@ -412,6 +426,9 @@ def _best_point(text: str, points: list[str]) -> str | None:
 
 def _add_point(draft: str, point: str) -> str:
     lines = draft.rstrip().splitlines()
+    if lines and lines[-1].startswith("|"):  # a table: one more row
+        text, source = _split_source(point)
+        return draft.rstrip() + f"\n| {_as_sentence(text).replace('|', '/')} | {source.replace('|', '/')} |"
     items = [line for line in lines if re.match(r"(\d+)\. |- ", line)]
     if items and items[-1] == lines[-1]:
         m = re.match(r"(\d+)\. ", items[-1])
@@ -423,13 +440,16 @@ def _sentence_starting(draft: str, text: str) -> str | None:
     """The whole sentence of the draft that contains `text` (an issue may quote a shortened one)."""
     text = text.removesuffix("...").removesuffix("\u2026").strip()
     for sentence in _claims(draft):
-        if text and (text in sentence or sentence in text):
+        if text and (text in sentence or (len(sentence.split()) >= 6 and sentence in text)):
             return sentence
     return None
 
 
+_JOINTS = (JOIN, "; ", ", so ")  # where a sentence of two ideas splits into two sentences
+
+
 def _split_sentence(sentence: str) -> str:
-    for joint in (JOIN, ", which ", "; ", ", so ", ", and "):
+    for joint in _JOINTS:
         if joint in sentence:
             head, tail = sentence.split(joint, 1)
             return f"{head.rstrip(',')}. {tail[:1].upper()}{tail[1:]}"
@@ -461,7 +481,8 @@ def validate(task: str, ins: Instructions) -> dict:
     if ins.approve_all:
         return {"issues": [], "approved": True}
     audience = ins.audience or _draft_audience(draft)
-    issues = check_draft(draft, research_text, ins.criteria or DEFAULT_CRITERIA, ins.strictness,
+    criteria = ins.criteria if ins.criteria_only and ins.criteria else DEFAULT_CRITERIA | ins.criteria
+    issues = check_draft(draft, research_text, criteria, ins.strictness,
                          word_limit=(ins.count("word").n if ins.count("word") else None), audience=audience)
     return {"issues": issues, "approved": not issues}
 
@@ -507,10 +528,12 @@ def check_draft(draft: str, research_text: str, criteria: frozenset[str] = DEFAU
         if "numbers" in criteria and (wrong := _contradiction(text, points)):
             issues.append(f'Number contradicts the research: the draft says "{wrong[0]}" where the research says '
                           f'"{wrong[1]}", in "{_short(sentence)}"')
-        long = BEGINNER_SENTENCE if "audience" in criteria and audience == "beginner" else LONG_SENTENCE
-        if ("clarity" in criteria or long == BEGINNER_SENTENCE) and len(text.split()) > long:
-            kind = "Too dense for beginners" if long == BEGINNER_SENTENCE else "Unclear section"
-            issues.append(f'{kind}: a sentence of {len(text.split())} words; split it: "{_short(sentence)}"')
+        if "clarity" in criteria and len(text.split()) > LONG_SENTENCE:
+            issues.append(f'Unclear section: a sentence of {len(text.split())} words; split it: "{_short(sentence)}"')
+        elif ("audience" in criteria and audience == "beginner" and len(text.split()) > BEGINNER_SENTENCE
+              and any(joint in text for joint in _JOINTS)):
+            issues.append(f'Too dense for beginners: a sentence of {len(text.split())} words runs two ideas together; '
+                          f'split it: "{_short(sentence)}"')
         if "sources" in criteria and "(source:" not in sentence and len(words) >= 3:
             issues.append(f'No source for the claim: "{_short(sentence)}"')
     if strict:  # a strict editor keeps the research's attributions: each of its sources stays in the draft
@@ -539,7 +562,9 @@ def _contradiction(text: str, points: list[str]) -> tuple[str, str] | None:
     # the research points this sentence restates (a run-on sentence restates two), best first
     restated = sorted((p for p in map(_text_only, points) if overlap(p) >= 0.6), key=overlap, reverse=True)
     for point in restated:
-        theirs = [t for t in _figures(point) if t not in found]
+        figures = _figures(point)
+        # the research's figure the sentence has fewer of (the one changed), else the point's first
+        theirs = [t for t in figures if found.count(t) < figures.count(t)] or figures
         if theirs:
             return strange[0], theirs[0]
     return None
