@@ -165,8 +165,9 @@ def test_max_cycles_is_respected_and_the_best_draft_wins(memory):
     transport = _scripted_pipeline(verdicts)
     result = orchestrate(memory, transport, max_revision_cycles=2)[1].run(TOPIC, run_id="r")
     assert result.status == "max_cycles" and result.cycles == 2 and len(transport.requests) == 7
-    assert result.report == "# D\n\nDraft two." and result.issues == ["a", "b"]
-    assert "returning draft 2 of 3" in result.reason
+    # the issues are the returned draft's own (draft 2's one), not the last verdict's (draft 3's two)
+    assert result.report == "# D\n\nDraft two." and result.issues == ["a"] and result.report_draft == 2
+    assert result.draft == "# D\n\nDraft 3!." and "returning draft 2 of 3" in result.reason
 
 
 @pytest.mark.parametrize("bad", ["```json\n{\"issues\": [], \"approved\": true}\n```", "Approved!",
