@@ -516,3 +516,13 @@ def test_mas_faults_with_a_live_client_is_one_warning_line_and_the_call_goes_to_
     line = problem_line(done, 0)
     assert line.startswith("mas: warning: MAS_FAULTS=overloaded@1 is not applied: a fault plan is the offline model's")
     assert done.stdout.startswith("- a point\n")
+
+
+def test_a_live_worker_builds_its_client_without_the_offline_models_latency(tmp_path):
+    # --latency stands in for Claude's own: a live worker passes none, so its client is built (and its next
+    # problem, a Redis that does not answer, is the line), never refused for an offline-only option
+    with server(200, "application/json", json.dumps(MESSAGE).encode()) as url:
+        done = command(tmp_path, *COMMANDS["scaling"], "--latency", "0.2", REDIS_URL="redis://127.0.0.1:1/0",
+                       **live(url))
+    line = problem_line(done, 2)
+    assert line.startswith("python -m mas.scaling: ") and "latency" not in line and "Redis" in line, line
