@@ -3,7 +3,8 @@
 Set in `pytest_configure` (before any notebook kernel starts, so kernels inherit it):
 - the isolated environment of tests/isolation.py: MAS_OFFLINE=1, MAS_NO_LIVE=1 (the kill switch:
   building a live client raises), no key, no `.env`, no MAS_* switches from a developer's shell;
-- the SDK's real HTTP transports refuse to send anything, so no test can reach the API;
+- the SDK's real HTTP transports refuse to send anything, so no test can reach the API (the `loopback`
+  fixture lets one test reach a server of its own on 127.0.0.1, and nothing else);
 - a redis-server on 127.0.0.1 (a free port, no persistence), its URL in REDIS_URL.
 """
 
@@ -23,19 +24,31 @@ from redis_server import INSTALL_HINT, start_redis  # noqa: E402
 _redis = None
 
 
+LOOPBACK = ("127.0.0.1", "::1")
+_loopback_open = False  # the `loopback` fixture's: requests to a server of the test's own on this machine
+
+
 class NetworkForbidden(RuntimeError):
     pass
 
 
-def _refuse(self, request, *args, **kwargs):
-    raise NetworkForbidden(f"the test suite sends nothing over the network (tried {request.method} {request.url})")
+def _guarded(send):
+    """The SDK's real HTTP send (sync or async: the async one's coroutine is returned as it is), refusing every
+    request except, inside a test that asked for it (`loopback`), one to 127.0.0.1 or ::1."""
+
+    def refuse(self, request, *args, **kwargs):
+        if _loopback_open and request.url.host in LOOPBACK:
+            return send(self, request, *args, **kwargs)
+        raise NetworkForbidden(f"the test suite sends nothing over the network (tried {request.method} {request.url})")
+
+    return refuse
 
 
 def pytest_configure(config):
     global _redis
     isolate()  # offline, kill switch on, no key, no .env, no MAS_* switches (tests/isolation.py)
-    httpx2.HTTPTransport.handle_request = _refuse
-    httpx2.AsyncHTTPTransport.handle_async_request = _refuse
+    httpx2.HTTPTransport.handle_request = _guarded(httpx2.HTTPTransport.handle_request)
+    httpx2.AsyncHTTPTransport.handle_async_request = _guarded(httpx2.AsyncHTTPTransport.handle_async_request)
     if os.environ.get("MAS_TEST_REDIS_URL"):
         os.environ["REDIS_URL"] = os.environ["MAS_TEST_REDIS_URL"]
         return
@@ -61,6 +74,19 @@ def memory(tmp_path):
 
     with SQLiteMemory(tmp_path / "memory.db") as mem:
         yield mem
+
+
+@pytest.fixture
+def loopback(monkeypatch):
+    """A live client for one test, against a server of the test's own on 127.0.0.1 (tests/gateway.py): the
+    kill switch lifted, a fake key, and the SDK's real transport let through to loopback addresses only."""
+    global _loopback_open
+    monkeypatch.delenv("MAS_NO_LIVE", raising=False)
+    monkeypatch.delenv("MAS_OFFLINE", raising=False)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-not-a-real-key")
+    _loopback_open = True
+    yield
+    _loopback_open = False
 
 
 @pytest.fixture

@@ -33,9 +33,9 @@ from anthropic.types import Message, MessageTokensCount
 
 from mas.client import default_model, make_client, text_of, usage_of
 from mas.contracts import TOKEN_FIELDS, Usage, ValidationResult, parse_reply
-from mas.errors import AgentReplyError, ContractError, FailureKind, ReplyError
+from mas.errors import AgentReplyError, ContractError, FailureKind, ReplyError, names_model, not_served
 from mas.hooks import before_call
-from mas.progress import reask
+from mas.progress import note, reask
 from mas.prompts import SYSTEM_PROMPTS, reask_task, validate_task
 
 T = TypeVar("T", bound=pydantic.BaseModel)
@@ -159,7 +159,11 @@ class BaseAgent:
 
     def count_tokens(self, task: str | None = None, *, request: dict | None = None) -> int:
         """The input tokens of `task` as this agent would send it (or of a whole `request`), counted
-        by the API's `count_tokens`: nothing is generated, nothing is kept."""
+        by the API's `count_tokens`: nothing is generated, nothing is kept.
+
+        A server without that endpoint (a gateway's 404 that does not name the model) gets one line on
+        stderr, once, naming the endpoint and the server, and the count is the local estimate
+        (`mas.offline.tokens.count_request`, about four characters a token) instead of a traceback."""
         if self._client is None and self._async_client is not None:
             # subtle: counting is sync (a hook runs before the call); a default client here would be
             # another server than the one this agent talks to (the live API, say, for an offline agent)
@@ -167,7 +171,16 @@ class BaseAgent:
                              "server: pass client= as well (e.g. make_client(transport=t) beside "
                              "make_client(transport=t, asynchronous=True)), or count with input_count='estimate'")
         body = request if request is not None else self._request(task or "")
-        return self._call("count_tokens", {k: v for k, v in body.items() if k in COUNTABLE}).input_tokens
+        countable = {k: v for k, v in body.items() if k in COUNTABLE}
+        try:
+            return self._call("count_tokens", countable).input_tokens
+        except anthropic.NotFoundError as err:
+            if names_model(err):  # the model is not served: that is no optional endpoint missing
+                raise
+            from mas.offline.tokens import count_request
+
+            note(not_served(err, "counting locally instead (an estimate, about 4 characters a token)"))
+            return count_request(countable)
 
     def reset(self) -> None:
         """Forget the conversation (the usage so far is kept)."""

@@ -20,7 +20,8 @@ Counting the input (a choice, made explicit by `input_count=`):
   tokens), so the refusal is approximate there. `spent` always records the real usage.
 - "api": `agent.count_tokens`, the API's count through the agent's own (sync) client: exact live, but
   one more request before every model call (free of charge, separately rate-limited, a network
-  round trip, and a blocking one inside async code). Choose it live when the limit must hold.
+  round trip, and a blocking one inside async code). Choose it live when the limit must hold. A
+  server without that endpoint (a gateway's 404) is one note on stderr, then the estimate above.
 A budget with only `max_calls` counts nothing.
 
 Cost comes from `mas.pricing.cost(model, usage)`. A model without a known price cannot be bounded

@@ -6,8 +6,11 @@
 
 `mas run` works offline without a key, shows progress as it goes, prints the final report, and
 exits 0 when the report is approved, 1 when the run stopped (failed, or not approved within the
-cycle limit) with a one-line reason on stderr, 2 on a usage error or a problem of the setup. `--run-id` of a crashed run
-resumes it without repeating the calls already done.
+cycle limit) with a one-line reason on stderr, 2 on a usage error or a problem of the setup.
+`--run-id` of a crashed run resumes it without repeating the calls already done. A run that is not
+approved never passes a draft off as the report: at the cycle limit the best draft is printed under
+a NOT APPROVED banner with its remaining issues (and `--out` writes it with that banner as its first
+line); a run that stopped prints no draft, only where the latest one is saved, and `--out` writes nothing.
 
 A user's mistake or a problem of the environment (a switch's value, a path, the kill switch, a
 recording, a server) is one line on stderr, with its cause and its fix, never a traceback: a
@@ -29,6 +32,7 @@ import anthropic
 
 from mas.agents import BaseAgent
 from mas.client import KILL_SWITCH_ENV, check_model, default_model, make_client, usage_of
+from mas.contracts import RunResult
 from mas.errors import (
     AgentReplyError,
     LiveClientForbidden,
@@ -81,24 +85,62 @@ def run(args: argparse.Namespace) -> int:
         except sqlite3.Error as err:  # a database of another program, or a full disk
             return _say(f"the memory database {db} cannot be used: {err} -> give --db a new file, or one that mas "
                         "wrote (and free some disk space if it is full)", USAGE)
-    if result.report:
-        print(f"\n{result.report}\n")
-    u = result.usage
-    print(f"run {result.run_id}: {result.status}, {result.cycles} revision(s), {u.calls} model calls, "
-          f"{u.input_tokens} input + {u.output_tokens} output tokens")
+    print(_shown(result, db))
     if args.out:
-        try:
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.out).write_text(result.report + "\n", encoding="utf-8")
-        except OSError as err:  # the folder changed during the run, or the disk is full
-            return _say(f"cannot write the report to {args.out}: {_cause(err)}; the run is saved, so "
-                        f"`mas run --run-id {result.run_id} --out FILE` writes it without a model call", USAGE)
-        print(f"report written to {args.out}")
+        text = _written(result)
+        if text is None:
+            print(f"no report written to {args.out}: the run stopped before the validator approved a draft")
+        else:
+            try:
+                Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.out).write_text(text, encoding="utf-8")
+            except OSError as err:  # the folder changed during the run, or the disk is full
+                return _say(f"cannot write the report to {args.out}: {_cause(err)}; the run is saved, so "
+                            f"`mas run --run-id {result.run_id} --out FILE` writes it without a model call", USAGE)
+            print(f"{'report' if result.approved else 'unapproved draft, marked as such,'} written to {args.out}")
     if result.status != "approved":
         fix = fix_of(failures.error) if result.status == "failed" else None
         then = f" -> {fix}, then resume with `mas run --run-id {result.run_id}`" if fix else ""
         return _say(f"{result.status}: {result.reason}{then}", FAILED)
     return 0
+
+
+def _shown(result: RunResult, db: Path) -> str:
+    """What `mas run` prints when a run ends: the report (approved); the best draft under a NOT APPROVED banner,
+    with its remaining issues (max_cycles); or no draft at all, only where the latest one is saved (a run that
+    stopped); then the run's line: status, revisions, calls and tokens. The reason follows on stderr."""
+    u = result.usage
+    summary = (f"run {result.run_id}: {result.status}, {result.cycles} revision(s), {u.calls} model calls, "
+               f"{u.input_tokens} input + {u.output_tokens} output tokens")
+    if result.approved:
+        return f"\n{result.report}\n\n{summary}"
+    if result.report:  # max_cycles: the best draft, said to be what it is
+        return f"\n{_banner(result)}\n\n{result.report}\n\n{_issues(result)}\n\n{summary}"
+    if result.draft:
+        n = result.cycles + 1
+        return (f"{summary}\nno report: draft {n}, not approved, is saved in {db} (run {result.run_id}, key "
+                f"draft_{n}); `mas run --run-id {result.run_id}` resumes the run")
+    return summary
+
+
+def _written(result: RunResult) -> str | None:
+    """What `--out` writes: the approved report as it is; the best draft of a max_cycles run with a first line
+    that marks it unapproved and its remaining issues at the end; for a run that stopped, nothing (None)."""
+    if result.approved:
+        return result.report + "\n"
+    if result.report:
+        return f"> {_banner(result)}\n\n{result.report}\n\n{_issues(result)}\n"
+    return None
+
+
+def _banner(result: RunResult) -> str:
+    return (f"NOT APPROVED: draft {result.report_draft}, with its {len(result.issues)} remaining issue(s) listed "
+            f"at the end (run {result.run_id}: {result.reason})")
+
+
+def _issues(result: RunResult) -> str:
+    listed = "\n".join(f"- {issue}" for issue in result.issues) or "- (the validator named none, and did not approve)"
+    return f"Remaining issues of draft {result.report_draft}:\n{listed}"
 
 
 def hello(args: argparse.Namespace) -> int:

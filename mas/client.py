@@ -15,6 +15,13 @@ file instead, every client sharing one `ReplayTransport` of it (MAS_REPLAY_FALLB
 what was not recorded). `record_client()` and `replay_client()` do the same from code. The transports
 themselves live in `mas.offline`, below the SDK.
 
+Offline-only options (`faults=`, `latency=`, `min_cache_tokens=`) are the offline model's: a live client refuses
+them (`OfflineOnlyOptions`, naming them and how to ask for the offline model: `make_client(offline=True,
+faults=...)`), since a fault demo that quietly runs on Claude prints the opposite of what it says. MAS_FAULTS
+while live is one warning line on stderr instead (once per plan and process), not an error: it is the room's
+switch, exported once for everyone (or left over in a shell), and a learner with a key should still get a working
+session from Claude, told in one line why no fault shows; code that passes `faults=` asks for them itself.
+
 Every client built here says each of the SDK's retries on stderr as it happens (`mas.progress.RetryLines`,
 an SDK middleware; `MAS_PROGRESS=0` turns the lines off).
 
@@ -34,7 +41,7 @@ import httpx2
 from anthropic.types import Message
 
 from mas.contracts import TOKEN_FIELDS
-from mas.errors import LiveClientForbidden
+from mas.errors import LiveClientForbidden, OfflineOnlyOptions
 from mas.progress import RetryLines
 from mas.settings import Settings, settings
 
@@ -46,8 +53,10 @@ DEFAULT_TIMEOUT = Settings.model_fields["timeout"].default  # seconds for one re
 DEFAULT_MAX_RETRIES = Settings.model_fields["max_retries"].default
 Transport = httpx2.BaseTransport | httpx2.AsyncBaseTransport  # mas.offline's transports are both
 Client = anthropic.Anthropic | anthropic.AsyncAnthropic
+OFFLINE_OPTIONS = ("faults", "latency", "min_cache_tokens")  # the offline model's own (OfflineModel's arguments)
 
-_announced_offline = False
+_announced_offline: set[str] = set()  # the offline model's announcements already made (each said once)
+_warned_faults: set[str] = set()  # the MAS_FAULTS plans already said to be ignored by a live client
 _shared_replays: dict[tuple, Any] = {}  # MAS_REPLAY's ReplayTransports: one place in each recording per process
 
 
@@ -76,9 +85,11 @@ def make_client(*, asynchronous: bool = False, offline: bool | None = None, time
                 **offline_options: Any) -> Client:
     """A real `anthropic.Anthropic` (`anthropic.AsyncAnthropic` when `asynchronous`): live with a key, the
     offline model without one (or with `offline=True`). `transport` plugs any httpx2 transport under the SDK
-    instead; `offline_options` go to the offline model (`faults=`, `latency=`, ...). Without a `transport`,
-    the workshop switches MAS_RECORD and MAS_REPLAY apply (see the module docstring)."""
+    instead; `offline_options` go to the offline model (`faults=`, `latency=`, `min_cache_tokens=`; None is
+    not given), and a live client refuses them (`OfflineOnlyOptions`). Without a `transport`, the workshop
+    switches MAS_RECORD and MAS_REPLAY apply (see the module docstring)."""
     timeout, max_retries = limits(timeout, max_retries)
+    offline_options = _offline_options(offline_options, transport)
     live = False
     if transport is None:
         transport, live = _chosen_transport(asynchronous, offline, offline_options)
@@ -119,11 +130,13 @@ def _chosen_transport(asynchronous: bool, offline: bool | None, offline_options:
     if s.replay is not None:
         return _shared_replay(s.replay, s.replay_fallback, offline_options), False
     if not (s.is_offline if offline is None else offline):
+        if offline_options:
+            raise OfflineOnlyOptions(tuple(offline_options), _live_because(offline))
         return _live_transport(asynchronous, s.record), True
     from mas.offline import OfflineTransport
     from mas.offline.record import RecordingTransport
 
-    _announce_offline()
+    _announce_offline(_offline_because(offline))
     transport = OfflineTransport(**offline_options)
     return (transport if s.record is None else RecordingTransport(transport, s.record)), False
 
@@ -151,6 +164,7 @@ def _live_transport(asynchronous: bool, record: Path | None) -> Transport | None
     """What a live client goes over: the SDK's own transport (None), or with `record` a RecordingTransport
     around a real HTTP one. Refused under the kill switch, before anything is built."""
     check_kill_switch()
+    _warn_faults_ignored()
     if record is None:
         return None
     if settings().api_key is None and settings().auth_token is None:
@@ -160,6 +174,43 @@ def _live_transport(asynchronous: bool, record: Path | None) -> Transport | None
 
     http = httpx2.AsyncHTTPTransport if asynchronous else httpx2.HTTPTransport
     return RecordingTransport(http(limits=anthropic.DEFAULT_CONNECTION_LIMITS), record)
+
+
+def _offline_options(options: dict[str, Any], transport: Transport | None) -> dict[str, Any]:
+    """The offline options given (None is not given); a name the offline model does not take, or options
+    beside a `transport` (which would never see them), is a TypeError with the fix."""
+    given = {name: value for name, value in options.items() if value is not None}
+    unknown = [name for name in given if name not in OFFLINE_OPTIONS]
+    if unknown:
+        raise TypeError(f"make_client() got {', '.join(f'{n}=' for n in unknown)}, which it does not take: its "
+                        f"offline options are {', '.join(f'{n}=' for n in OFFLINE_OPTIONS)} (a model id goes to "
+                        "the agents, model=..., or to MAS_MODEL)")
+    if given and transport is not None:
+        raise TypeError(f"make_client(transport=..., {', '.join(f'{n}=...' for n in given)}): the transport answers, "
+                        "so the offline model's options go to it: make_client(transport=OfflineTransport("
+                        f"{', '.join(f'{n}=...' for n in given)}))")
+    return given
+
+
+def _live_because(offline: bool | None) -> str:
+    """What made a client live, in a few words (never the key)."""
+    s = settings()
+    if offline is False:
+        return "offline=False"
+    which = "ANTHROPIC_API_KEY" if s.api_key is not None else "ANTHROPIC_AUTH_TOKEN"
+    return f"{which} is set and MAS_OFFLINE is not"
+
+
+def _warn_faults_ignored() -> None:
+    """One line on stderr when MAS_FAULTS is set and a live client is built (once per plan): see the module
+    docstring for why this is a warning, not an error."""
+    plan = settings().faults
+    if plan.strip() and plan not in _warned_faults:
+        _warned_faults.add(plan)
+        print(f"mas: warning: MAS_FAULTS={plan} is not applied: a fault plan is the offline model's, and this "
+              "client is live (Claude answers, with no injected faults) -> set MAS_OFFLINE=1 to see the faults, "
+              "or unset MAS_FAULTS", file=sys.stderr)
+        sys.stderr.flush()
 
 
 def _shared_replay(path: Path, fallback: bool, offline_options: dict) -> Any:
@@ -231,9 +282,21 @@ def check_kill_switch() -> None:
                                   "explicitly.")
 
 
-def _announce_offline() -> None:
-    global _announced_offline
-    if not _announced_offline:
-        _announced_offline = True
-        print("offline model: set ANTHROPIC_API_KEY to use Claude", file=sys.stderr)
+def _offline_because(offline: bool | None) -> str:
+    """The line that says the offline model answers, and why: no key (the usual case, and the committed
+    notebooks' line), or, with a key set, MAS_OFFLINE or a client asked for with offline=True."""
+    s = settings()
+    if s.api_key is None and s.auth_token is None:
+        return "offline model: set ANTHROPIC_API_KEY to use Claude"
+    if s.offline:
+        return "offline model: MAS_OFFLINE is on (a key is set: unset MAS_OFFLINE to use Claude)"
+    return "offline model for a client asked for with offline=True (a key is set: the others use Claude)"
+
+
+def _announce_offline(line: str) -> None:
+    """Say once (per kind of line) which model answers: a cell that is offline on purpose, in a notebook
+    that is live, must not tell a learner with a key to set one."""
+    if line not in _announced_offline:
+        _announced_offline.add(line)
+        print(line, file=sys.stderr)
         sys.stderr.flush()  # in a notebook: out at once, so it always comes before the cell's own prints

@@ -185,15 +185,24 @@ def sha256_of(text: str) -> str:
 
 
 class RunResult(BaseModel):
-    """What `Orchestrator.run` returns: the report and how the run went."""
+    """What `Orchestrator.run` returns: the report and how the run went.
+
+    Only a finished run has a `report`: the approved draft, or at the revision limit (`max_cycles`, `approved`
+    False) the draft with the fewest issues. A run that stopped (failed, no_research, a budget...) has none: its
+    latest draft, never validated as a report, is `draft`."""
 
     run_id: str
     topic: str
-    report: str = Field(description="The final draft (the best one so far when the run was not approved).")
+    report: str = Field(description="The approved draft; for max_cycles the best draft (not approved); '' for a run "
+                        "that stopped before either (see `draft`).")
     approved: bool
     cycles: int = Field(description="Revisions made (each one a validate -> revise cycle).")
-    issues: list[str] = Field(description="The validator's last issues; empty when approved.")
+    issues: list[str] = Field(description="The validator's remaining issues: of `report` for max_cycles, else of the "
+                              "last draft judged; empty when approved.")
     status: Status = Field(description="approved | max_cycles | failed | no_research, or what stopped it: "
                            "budget_exceeded | depth_exceeded | agent_failed | circuit_open | rejected | awaiting_human")
     reason: str = Field("", description="Why the run stopped, in one line.")
     usage: Usage = Field(default_factory=Usage, description="Tokens and calls of the whole run, resumes included.")
+    draft: str = Field("", description="The latest draft written, whatever the status ('' when none); for a run "
+                       "that stopped, its work so far, unvalidated.")
+    report_draft: int = Field(0, description="Which draft `report` is (1 for draft_1); 0 when there is no report.")

@@ -9,7 +9,8 @@ key is only said to be present or not, never shown, not even a part of it, and e
 goes through `mas.redact` first.
 
 Model ids retire; a course must tell its learners before the API does, so the model check asks
-the Models API (`client.models.retrieve` / `list`), which the offline model answers too.
+the Models API (`client.models.retrieve` / `list`), which the offline model answers too. A server
+without it (a gateway's 404) is a warning that names the endpoint and the server, and the other checks go on.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import anthropic
 from dotenv import dotenv_values
 
 from mas.client import API_URL, default_model, is_offline, make_client
-from mas.errors import MemoryUnavailableError, MissingExtra, one_line
+from mas.errors import MemoryUnavailableError, MissingExtra, not_served, one_line
 from mas.extras import install_hint
 from mas.redact import redact_text, redact_url
 from mas.scaling import START_REDIS, RedisMemory
@@ -136,9 +137,8 @@ def check_model(client: anthropic.Anthropic, model: str, offline: bool) -> list[
     sdk = f"anthropic {metadata.version('anthropic')}"
     try:
         newest = [m.id for m in client.models.list(limit=NEWEST_SHOWN).data]
-    except anthropic.NotFoundError:
-        return [Check("warn", "model", f"{model}: this server has no Models API (404 on GET /v1/models), so the "
-                      "model was not checked", "try a request: mas hello")]
+    except anthropic.NotFoundError as err:  # a gateway without the Models API: a note, and the checks go on
+        return [Check("warn", "model", not_served(err, f"{model} was not checked"), "try a request: mas hello")]
     except anthropic.APIError as err:
         return [_api_failure(err)]
     except Exception as err:  # noqa: BLE001 - a replay without these requests, a malformed URL...: one line

@@ -23,13 +23,15 @@ recording or the screen. Simplified on purpose: the kinds are coarse (every 5xx 
 
 from __future__ import annotations
 
+import json
 import typing
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
 
 import anthropic
+import httpx2
 
-from mas.redact import redact_text
+from mas.redact import redact_text, redact_url
 
 FailureKind = Literal["rate_limit", "overloaded", "server_error", "timeout", "connection", "bad_request",
                       "refusal", "max_tokens", "empty", "invalid", "circuit_open"]
@@ -176,6 +178,21 @@ class LiveClientForbidden(RuntimeError):
     """A live client was asked for while the kill switch (MAS_NO_LIVE=1) is on."""
 
 
+class OfflineOnlyOptions(ValueError):
+    """A live client was given options that only the offline model has: `options` names them (`faults`,
+    `latency`, `min_cache_tokens`), `why` says what made the client live. Refused rather than dropped: a demo
+    of a fault, a simulated delay or a lowered cache minimum would print the opposite of what it says."""
+
+    def __init__(self, options: tuple[str, ...], why: str):
+        self.options, self.why = options, why
+        given = ", ".join(f"{name}=..." for name in options)
+        one = len(options) == 1
+        super().__init__(f"make_client({given}): {', '.join(options)} {'is an option' if one else 'are options'} of "
+                         f"the offline model, and this client is live ({why}): Claude has no fault plan, no "
+                         "simulated latency and its own cache minimum. Ask for the offline model explicitly: "
+                         f"make_client(offline=True, {given}); or leave {'it' if one else 'them'} out to use Claude")
+
+
 class JobsIncomplete(RuntimeError):
     """The workers stopped with jobs not done: `missing` ids, and `failed` (id -> reason)."""
 
@@ -283,6 +300,46 @@ def reason_of(err: BaseException) -> str:
     """
     reason = getattr(err, "reason", None)
     return redact_text((reason.splitlines() or [""])[0]) if isinstance(reason, str) and reason else one_line(err)
+
+
+def not_served(err: anthropic.NotFoundError, instead: str) -> str:
+    """The one line for a 404 from an optional endpoint (`count_tokens`, the Models API), with what is done
+    `instead`: which endpoint, which server (its URL redacted), so that a gateway without it is a note, not a
+    traceback. A 404 whose message names the model asked for is about the model, and says so.
+
+    >>> import httpx2
+    >>> req = httpx2.Request("POST", "http://gw.example:8000/v1/messages/count_tokens", json={"model": "m"})
+    >>> not_served(anthropic.NotFoundError("Not Found", response=httpx2.Response(404, request=req), body=None),
+    ...            "counting locally instead")
+    'POST /v1/messages/count_tokens is not served by http://gw.example:8000 (404): counting locally instead'
+    >>> body = {"type": "error", "error": {"type": "not_found_error", "message": "model: m"}}
+    >>> not_served(anthropic.NotFoundError("x", response=httpx2.Response(404, request=req), body=body), "so?")
+    'POST /v1/messages/count_tokens at http://gw.example:8000: NotFoundError 404: model: m: so?'
+    """
+    request = err.request
+    path = request.url.path
+    path = path[path.find("/v1/"):] if "/v1/" in path else path  # the endpoint, after a gateway's own prefix
+    url = str(request.url.copy_with(query=None))
+    base = redact_url(url[: -len(path)] if url.endswith(path) else url)
+    from mas.settings import settings  # here, not at the top: mas.settings imports this module
+
+    configured = settings().base_url
+    if configured and redact_url(configured.rstrip("/")) == base:
+        base = f"ANTHROPIC_BASE_URL={base}"
+    if names_model(err):
+        return f"{request.method} {path} at {base}: {one_line(err)}: {instead}"
+    return f"{request.method} {path} is not served by {base} (404): {instead}"
+
+
+def names_model(err: anthropic.APIStatusError) -> bool:
+    """Whether an API error's message names the model its request asked for (a 404 about the model, not
+    about the endpoint: the API says "model: claude-..." when it does not serve a model)."""
+    try:
+        model = json.loads(err.request.content or b"{}").get("model")
+    except (ValueError, AttributeError, httpx2.RequestNotRead):
+        model = None
+    said = f"{getattr(err, 'api_message', None) or ''} {err.message}"
+    return isinstance(model, str) and bool(model) and model in said
 
 
 def one_line(err: BaseException) -> str:

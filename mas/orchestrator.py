@@ -7,10 +7,10 @@ result is saved in memory, under the run's namespace, *before* the next step sta
     research                 the researcher's notes
     draft_1, draft_2, ...    each version of the draft
     validation_1, ...        the validator's verdict on each draft (JSON)
-    issues                   the last verdict's issues (JSON list)
+    issues                   the last verdict's issues (JSON list); at the limit, the returned draft's
     status, reason           where the run is, and why it stopped
     usage                    tokens and calls so far (JSON)
-    report                   the final report
+    report                   the final report (approved, or the best draft at the revision limit)
 
 So a run can be read back step by step after it ends or crashes, and `run(..., run_id=...)`
 resumes it: a step whose result is in memory is not asked again.
@@ -190,19 +190,23 @@ class Orchestrator:
                     "reason": f"approved after {cycle - 1} revision(s)", "status": "approved"}
         if cycle > self.max_revision_cycles:
             best = _best_draft(mem, cycle)
-            return {"issues": issues, "report": mem.get(f"draft_{best}"),
+            return {"issues": _json_list(mem.verdict(best).issues), "report": mem.get(f"draft_{best}"),
                     "reason": f"not approved after {self.max_revision_cycles} revision(s) (the limit); "
                               f"returning draft {best} of {cycle}, which had the fewest issues",
                     "status": "max_cycles"}
         return {"issues": issues, "status": "revising"}
 
     def _result(self, mem: _Run, run_id: str, usage: Usage) -> RunResult:
+        """The run as it stands. Only a finished run has a report (approved, or the best draft at the revision
+        limit); a run that stopped has its latest draft as `draft`, never as the report."""
         status = mem.get("status") or "failed"
-        drafts = [int(m[1]) for k in mem.saved if (m := _DRAFT_KEY.fullmatch(k))]
-        report = mem.get("report") or (mem.get(f"draft_{max(drafts)}") if drafts else "")
+        drafts = sorted(int(m[1]) for k in mem.saved if (m := _DRAFT_KEY.fullmatch(k)))
+        last = mem.get(f"draft_{drafts[-1]}") if drafts else ""
+        report = (mem.get("report") or last) if status in TERMINAL else ""
+        report_draft = max((n for n in drafts if mem.get(f"draft_{n}") == report), default=0) if report else 0
         return RunResult(run_id=run_id, topic=mem.get("topic") or "", report=report, approved=status == "approved",
                          cycles=max(drafts, default=1) - 1, issues=_load_list(mem.get("issues")), status=status,
-                         reason=mem.get("reason") or "", usage=usage)
+                         reason=mem.get("reason") or "", usage=usage, draft=last, report_draft=report_draft)
 
     def _say(self, line: str) -> None:
         if self.progress is not None:

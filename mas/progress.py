@@ -1,4 +1,5 @@
 """Progress lines: each SDK retry and each re-ask, on stderr as it happens, so a fault demo is seen.
+(And `note`: a line said once, such as an optional endpoint that a server does not have.)
 
     [SDK] 529 overloaded: retrying (attempt 2 of 3)
     [SDK] 500 server error: giving up after attempt 3 of 3
@@ -49,6 +50,22 @@ def say(line: str) -> None:
         # subtle: looked up at each line, not at import (a notebook's kernel and pytest's capsys swap them)
         sys.stdout.flush()
         sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
+_noted: set[str] = set()
+
+
+def note(line: str) -> None:
+    """Write a note to stderr once per process (an optional endpoint a server lacks, say: the same note at
+    every call would drown the lines that matter). Said even with MAS_PROGRESS off: it is not progress, it
+    says that a figure is an estimate."""
+    with _lock:
+        if line in _noted:
+            return
+        _noted.add(line)
+        sys.stdout.flush()
+        sys.stderr.write(f"mas: note: {line}\n")
         sys.stderr.flush()
 
 

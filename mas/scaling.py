@@ -57,7 +57,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from mas import prompts
 from mas.agents import BaseAgent
-from mas.client import make_client
+from mas.client import is_offline, make_client
 from mas.errors import AgentReplyError, JobsIncomplete, MemoryUnavailableError
 from mas.extras import require
 from mas.memory import _BaseMemory, _check_value, _Shared, holder_is_dead
@@ -556,7 +556,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from mas.offline import Latency
 
-    client = make_client(latency=Latency(base=args.latency))  # offline options: ignored by a live client
+    # the simulated latency stands in for Claude's own, so a live worker has none (a live client refuses it)
+    client = make_client(latency=Latency(base=args.latency) if args.latency and is_offline() else None)
     taken = work(args.namespace, os.environ.get("REDIS_URL"), worker=args.worker, prefix=args.prefix,
                  client=client)
     print(f"{args.worker}: {taken} job(s)", flush=True)

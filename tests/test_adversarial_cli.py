@@ -253,6 +253,18 @@ def test_a_replay_without_the_request_fails_the_run_in_memory_resumably(tmp_path
     assert resumed.returncode == 0, resumed.stderr
 
 
+def test_a_replay_that_misses_mid_run_is_one_line_and_the_run_failed_in_memory_no_draft_shown(tmp_path, recorded):
+    path = tmp_path / "no-verdict.jsonl"  # the session of a whole run without its first verdict (call 3 of 5)
+    path.write_text("\n".join(recorded[:2] + recorded[3:]) + "\n", encoding="utf-8")
+    done = mas(tmp_path, "run", TOPIC, "--run-id", "r1", "--out", "report.md", MAS_REPLAY=str(path))
+    line = problem_line(done, 1)
+    assert line.startswith("mas: failed: POST /v1/messages (model 'claude-opus-4-6', last user message '<research>")
+    with SQLiteMemory(tmp_path / "memory.db") as memory:
+        saved = memory.scoped("r1").get_all()
+    assert saved["status"] == "failed" and saved["reason"] == line.removeprefix("mas: failed: ")
+    assert "draft_1" in saved and saved["draft_1"] not in done.stdout and not (tmp_path / "report.md").exists()
+
+
 @pytest.mark.parametrize("case", ["a folder", "a file where a folder should be", "not writable"])
 def test_a_recording_that_cannot_be_written_is_one_line_before_any_call(tmp_path, case):
     path = _path_cases(tmp_path)[case]
@@ -438,3 +450,79 @@ def test_the_hooks_see_the_invalid_failure_with_its_error():
         with pytest.raises(AgentReplyError):
             agent.run("a task")
     assert len(seen) == 1 and seen[0][0] is None and isinstance(seen[0][1], AgentReplyError)
+
+
+# ---------------------------------------------------------------------------- what a run prints and writes
+
+def _saved(tmp_path: Path, run_id: str) -> dict[str, str]:
+    with SQLiteMemory(tmp_path / "memory.db") as memory:
+        return memory.scoped(run_id).get_all()
+
+
+def test_an_approved_run_prints_and_writes_the_report(tmp_path):
+    done = mas(tmp_path, "run", TOPIC, "--run-id", "r1", "--out", "report.md")
+    assert done.returncode == 0 and "Traceback" not in done.stderr
+    report = _saved(tmp_path, "r1")["report"]
+    assert f"\n{report}\n\nrun r1: approved, 1 revision(s), 5 model calls, " in done.stdout
+    assert done.stdout.endswith(" output tokens\nreport written to report.md\n")
+    assert (tmp_path / "report.md").read_text(encoding="utf-8") == report + "\n" and "NOT APPROVED" not in done.stdout
+
+
+def test_at_the_cycle_limit_the_best_draft_is_shown_and_written_marked_not_approved(tmp_path):
+    done = mas(tmp_path, "run", TOPIC, "--run-id", "r1", "--max-cycles", "0", "--out", "report.md")
+    line = problem_line(done, 1)
+    assert line.startswith("mas: max_cycles: not approved after 0 revision(s) (the limit); returning draft 1 of 1")
+    saved = _saved(tmp_path, "r1")
+    issues = json.loads(saved["issues"])
+    banner = f"NOT APPROVED: draft 1, with its {len(issues)} remaining issue(s) listed at the end (run r1: "
+    listed = "Remaining issues of draft 1:\n" + "\n".join(f"- {issue}" for issue in issues)
+    assert issues and saved["report"] == saved["draft_1"]
+    assert done.stdout.index(banner) < done.stdout.index(saved["draft_1"]) < done.stdout.index(listed)
+    written = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert written.splitlines()[0].startswith(f"> {banner}")
+    assert written == f"{written.splitlines()[0]}\n\n{saved['draft_1']}\n\n{listed}\n"
+    assert "unapproved draft, marked as such, written to report.md" in done.stdout
+
+
+STOPS = {  # how to make `mas run` stop, and what then is in memory
+    "failed": ([TOPIC], {"MAS_FAULTS": "server_error@validator*9", "MAS_MAX_RETRIES": "0", "MAS_PROGRESS": "0"}),
+    "no_research": (["Solar panel recycling"], {}),
+}
+
+
+@pytest.mark.parametrize("status", list(STOPS))
+def test_a_run_that_stopped_prints_no_draft_and_writes_no_report(tmp_path, status):
+    args, env = STOPS[status]
+    (tmp_path / "report.md").write_text("an earlier report\n", encoding="utf-8")
+    done = mas(tmp_path, "run", *args, "--run-id", "r1", "--out", "report.md", **env)
+    line = problem_line(done, 1)
+    saved = _saved(tmp_path, "r1")
+    assert saved["status"] == status and line == f"mas: {status}: {saved['reason']}"
+    assert "report" not in saved and (tmp_path / "report.md").read_text(encoding="utf-8") == "an earlier report\n"
+    said = done.stdout.split("\n[Orchestrator] Stopped: ", 1)[1].splitlines()[1:]  # after the run's progress
+    assert said[0].startswith(f"run r1: {status}, 0 revision(s), ")
+    if status == "failed":  # a draft was written, then the validator failed: where it is, never the draft itself
+        assert saved["draft_1"] not in done.stdout
+        assert said[1] == (f"no report: draft 1, not approved, is saved in {tmp_path / 'memory.db'} (run r1, key "
+                           "draft_1); `mas run --run-id r1` resumes the run")
+    else:
+        assert "draft_1" not in saved
+    assert said[-1] == "no report written to report.md: the run stopped before the validator approved a draft"
+
+
+def test_mas_faults_with_a_live_client_is_one_warning_line_and_the_call_goes_to_claude(tmp_path):
+    with server(200, "application/json", json.dumps(MESSAGE).encode()) as url:
+        done = mas(tmp_path, "hello", MAS_FAULTS="overloaded@1", **live(url))
+    line = problem_line(done, 0)
+    assert line.startswith("mas: warning: MAS_FAULTS=overloaded@1 is not applied: a fault plan is the offline model's")
+    assert done.stdout.startswith("- a point\n")
+
+
+def test_a_live_worker_builds_its_client_without_the_offline_models_latency(tmp_path):
+    # --latency stands in for Claude's own: a live worker passes none, so its client is built (and its next
+    # problem, a Redis that does not answer, is the line), never refused for an offline-only option
+    with server(200, "application/json", json.dumps(MESSAGE).encode()) as url:
+        done = command(tmp_path, *COMMANDS["scaling"], "--latency", "0.2", REDIS_URL="redis://127.0.0.1:1/0",
+                       **live(url))
+    line = problem_line(done, 2)
+    assert line.startswith("python -m mas.scaling: ") and "latency" not in line and "Redis" in line, line

@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 
+import anthropic
 import pytest
+from gateway import gateway
 
+import mas.progress
 from mas.agents import BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
 from mas.client import OFFLINE_BASE_URL, make_client
 from mas.contracts import ValidationResult
 from mas.errors import AgentReplyError
 from mas.offline import ScriptedTransport, text_message
+from mas.offline.tokens import count_request
 from mas.prompts import SYSTEM_PROMPTS
 
 OK = '{"issues": [], "approved": true}'
@@ -180,3 +184,32 @@ def test_counting_tokens_never_goes_to_another_server_than_the_agents():
     both = ResearcherAgent(client=make_client(transport=OfflineTransport()),
                            async_client=make_client(transport=OfflineTransport(), asynchronous=True))
     assert both.count_tokens("<topic>x</topic>") > 0
+
+
+# ---------------------------------------------------------------------------- a gateway without count_tokens
+
+def test_a_gateway_without_count_tokens_is_a_one_line_note_and_the_local_estimate(loopback, monkeypatch, capsys):
+    monkeypatch.setattr(mas.progress, "_noted", set())
+    with gateway(missing=("/v1/messages/count_tokens",)) as server:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+        agent = ResearcherAgent(client=make_client(max_retries=0))
+        counts = [agent.count_tokens("<topic>x</topic>") for _ in range(2)]
+        assert agent.run("<topic>x</topic>") == "Hello from the gateway."  # the endpoint that is served works
+    asked = [(method, path) for method, path, _ in server.requests]
+    assert asked == [("POST", "/v1/messages/count_tokens")] * 2 + [("POST", "/v1/messages")]
+    request = {"model": agent.model, "system": agent.system_prompt, "messages": [{"role": "user",
+                                                                                "content": "<topic>x</topic>"}]}
+    assert counts == [count_request(request)] * 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"mas: note: POST /v1/messages/count_tokens is not served by ANTHROPIC_BASE_URL={server.url} "
+                   "(404): counting locally instead (an estimate, about 4 characters a token)"]  # said once
+
+
+def test_a_404_that_names_the_model_is_no_missing_endpoint(loopback, monkeypatch):
+    model_404 = json.dumps({"type": "error", "error": {"type": "not_found_error",
+                                                       "message": "model: claude-nonesuch-9"}}).encode()
+    with gateway(missing=("/v1/messages/count_tokens",), not_found=model_404) as server:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+        agent = ResearcherAgent(client=make_client(max_retries=0), model="claude-nonesuch-9")
+        with pytest.raises(anthropic.NotFoundError, match="claude-nonesuch-9"):
+            agent.count_tokens("<topic>x</topic>")

@@ -11,7 +11,7 @@ from anthropic.types import Message
 import mas
 import mas.client
 from mas.client import OFFLINE_BASE_URL, make_client, text_of, usage_of
-from mas.errors import LiveClientForbidden
+from mas.errors import LiveClientForbidden, OfflineOnlyOptions
 from mas.offline import ScriptedTransport
 from mas.offline.catalog import listed_models
 
@@ -127,7 +127,7 @@ def test_model_from_env_and_a_warning_for_unknown_ids(monkeypatch):
 
 
 def test_offline_announcement_is_said_once(no_key, monkeypatch, capsys):
-    monkeypatch.setattr(mas.client, "_announced_offline", False)
+    monkeypatch.setattr(mas.client, "_announced_offline", set())
     make_client()
     make_client()
     err = capsys.readouterr().err
@@ -160,3 +160,69 @@ def test_a_small_public_surface_and_no_optional_package_at_import():
             "print(len(mas.__all__), *(m in sys.modules for m in ('redis', 'ipywidgets', 'IPython', 'mas.widgets')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert 15 <= int(out[0]) <= 25 and out[1:] == ["False"] * 4
+
+
+# ---------------------------------------------------------------------------- offline-only options, live
+
+OFFLINE_ONLY = {"faults": "overloaded@1", "latency": (0.3, 0.0), "min_cache_tokens": 256}
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+@pytest.mark.parametrize("names", [["faults"], ["latency"], ["min_cache_tokens"], list(OFFLINE_ONLY)])
+def test_a_live_client_refuses_offline_only_options_naming_them(live_allowed, asynchronous, names):
+    with pytest.raises(OfflineOnlyOptions) as caught:
+        make_client(asynchronous=asynchronous, **{name: OFFLINE_ONLY[name] for name in names})
+    said = str(caught.value)
+    assert caught.value.options == tuple(names) and "\n" not in said
+    assert all(f"{name}=..." in said for name in names) and "ANTHROPIC_API_KEY is set" in said
+    assert f"make_client(offline=True, {', '.join(f'{n}=...' for n in names)})" in said
+    assert "sk-test" not in said
+
+
+def test_asked_for_explicitly_the_offline_model_takes_them_with_a_key_set(live_allowed, monkeypatch, capsys):
+    monkeypatch.setattr(mas.client, "_announced_offline", set())
+    client = make_client(offline=True, faults="server_error@1", max_retries=0)
+    assert str(client.base_url).startswith(OFFLINE_BASE_URL)
+    with pytest.raises(anthropic.InternalServerError):
+        ask(client)
+    # a learner with a key is not told to set one
+    assert capsys.readouterr().err.splitlines()[0] == ("offline model for a client asked for with offline=True "
+                                                       "(a key is set: the others use Claude)")
+
+
+def test_an_option_given_as_none_is_not_given(live_allowed):
+    client = make_client(latency=None, faults=None, min_cache_tokens=None)  # `x if is_offline() else None`
+    assert str(client.base_url).startswith("https://gateway.example.test")
+
+
+def test_offline_false_is_live_and_refuses_them_too(live_allowed):
+    with pytest.raises(OfflineOnlyOptions, match=r"\(offline=False\)"):
+        make_client(offline=False, latency=(0.1, 0.0))
+
+
+@pytest.mark.parametrize("env", ["no_key", "live_allowed"])
+def test_an_unknown_option_or_options_beside_a_transport_are_a_type_error_in_either_mode(request, env):
+    request.getfixturevalue(env)
+    with pytest.raises(TypeError, match=r"model=, which it does not take: its offline options are faults="):
+        make_client(model="claude-opus-4-6")
+    with pytest.raises(TypeError, match=r"OfflineTransport\(faults=\.\.\.\)"):
+        make_client(transport=ScriptedTransport(["hi"]), faults="overloaded@1")
+
+
+def test_mas_faults_with_a_live_client_is_one_warning_line_once(live_allowed, monkeypatch, capsys):
+    monkeypatch.setattr(mas.client, "_warned_faults", set())
+    monkeypatch.setenv("MAS_FAULTS", "overloaded@1,fenced_json@validator")
+    make_client()
+    make_client(asynchronous=True)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["mas: warning: MAS_FAULTS=overloaded@1,fenced_json@validator is not applied: a fault plan is "
+                     "the offline model's, and this client is live (Claude answers, with no injected faults) -> set "
+                     "MAS_OFFLINE=1 to see the faults, or unset MAS_FAULTS"]
+
+
+def test_mas_faults_offline_applies_and_says_nothing(no_key, monkeypatch, capsys):
+    monkeypatch.setattr(mas.client, "_warned_faults", set())
+    monkeypatch.setenv("MAS_FAULTS", "server_error@1")
+    with pytest.raises(anthropic.InternalServerError):
+        ask(make_client(max_retries=0))
+    assert "MAS_FAULTS" not in capsys.readouterr().err

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import anthropic
 import pytest
+from gateway import gateway
 
 from mas import doctor
 from mas.client import make_client
@@ -151,3 +152,14 @@ def test_malformed_urls_are_lines_not_tracebacks(monkeypatch):
     assert base.status == "fail" and "hunter2" not in base.line()
     monkeypatch.setenv("REDIS_URL", "notredis://x")
     assert doctor.check_redis().status == "warn"
+
+
+def test_a_gateway_without_the_models_api_is_a_warning_naming_the_endpoint(loopback, monkeypatch):
+    with gateway(missing=("/v1/models",)) as server:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url + "/")
+        checks = doctor.run_checks(ROOT)
+    model = next(c for c in checks if c.what == "model")
+    assert model.status == "warn" and model.detail == (
+        f"GET /v1/models is not served by ANTHROPIC_BASE_URL={server.url} (404): {DEFAULT_MODEL} was not checked")
+    assert statuses(checks)["mode"] == "ok" and "redis" in statuses(checks)  # the checks after it ran too
+    assert ("GET", "/v1/models", b"") in server.requests

@@ -7,13 +7,16 @@ import json
 import signal
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
 
+from mas.budget import Budget
 from mas.cli import main as cli
 from mas.client import make_client
 from mas.contracts import CheckedVerdict
+from mas.hooks import call_hook
 from mas.memory import SQLiteMemory
 from mas.offline import Fault, OfflineTransport, ScriptedTransport
 from mas.offline.roles import bullets_of
@@ -165,8 +168,9 @@ def test_max_cycles_is_respected_and_the_best_draft_wins(memory):
     transport = _scripted_pipeline(verdicts)
     result = orchestrate(memory, transport, max_revision_cycles=2)[1].run(TOPIC, run_id="r")
     assert result.status == "max_cycles" and result.cycles == 2 and len(transport.requests) == 7
-    assert result.report == "# D\n\nDraft two." and result.issues == ["a", "b"]
-    assert "returning draft 2 of 3" in result.reason
+    # the issues are the returned draft's own (draft 2's one), not the last verdict's (draft 3's two)
+    assert result.report == "# D\n\nDraft two." and result.issues == ["a"] and result.report_draft == 2
+    assert result.draft == "# D\n\nDraft 3!." and "returning draft 2 of 3" in result.reason
 
 
 @pytest.mark.parametrize("bad", ["```json\n{\"issues\": [], \"approved\": true}\n```", "Approved!",
@@ -268,3 +272,20 @@ def test_research_that_says_it_knows_nothing_ends_the_run_before_any_draft(memor
     assert len(script.requests) == 1 and "draft_1" not in memory.scoped("z").get_all()
     again = Orchestrator(memory, client=make_client(transport=ScriptedTransport([]), max_retries=0), progress=None)
     assert again.run(run_id="z").status == "no_research"  # resumed: the saved research says it again, no call
+
+
+@pytest.mark.parametrize("stop", ["budget_exceeded", "failed"])
+def test_a_run_that_stops_after_a_draft_has_no_report_only_its_latest_draft(memory, stop):
+    faults = [Fault("server_error", role="validator", times=None)] if stop == "failed" else []
+    _, orch = orchestrate(memory, OfflineTransport(faults=faults))
+    with call_hook(Budget(max_calls=2)) if stop == "budget_exceeded" else nullcontext():  # research, draft: no verdict
+        result = orch.run(TOPIC, run_id="r")
+    run = memory.scoped("r").get_all()
+    assert (result.status, result.approved, result.report, result.report_draft) == (stop, False, "", 0)
+    assert result.draft == run["draft_1"] and "report" not in run and run["status"] == stop
+
+
+def test_an_approved_report_is_its_latest_draft_and_says_which(memory):
+    result = orchestrate(memory)[1].run(TOPIC, run_id="r")
+    assert result.approved and result.report == result.draft == memory.scoped("r").get("draft_2")
+    assert result.report_draft == 2
