@@ -3,7 +3,8 @@
 Set in `pytest_configure` (before any notebook kernel starts, so kernels inherit it):
 - the isolated environment of tests/isolation.py: MAS_OFFLINE=1, MAS_NO_LIVE=1 (the kill switch:
   building a live client raises), no key, no `.env`, no MAS_* switches from a developer's shell;
-- the SDK's real HTTP transports refuse to send anything, so no test can reach the API;
+- the SDK's real HTTP transports refuse to send anything, so no test can reach the API (a test that talks to
+  a server it started on this machine asks for the `loopback_http` fixture);
 - a redis-server on 127.0.0.1 (a free port, no persistence), its URL in REDIS_URL.
 """
 
@@ -21,6 +22,10 @@ from isolation import isolate  # noqa: E402
 from redis_server import INSTALL_HINT, start_redis  # noqa: E402
 
 _redis = None
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_REAL_HTTP = (httpx2.HTTPTransport.handle_request, httpx2.AsyncHTTPTransport.handle_async_request)
 
 
 class NetworkForbidden(RuntimeError):
@@ -52,6 +57,22 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     if _redis is not None:
         _redis.stop()
+
+
+@pytest.fixture
+def loopback_http(monkeypatch):
+    """For this test, the SDK's real HTTP transports reach a server on this machine (one the test started, such
+    as `mas serve`), and still nothing else."""
+    real, real_async = _REAL_HTTP
+
+    def handle_request(self, request):
+        return real(self, request) if request.url.host in LOOPBACK else _refuse(self, request)
+
+    async def handle_async_request(self, request):
+        return await real_async(self, request) if request.url.host in LOOPBACK else _refuse(self, request)
+
+    monkeypatch.setattr(httpx2.HTTPTransport, "handle_request", handle_request)
+    monkeypatch.setattr(httpx2.AsyncHTTPTransport, "handle_async_request", handle_async_request)
 
 
 @pytest.fixture
