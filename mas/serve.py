@@ -340,7 +340,7 @@ def main(args: argparse.Namespace) -> int:
         pass
     finally:
         sock.close()
-    print(f"mas serve: stopped ({served} requests served)", flush=True)
+    print(f"mas serve: stopped ({served} request{'' if served == 1 else 's'} served)", flush=True)
     return 0
 
 

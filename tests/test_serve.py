@@ -81,15 +81,16 @@ def serving(folder: Path, *options: str, port: str = "0") -> Iterator[Server]:
     try:
         yield server
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT if os.name == "posix" else signal.SIGTERM)
+        if process.poll() is None:  # Windows has no Ctrl-C to send a process: there it is only ended
+            process.send_signal(signal.SIGINT) if os.name == "posix" else process.terminate()
         try:
             status = process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
             raise
-    assert status == 0, server.logs()
-    assert "Traceback" not in server.logs() and "mas serve: stopped (" in server.logs(), server.logs()
+    assert "Traceback" not in server.logs(), server.logs()
+    if os.name == "posix":
+        assert status == 0 and "mas serve: stopped (" in server.logs(), server.logs()
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +136,7 @@ def sse_names(text: str) -> list[str]:
 # ---------------------------------------------------------------------------- the SDK, unchanged
 
 def test_the_sdk_creates_streams_counts_and_lists_models_as_in_process(server, loopback_http):
+    assert server.url.startswith("http://127.0.0.1:") and "warning" not in server.logs()  # this machine only
     client, local = sdk(server.url), make_client(offline=True)
     # what a client gets over HTTP is what make_client() gets in process, byte for byte
     assert client.messages.create(**ASK).to_json() == local.messages.create(**ASK).to_json()
