@@ -155,7 +155,7 @@ async def _answered(transport: httpx2.AsyncBaseTransport, request: httpx2.Reques
         return await transport.handle_async_request(request)
     except httpx2.TimeoutException:
         await _hold(receive, HOLD_S)
-        return wire.error_response(504, "timeout_error", f"the request timed out (held {HOLD_S:.0f} s)")
+        return wire.error_response(504, "timeout_error", "the request timed out: no answer was sent in time")
     except NotInRecording as err:
         recorded = {exchange["path"].partition("?")[0] for exchange in getattr(transport, "exchanges", [])
                     if exchange["method"] == request.method}
