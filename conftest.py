@@ -3,8 +3,9 @@
 Set in `pytest_configure` (before any notebook kernel starts, so kernels inherit it):
 - the isolated environment of tests/isolation.py: MAS_OFFLINE=1, MAS_NO_LIVE=1 (the kill switch:
   building a live client raises), no key, no `.env`, no MAS_* switches from a developer's shell;
-- the SDK's real HTTP transports refuse to send anything, so no test can reach the API (the `loopback`
-  fixture lets one test reach a server of its own on 127.0.0.1, and nothing else);
+- the SDK's real HTTP transports refuse to send anything, so no test can reach the API (`loopback_http`
+  lets one test reach a server of its own on this machine, such as `mas serve`, and nothing else; `loopback`
+  also makes that test's clients live, as a learner's with a key);
 - a redis-server on 127.0.0.1 (a free port, no persistence), its URL in REDIS_URL.
 """
 
@@ -24,8 +25,8 @@ from redis_server import INSTALL_HINT, start_redis  # noqa: E402
 _redis = None
 
 
-LOOPBACK = ("127.0.0.1", "::1")
-_loopback_open = False  # the `loopback` fixture's: requests to a server of the test's own on this machine
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_loopback_open = False  # `loopback_http`'s: requests to a server of the test's own on this machine
 
 
 class NetworkForbidden(RuntimeError):
@@ -34,7 +35,7 @@ class NetworkForbidden(RuntimeError):
 
 def _guarded(send):
     """The SDK's real HTTP send (sync or async: the async one's coroutine is returned as it is), refusing every
-    request except, inside a test that asked for it (`loopback`), one to 127.0.0.1 or ::1."""
+    request except, inside a test that asked for it (`loopback_http`), one to this machine."""
 
     def refuse(self, request, *args, **kwargs):
         if _loopback_open and request.url.host in LOOPBACK:
@@ -77,16 +78,22 @@ def memory(tmp_path):
 
 
 @pytest.fixture
-def loopback(monkeypatch):
-    """A live client for one test, against a server of the test's own on 127.0.0.1 (tests/gateway.py): the
-    kill switch lifted, a fake key, and the SDK's real transport let through to loopback addresses only."""
+def loopback_http():
+    """For this test, the SDK's real HTTP transports reach a server on this machine (one the test started, such
+    as `mas serve` or tests/gateway.py), and still nothing else."""
     global _loopback_open
-    monkeypatch.delenv("MAS_NO_LIVE", raising=False)
-    monkeypatch.delenv("MAS_OFFLINE", raising=False)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-not-a-real-key")
     _loopback_open = True
     yield
     _loopback_open = False
+
+
+@pytest.fixture
+def loopback(monkeypatch, loopback_http):
+    """A live client for one test, against a server of the test's own on this machine (tests/gateway.py): the
+    kill switch lifted, a fake key, and the SDK's real transport let through to loopback addresses only."""
+    monkeypatch.delenv("MAS_NO_LIVE", raising=False)
+    monkeypatch.delenv("MAS_OFFLINE", raising=False)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-not-a-real-key")
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
     mas run "TOPIC" [--audience ...] [--db PATH] [--run-id ID] [--max-cycles N] [--model ...] [--out FILE]
     mas hello                     one call through the SDK: the reply, the model, the token usage
     mas doctor                    checks the setup, one line each (ok / warn / fail, with the fix)
+    mas serve [--host H] [--port N] [--faults PLAN] [--latency S] [--replay FILE]   the offline model over HTTP
 
 `mas run` works offline without a key, shows progress as it goes, prints the final report, and
 exits 0 when the report is approved, 1 when the run stopped (failed, or not approved within the
@@ -30,6 +31,7 @@ from typing import Any, Callable
 
 import anthropic
 
+from mas import serve
 from mas.agents import BaseAgent
 from mas.client import KILL_SWITCH_ENV, check_model, default_model, make_client, usage_of
 from mas.contracts import RunResult
@@ -314,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=hello)
     p = sub.add_parser("doctor", help="check the setup: Python, packages, key, model, Redis, JupyterLab")
     p.set_defaults(func=doctor)
+    p = sub.add_parser("serve", help="the offline model (or a recorded session) as a local Messages-API server")
+    serve.add_arguments(p)
+    p.set_defaults(func=serve.main)
     p = sub.add_parser("topics", help="the topics the offline model has notes on (and which note a topic finds)")
     p.add_argument("topic", nargs="?", help="a topic: says which note it finds, or the nearest notes")
     p.set_defaults(func=topics)

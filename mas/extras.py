@@ -1,7 +1,8 @@
 """Optional parts: import them, or say in one line which extra installs them.
 
 `pip install mas` gives the module alone (`import mas`, `mas run`); the course's JupyterLab and
-widgets are the `lab` extra, Redis the `redis` extra. A part that needs one imports it here.
+widgets are the `lab` extra, Redis the `redis` extra, the server of `mas serve` (Starlette, uvicorn) the
+`serve` extra. A part that needs one imports it here.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from types import ModuleType
 
 from mas.errors import MissingExtra
 
-EXTRA_OF = {"ipywidgets": "lab", "IPython": "lab", "redis": "redis"}
+EXTRA_OF = {"ipywidgets": "lab", "IPython": "lab", "redis": "redis", "starlette": "serve", "uvicorn": "serve"}
 MAKE_TARGET = {"lab": "make lab", "redis": "make test"}
 
 

@@ -148,7 +148,9 @@ class Playground:
         self.stats.value = (f"{result.usage.calls} calls · {result.usage.input_tokens:,} in / "
                             f"{result.usage.output_tokens:,} out tokens · "
                             + ("cost unknown" if price is None else f"${price:.4f}"))
-        self.reply.value = _pre("\n".join(lines) + "\n\n" + result.report)
+        shown = result.report or (f"UNREVIEWED: the run stopped ({result.status}); its latest draft, which no "
+                                  f"validator approved:\n\n{result.draft}" if result.draft else "")
+        self.reply.value = _pre("\n".join(lines) + "\n\n" + shown)
         return result.report
 
     def compare(self) -> tuple[str, str]:

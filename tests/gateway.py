@@ -14,12 +14,15 @@ import json
 import threading
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
+from typing import Callable, Iterator
 
 MESSAGE = {"id": "msg_gw", "type": "message", "role": "assistant", "model": "claude-opus-4-6",
            "content": [{"type": "text", "text": "Hello from the gateway."}], "stop_reason": "end_turn",
            "stop_sequence": None, "usage": {"input_tokens": 7, "output_tokens": 5}}
 GATEWAY_404 = json.dumps({"detail": "Not Found"}).encode()  # what a FastAPI proxy says for a route it lacks
+
+
+Answer = Callable[[str, str, bytes], "tuple[int, dict[str, str], bytes]"]  # (method, path, body) -> the reply
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -33,12 +36,10 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
         path = self.path.split("?", 1)[0]
         self.server.requests.append((self.command, path, body))
-        if path in self.server.missing or (self.command, path) != ("POST", "/v1/messages"):
-            status, content = 404, self.server.not_found
-        else:
-            status, content = 200, json.dumps(MESSAGE).encode()
+        status, headers, content = self.server.answer(self.command, path, body)
         self.send_response(status)
-        self.send_header("content-type", "application/json")
+        for name, value in {"content-type": "application/json", **headers}.items():
+            self.send_header(name, value)
         self.send_header("content-length", str(len(content)))
         self.end_headers()
         self.wfile.write(content)
@@ -48,10 +49,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def gateway(missing: tuple[str, ...] = (), not_found: bytes = GATEWAY_404) -> Iterator[ThreadingHTTPServer]:
-    """The running server (`.url`, `.requests`), shut down afterwards."""
+def serving(answer: Answer) -> Iterator[ThreadingHTTPServer]:
+    """A real HTTP server on 127.0.0.1 that replies with `answer(method, path, body)`; the running server
+    (`.url`, `.requests`), shut down afterwards."""
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.missing, httpd.not_found, httpd.requests = set(missing), not_found, []
+    httpd.answer, httpd.requests = answer, []
     httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -60,3 +62,13 @@ def gateway(missing: tuple[str, ...] = (), not_found: bytes = GATEWAY_404) -> It
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def gateway(missing: tuple[str, ...] = (), not_found: bytes = GATEWAY_404):
+    """The gateway: `POST /v1/messages` answers MESSAGE; the paths in `missing`, and every other, a 404."""
+    def answer(method: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        if path in missing or (method, path) != ("POST", "/v1/messages"):
+            return 404, {}, not_found
+        return 200, {}, json.dumps(MESSAGE).encode()
+
+    return serving(answer)

@@ -16,13 +16,12 @@ import os
 import sqlite3
 import subprocess
 import sys
-import threading
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx2
 import pytest
+from gateway import serving
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -295,35 +294,12 @@ def test_a_redis_that_does_not_answer_is_one_line_for_a_worker(tmp_path):
         assert line.startswith("python -m mas.scaling: ")
 
 
-class _Answer(BaseHTTPRequestHandler):
-    """Answers every POST with the server's `status`, `content_type` and `body`."""
-
-    def do_POST(self):  # noqa: N802 - the name http.server calls
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        status, content_type, body = self.server.reply
-        self.send_response(status)
-        self.send_header("content-type", content_type)
-        self.send_header("request-id", "req_test")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @contextmanager
 def server(status: int, content_type: str, body: bytes):
     """A real HTTP server on 127.0.0.1 that gives every request the same answer; its URL."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
-    httpd.reply = (status, content_type, body)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(lambda method, path, sent: (status, {"content-type": content_type, "request-id": "req_test"},
+                                            body)) as httpd:
+        yield httpd.url
 
 
 def live(url: str) -> dict[str, str | None]:

@@ -14,12 +14,12 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import anthropic
 import httpx2
 import pytest
+from gateway import serving
 
 from mas.agents import ValidatorAgent, WriterAgent
 from mas.client import make_client
@@ -224,40 +224,24 @@ def test_the_lines_stand_where_they_happened_among_the_runs_own(tmp_path):
     assert out[at + 1].startswith("[Writer] Draft 1 complete")
 
 
-class _Overloaded(BaseHTTPRequestHandler):
-    """A Messages-API server that is overloaded for the first `server.busy` requests, then answers."""
-
-    def do_POST(self):  # noqa: N802 - the name http.server calls
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        with self.server.lock:
-            self.server.busy -= 1
-            busy = self.server.busy >= 0
-        body = json.dumps({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}} if busy
-                          else {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-opus-4-6",
-                                "content": [{"type": "text", "text": "It coordinates agents."}],
-                                "stop_reason": "end_turn", "stop_sequence": None,
-                                "usage": {"input_tokens": 3, "output_tokens": 4}}).encode()
-        self.send_response(529 if busy else 200)
-        self.send_header("content-type", "application/json")
-        self.send_header("retry-after-ms", "1")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @contextmanager
 def overloaded_server(busy: int):
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Overloaded)
-    httpd.busy, httpd.lock = busy, threading.Lock()
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    """A Messages-API server that is overloaded for the first `busy` requests, then answers; its URL."""
+    left, lock = [busy], threading.Lock()
+
+    def answer(method: str, path: str, body: bytes):
+        with lock:
+            left[0] -= 1
+            overloaded = left[0] >= 0
+        reply = ({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}} if overloaded
+                 else {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-opus-4-6",
+                       "content": [{"type": "text", "text": "It coordinates agents."}],
+                       "stop_reason": "end_turn", "stop_sequence": None,
+                       "usage": {"input_tokens": 3, "output_tokens": 4}})
+        return 529 if overloaded else 200, {"retry-after-ms": "1"}, json.dumps(reply).encode()
+
+    with serving(answer) as httpd:
+        yield httpd.url
 
 
 def test_a_live_client_over_the_sdks_own_http_client_shows_its_retries(tmp_path):
