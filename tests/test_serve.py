@@ -383,11 +383,19 @@ def test_a_port_already_taken_is_one_line_and_exit_2(tmp_path):
     (["--replay", "session.jsonl", "--faults", "overloaded@1"], "add --fallback"),
     (["--host", "no-such-host.invalid"], "--host no-such-host.invalid is not an address or a name"),
 ])
-def test_a_bad_option_is_one_line_and_exit_2(tmp_path, options, said):
+def test_a_bad_option_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, options, said):
+    # in process: the options are checked before any server starts (the command as a process is tested above)
+    from mas.cli import main
+
     (tmp_path / "session.jsonl").write_text("")
-    line = problem_line(subprocess.run(mas_serve(tmp_path, "--port", "0", *options), cwd=tmp_path,
-                                       capture_output=True, text=True, timeout=60))
-    assert line.startswith("mas") and said in line, line
+    monkeypatch.chdir(tmp_path)
+    try:
+        status = main(["serve", "--port", "0", *options])
+    except SystemExit as stop:  # argparse's own refusals
+        status = stop.code
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert status == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("mas") and said in lines[0], lines[0]
 
 
 def test_without_the_serve_extra_it_says_how_to_install_it(tmp_path):
