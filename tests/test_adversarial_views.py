@@ -27,7 +27,7 @@ from mas.errors import BudgetExceeded
 from mas.hierarchy import ResearchTeam, angle_task, check_notes, merge
 from mas.hooks import call_hook
 from mas.memory import SQLiteMemory
-from mas.offline import OfflineTransport, ScriptedTransport, error, instructions, roles
+from mas.offline import OfflineTransport, ScriptedTransport, error, instructions, prose, roles, validator
 from mas.offline.catalog import display_name, model_info
 from mas.prompts import SYSTEM_PROMPTS, research_task, tag
 from mas.tracing import Span, Timeline, Tracer, load_jsonl, task_kind
@@ -370,26 +370,26 @@ WHITESPACE = [" " * N, "\n" * N, "\t \n" * (N // 3), " \u00a0" * (N // 2)]
 
 @pytest.mark.parametrize("ws", WHITESPACE, ids=["spaces", "newlines", "mixed", "nbsp"])
 def test_the_offline_roles_read_long_whitespace_runs_in_linear_time(ws):
-    """Each regex of mas/offline/roles.py, fed runs that make backtracking patterns quadratic."""
+    """Each regex of the offline model (roles, prose, writer, validator, instructions), fed runs that make backtracking patterns quadratic."""
     for system in ("You are a writer" + ws, ws + "reviewers" + ws, "writer" * (N // 6)):
         roles.detect_role(system)
     assert roles.topic_of("research" + ws + "x")
     assert roles.topic_of("please" + ws + "look into" + ws + ":" + ws)
-    roles._research_title("#" + ws)
-    roles._research_title(("#" + ws[:9]) * (N // 10))
-    roles._claims("*" + ws + "x")
-    roles._claims(("* " + ws[:4]) * (N // 6))
-    roles._sentences(("." + ws[:8]) * (N // 9) + "x")
-    roles._sentences("." + ws + "a")
+    prose.research_title("#" + ws)
+    prose.research_title(("#" + ws[:9]) * (N // 10))
+    prose.claims("*" + ws + "x")
+    prose.claims(("* " + ws[:4]) * (N // 6))
+    prose.sentences(("." + ws[:8]) * (N // 9) + "x")
+    prose.sentences("." + ws + "a")
     roles.generic('"a"' + ws + " JSON", "json")
     roles.generic('"' + "a" * N + ' json', "")
     roles.generic(('"a"' + ws[:6]) * (N // 9) + " bullet list", "")
-    roles.check_draft(("Word " + ws[:5]) * (N // 10), "- " + ws + "x")
+    validator.check_draft(("Word " + ws[:5]) * (N // 10), "- " + ws + "x")
     roles.reply_for("You are a writer.", f"<research>{'- ' + ws}</research>")
     roles.reply_for("You are a writer" + ws, "<research>- a</research><draft>x" + ws + "</draft><issues>" + ws
                     + '"' + ws + "</issues>")
-    roles._text_only("(source: " * (N // 9) + "x")
-    roles._text_only("(source: (" * (N // 10) + "x")
+    prose.text_only("(source: " * (N // 9) + "x")
+    prose.text_only("(source: (" * (N // 10) + "x")
     for text in (ws, "exactly" + ws + "3" + ws + "bullets", "focus on" + ws + "cost" + ws, '"a":' * (N // 4),
                  "keys" + ws + "a," * (N // 4), "like a" + ws + "pirate", "3 " * (N // 2), "json keys " + "a " * N):
         instructions.read(text, text)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from mas.offline import knowledge
 from mas.offline.knowledge import ASPECTS, find, nearest, notes
-from mas.offline.roles import check_draft
+from mas.offline.validator import check_draft
 
 NOTES = notes()
 UNKNOWN = ["Solar panel recycling", "Zorblax farming", "Sourdough bread baking", "Medieval French poetry",
@@ -100,7 +100,8 @@ def test_every_topic_gets_two_flaws_the_validator_finds_and_one_revision_fixes(n
     from mas.client import make_client
     from mas.memory import SQLiteMemory
     from mas.offline.instructions import read
-    from mas.offline.roles import bullets_of, first_draft_flaws
+    from mas.offline.prose import bullets_of
+    from mas.offline.writer import first_draft_flaws
     from mas.orchestrator import Orchestrator
     from mas.prompts import SYSTEM_PROMPTS
 
@@ -117,7 +118,7 @@ def test_every_topic_gets_two_flaws_the_validator_finds_and_one_revision_fixes(n
 
 def test_the_flaws_differ_across_topics():
     from mas.offline.instructions import read
-    from mas.offline.roles import first_draft_flaws
+    from mas.offline.writer import first_draft_flaws
 
     kinds = {tuple(sorted(k for k, _ in first_draft_flaws(n.topic, [f.line() for f in n.facts], read("", ""))))
              for n in NOTES}

@@ -13,8 +13,10 @@ from pydantic import BaseModel
 from mas.client import make_client, text_of
 from mas.offline import Fault, FaultPlan, Latency, OfflineModel, OfflineTransport, ScriptedTransport, error
 from mas.offline.instructions import read
-from mas.offline.roles import check_draft, detect_role, first_draft_flaws
+from mas.offline.roles import detect_role
 from mas.offline.tokens import count_request
+from mas.offline.validator import check_draft
+from mas.offline.writer import first_draft_flaws
 
 MODEL = "claude-opus-4-6"
 RESEARCHER = "You are a researcher. Gather key facts and angles as concise bullet points."

@@ -19,7 +19,7 @@ from mas.contracts import CheckedVerdict
 from mas.hooks import call_hook
 from mas.memory import SQLiteMemory
 from mas.offline import Fault, OfflineTransport, ScriptedTransport
-from mas.offline.roles import bullets_of
+from mas.offline.prose import bullets_of
 from mas.orchestrator import Orchestrator
 from mas.scaling import RedisMemory
 

@@ -20,7 +20,7 @@ from mas.errors import RunStopped
 from mas.hooks import call_hook
 from mas.offline import Fault, Latency, OfflineTransport
 from mas.offline.knowledge import find
-from mas.offline.roles import bullets_of
+from mas.offline.prose import bullets_of
 from mas.orchestrator import Orchestrator
 from mas.parallel import (
     DEFAULT_ANGLES,

@@ -1,8 +1,9 @@
 """The offline model: a Messages-API request in, the API's answer out (no network, no key).
 
 `OfflineModel.answer(request)` is the whole server: it routes the Messages and Models APIs, applies the fault
-plan, and builds the reply from the role logic (`roles.py`), structured outputs and tool use (`structured.py`),
-usage and prompt caching (`tokens.py`). The transports only add the waiting (simulated latency) and streaming.
+plan, and builds the reply from the role logic (`roles.py`, `writer.py`, `validator.py`), structured outputs
+and tool use (`structured.py`), usage and prompt caching (`tokens.py`). The transports only add the waiting
+(simulated latency) and streaming.
 
 Deterministic: the reply depends only on the request body (ids are a hash of it), with one exception that the
 real API shares: prompt caching, where the second identical request reads the prefix the first one wrote.
@@ -17,7 +18,7 @@ from typing import Any
 
 import httpx2
 
-from mas.offline import catalog, roles, structured, wire
+from mas.offline import catalog, prose, roles, structured, wire
 from mas.offline.faults import HTTP_FAULTS, REPLY_FAULTS, Fault, FaultPlan, damage
 from mas.offline.tokens import count_request, cut, estimate, request_pieces
 
@@ -157,7 +158,7 @@ class OfflineModel:
         fmt = (body.get("output_config") or {}).get("format") or {}
         if fmt.get("type") == "json_schema":
             given = json.loads(text) if role == "validator" else None
-            material = roles.bullets_of(text) or [line for line in text.splitlines() if not line.startswith("#")]
+            material = prose.bullets_of(text) or [line for line in text.splitlines() if not line.startswith("#")]
             topic = roles.topic_of(prompt) if role in ("researcher", "writer") else ""
             text = json.dumps(structured.fill(fmt.get("schema", {}), material, topic=topic, given=given))
         return [{"type": "text", "text": text}], "end_turn"
