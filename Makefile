@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TOPIC  ?= How vector databases enable semantic search
 AUDIENCE ?= senior software engineers
 
-.PHONY: demo test lab notebooks bench lock doctor clean check-python
+.PHONY: demo test lab notebooks live-check bench lock doctor clean check-python
 
 # The venv itself: a supported Python with its venv module (Debian and Ubuntu ship it apart).
 $(VENV)/.created:
@@ -46,6 +46,11 @@ doctor: $(VENV)/.installed-core
 # One notebook: make notebooks NB=notebooks/03_orchestrator.ipynb
 notebooks: $(VENV)/.installed-test
 	$(BIN)/python tools/refresh_notebooks.py $(or $(NB),notebooks/*.ipynb)
+
+# Live parity: every notebook executed with a (fake) key against `mas serve` on loopback, which the check starts
+# itself (and a redis-server); fails on any cell error. Outputs are not written back. One: NB=notebooks/01_...
+live-check: check-python $(VENV)/.installed-test
+	$(BIN)/python tools/run_notebooks_live.py $(NB)
 
 # Every bench runs; the target fails at the end if one missed its target (each prints which).
 bench: $(VENV)/.installed-test

@@ -323,6 +323,23 @@ def test_06_2_one_slot_right_and_wrong():
         check("06.2", _parallel(ANGLES, 3), 3)
 
 
+def test_06_2_a_live_learner_is_checked_on_behaviour_not_on_the_offline_latency(capsys):
+    import anthropic
+    import httpx2
+
+    from mas.offline import Latency, OfflineTransport
+    from mas.parallel import ParallelResearcher
+
+    # a client of any other server (here the offline model behind a base URL of its own): what the check sees live
+    elsewhere = anthropic.AsyncAnthropic(api_key="any", base_url="http://127.0.0.1:9",
+                                         http_client=httpx2.AsyncClient(transport=OfflineTransport(latency=Latency(base=0.01))))
+    check("06.2", ParallelResearcher(ANGLES, async_client=elsewhere, max_concurrency=1), 41)
+    out = capsys.readouterr().out
+    assert "(live model: here its 3 calls took" in out and "your figure, 41, counts the offline model's" in out
+    with pytest.raises(NotYet, match="max_concurrency=2; set it to 1"):
+        check("06.2", ParallelResearcher(ANGLES, async_client=elsewhere, max_concurrency=2), 3)
+
+
 # ---------------------------------------------------------------- 07
 
 
