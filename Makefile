@@ -33,8 +33,9 @@ $(VENV)/.installed-%: pyproject.toml constraints.txt | $(VENV)/.created check-py
 demo: check-python $(VENV)/.installed-core
 	$(BIN)/mas run "$(TOPIC)" --audience "$(AUDIENCE)"
 
+# One pytest worker a core (pytest-xdist); a file's tests stay together, so a notebook's cells run in order.
 test: check-python $(VENV)/.installed-test
-	MAS_OFFLINE=1 $(BIN)/python -m pytest -q
+	MAS_OFFLINE=1 $(BIN)/python -m pytest -q -n auto --dist loadfile
 
 lab: check-python $(VENV)/.installed-lab
 	$(BIN)/jupyter lab notebooks/

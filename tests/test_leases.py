@@ -107,7 +107,7 @@ def test_a_lease_needs_a_positive_ttl(memory):
 
 # ---------------------------------------------------------------------------- races between processes
 
-RACES = 3  # x 3 racers x 2 backends; the note's figures come from a longer run of the same test
+RACES = 2  # x 3 racers x 2 backends; the figures in the notes come from longer runs of the same test
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
