@@ -30,7 +30,8 @@ _UNITS = {"bullet": "item", "bullet point": "item", "point": "item", "fact": "it
 _UNIT = r"(bullet points?|key points?|bullets?|points?|facts?|items?|sentences?|paragraphs?|words?)"
 _COUNT = re.compile(r"\b(exactly|at most|no more than|up to|fewer than|under|at least|only|in)?\s*"
                     r"(?:(?:" + _N[1:-1] + r")\s*(or|to|-)\s*)?" + _N
-                    + r"\s+(?:short\s+|brief\s+|concise\s+|numbered\s+|main\s+)?" + _UNIT + r"\b(?!\s+(?:per|each|a)\b)")
+                    + r"\s+(?:short\s+|brief\s+|concise\s+|numbered\s+|main\s+)?" + _UNIT
+                    + r"\b(?!\s+(?:per|each|a)\b)")
 _WORDS_OR_FEWER = re.compile(r"\b" + _N + r"\s+words\s+or\s+(?:fewer|less)\b")
 
 ASPECT_WORDS = {  # focus phrase -> the knowledge base's aspect (see mas/offline/knowledge/README.md)

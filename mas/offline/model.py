@@ -105,8 +105,8 @@ class OfflineModel:
     def _create(self, body: dict) -> Answer:
         system = wire.content_text(body.get("system") or "")
         last = body["messages"][-1]
-        role = roles.detect_role(system, wire.content_text(last.get("content", "")) if last.get("role") == "user" else "",
-                                 _schema_fields(body))
+        prompt = wire.content_text(last.get("content", "")) if last.get("role") == "user" else ""
+        role = roles.detect_role(system, prompt, _schema_fields(body))
         with self._lock:
             self.calls += 1
             fault = self.faults.take(self.calls, role)

@@ -110,9 +110,15 @@ def text_only(sentence: str) -> str:
     return re.sub(r" ?" + SOURCE.pattern, "", sentence) if "(source:" in sentence else sentence
 
 
+def share(text: str, said: set[str]) -> float:
+    """The share of a text's content words (sources aside) whose stems are in `said`: how "supported" and
+    "covered" are measured, and how a sentence is matched to the research point it restates."""
+    words = content(text_only(text))
+    return sum(stem(w) in said for w in words) / len(words) if words else 0.0
+
+
 def covers(draft: str, point: str) -> bool:
-    words = content(text_only(point))
-    return bool(words) and sum(stem(w) in stems(draft) for w in words) / len(words) >= 0.7
+    return share(point, stems(draft)) >= 0.7
 
 
 def claims(draft: str) -> list[str]:

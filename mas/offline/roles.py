@@ -91,8 +91,8 @@ def research(task: str, ins: Instructions) -> str:
     default = "prose" if ins.count("sentence") or ins.count("paragraph") else "bullets"
 
     def reply(n: int) -> str:
-        return "\n".join([*prose.cannot_lines(ins), *head, prose.layout(lines[:n], ins, default, ("Fact", "Source"), facts[:n]),
-                          "", *foot]).strip()
+        body = prose.layout(lines[:n], ins, default, ("Fact", "Source"), facts[:n])
+        return "\n".join([*prose.cannot_lines(ins), *head, body, "", *foot]).strip()
 
     return prose.within(reply, len(lines), ins)
 
@@ -154,7 +154,7 @@ def generic(prompt: str, system: str = "") -> str:
         count = ins.count("sentence")
         return "\n".join([*prose.cannot_lines(ins), " ".join(lines[:count.limit(len(lines)) if count else 1])]).strip()
     digest = hashlib.sha256(prompt.encode()).hexdigest()[:6]
-    return "\n".join(prose.cannot_lines(ins)) + ("\n" if ins.cannot else "") + (f'Offline reply to "{subject}" (ref {digest}). '
+    return "".join(line + "\n" for line in prose.cannot_lines(ins)) + (f'Offline reply to "{subject}" (ref {digest}). '
             "The offline model answers only the course's roles and the topics of its notes; "
             "set ANTHROPIC_API_KEY to ask Claude.")
 

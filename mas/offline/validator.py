@@ -63,21 +63,20 @@ def check_draft(draft: str, research_text: str, criteria: frozenset[str] = DEFAU
     if "coverage" in criteria:  # a point is covered when one sentence of the draft says most of it
         said = [{prose.stem(w) for w in prose.words(prose.text_only(c))} for c in claims] or [draft_words]
         for point in points:
-            words = prose.content(prose.text_only(point))
-            if words and max(sum(prose.stem(w) in sentence for w in words) for sentence in said) / len(words) < need:
+            if prose.content(prose.text_only(point)) and max(prose.share(point, s) for s in said) < need:
                 issues.append(f"Missing point from the research: {prose.as_sentence(prose.text_only(point))}")
     for sentence in claims:
         text = prose.text_only(sentence)
         words = prose.content(text)
-        if "support" in criteria and len(words) >= 3 and sum(
-                prose.stem(w) in research_words for w in words) / len(words) < need:
+        if "support" in criteria and len(words) >= 3 and prose.share(text, research_words) < need:
             issues.append(f'Unsupported claim, not in the research: "{sentence}"')
             continue
         if "numbers" in criteria and (wrong := _contradiction(text, points)):
             issues.append(f'Number contradicts the research: the draft says "{wrong[0]}" where the research says '
                           f'"{wrong[1]}", in "{prose.short(sentence)}"')
         if "clarity" in criteria and len(text.split()) > prose.LONG_SENTENCE:
-            issues.append(f'Unclear section: a sentence of {len(text.split())} words; split it: "{prose.short(sentence)}"')
+            issues.append(f'Unclear section: a sentence of {len(text.split())} words; split it: '
+                          f'"{prose.short(sentence)}"')
         elif ("audience" in criteria and audience == "beginner" and len(text.split()) > prose.BEGINNER_SENTENCE
               and any(joint in text for joint in prose.JOINTS)):
             issues.append(f'Too dense for beginners: a sentence of {len(text.split())} words runs two ideas together; '
@@ -85,7 +84,7 @@ def check_draft(draft: str, research_text: str, criteria: frozenset[str] = DEFAU
         if "sources" in criteria and "(source:" not in sentence and len(words) >= 3:
             issues.append(f'No source for the claim: "{prose.short(sentence)}"')
     if strict:  # a strict editor keeps the research's attributions: each of its sources stays in the draft
-        for source in dict.fromkeys(m for p in points for m in re.findall(r"\(source: ([^()]*(?:\([^()]*\)[^()]*)*)\)", p)):
+        for source in dict.fromkeys(s[len("(source:"):-1].strip() for p in points for s in prose.SOURCE.findall(p)):
             if source not in draft:
                 issues.append(f"Source dropped from the draft: (source: {source})")
     if "length" in criteria and word_limit and (n := len(prose.drop_notes(draft).split())) > word_limit:
@@ -104,11 +103,9 @@ def _contradiction(text: str, points: list[str]) -> tuple[str, str] | None:
     if not strange:
         return None
 
-    def overlap(p: str) -> float:
-        return sum(prose.stem(w) in words for w in prose.content(p)) / max(1, len(prose.content(p)))
-
     # the research points this sentence restates (a run-on sentence restates two), best first
-    restated = sorted((p for p in map(prose.text_only, points) if overlap(p) >= 0.6), key=overlap, reverse=True)
+    restated = sorted((p for p in map(prose.text_only, points) if prose.share(p, words) >= 0.6),
+                      key=lambda p: prose.share(p, words), reverse=True)
     for point in restated:
         figures = prose.figures(point)
         # the research's figure the sentence has fewer of (the one changed), else the point's first

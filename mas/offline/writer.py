@@ -29,7 +29,8 @@ def write(task: str, ins: Instructions) -> str:
     topic = tag(task, "topic") or prose.research_title(research_text) or "Briefing"
     audience = tag(task, "audience") or DEFAULT_AUDIENCE
     if not points:
-        return f"# {topic}\n\n*A briefing for {audience}.*\n\nThe research given was empty, so there is nothing to write yet."
+        return (f"# {topic}\n\n*A briefing for {audience}.*\n\n"
+                "The research given was empty, so there is nothing to write yet.")
     points, extra = apply_flaws(first_draft_flaws(topic, points, ins), points)
     return prose.within(lambda n: _draft(topic, audience, points[:n], extra, ins), len(points), ins)
 
@@ -56,8 +57,9 @@ def first_draft_flaws(topic: str, points: list[str], ins: Instructions) -> list[
     numbered = [i for i, p in enumerate(points) if prose.figures(prose.text_only(p))]
     if numbered:
         kinds.append("number")
+    lengths = [len(prose.text_only(p).split()) for p in points]
     runs = [i for i in range(1, len(points) - 1)  # two points that run past the clarity limit when joined
-            if len(prose.text_only(points[i]).split()) + len(prose.text_only(points[i + 1]).split()) > prose.LONG_SENTENCE + 4]
+            if lengths[i] + lengths[i + 1] > prose.LONG_SENTENCE + 4]
     if runs:
         kinds.append("unclear")
     seed = int(hashlib.sha256(topic.lower().encode()).hexdigest(), 16)
@@ -242,10 +244,8 @@ def _fix(draft: str, issue: str, points: list[str]) -> str | None:
 
 
 def _best_point(text: str, points: list[str]) -> str | None:
-    words = set(prose.stem(w) for w in prose.content(text))
-    scored = [(sum(prose.stem(w) in words for w in prose.content(prose.text_only(p))) / max(1, len(prose.content(prose.text_only(p)))), p)
-              for p in points]
-    best = max(scored, default=(0.0, None))
+    said = {prose.stem(w) for w in prose.content(text)}
+    best = max(((prose.share(p, said), p) for p in points), default=(0.0, None))
     return best[1] if best[0] >= 0.6 else None
 
 
