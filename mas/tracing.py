@@ -280,6 +280,9 @@ class Summary:
     unpriced: tuple[str, ...] = ()  # the models with no price
     uncached_cost: float | None = 0.0  # what the same tokens would cost with no prompt caching
     model_time: float = 0.0  # seconds spent in calls, added up
+    # the same with each call cut to tenths first, as its row shows it: what tables and summaries print, so a
+    # total is the sum of the rows above it and a few milliseconds of overhead a call do not add up to a tenth
+    model_time_shown: float = 0.0
     wall_time: float = 0.0  # first call's start to last call's end
 
     @classmethod
@@ -293,13 +296,14 @@ class Summary:
         uncached = [uncached_cost(x.model, x, prices) for x in spans]
         s.uncached_cost = None if None in uncached else sum(uncached)
         s.model_time = sum(x.latency for x in spans)
+        s.model_time_shown = round(sum(float(stopwatch(x.latency)) for x in spans), 1)
         s.wall_time = max((x.end for x in spans), default=0.0) - min((x.start for x in spans), default=0.0)
         return s
 
     def row(self) -> dict[str, Any]:
         return {"calls": self.calls, "errors": self.errors, "in": self.input_tokens, "out": self.output_tokens,
                 "cache write": self.cache_creation_input_tokens, "cache read": self.cache_read_input_tokens,
-                "cost": dollars(self.cost), "time (s)": stopwatch(self.model_time)}
+                "cost": dollars(self.cost), "time (s)": stopwatch(self.model_time_shown)}
 
     def __str__(self) -> str:
         return self.describe()
@@ -319,7 +323,7 @@ class Summary:
                  f"{self.cache_creation_input_tokens:,} cache write, {self.cache_read_input_tokens:,} cache read",
                  f"cost: {money}"]
         if times:
-            lines.append(f"time: {stopwatch(self.model_time)} s in calls, "
+            lines.append(f"time: {stopwatch(self.model_time_shown)} s in calls, "
                          f"{stopwatch(self.wall_time)} s from first call to last")
         return "\n".join(lines)
 

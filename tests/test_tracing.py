@@ -230,6 +230,20 @@ def test_timeline_text_and_svg_cut_times_to_whole_ticks():
         Timeline(spans, tick=0)
 
 
+def test_a_total_is_the_sum_of_the_call_times_its_rows_show():
+    # five calls of 0.4 s and a few milliseconds each: each row shows 0.4, and so the total shows 2.0, not
+    # 2.1 because 5 x 25 ms of overhead crossed a tenth; the exact sum stays in model_time
+    spans = [Span(i, "Writer", "writer", "m", "write", start=0.43 * i, latency=0.425) for i in range(1, 6)]
+    tracer = Tracer()
+    tracer._spans = spans
+    summary = tracer.summary()
+    assert summary.model_time == pytest.approx(2.125) and summary.model_time_shown == 2.0
+    assert "time: 2.0 s in calls, 2.1 s from first call to last" in str(summary)
+    rows = tracer.table().splitlines()[1:]
+    assert [row.split()[-1] for row in rows] == ["0.4"] * 5
+    assert tracer.table(by="agent").splitlines()[-1].split()[-1] == "2.0"
+
+
 def test_the_price_table_prices_the_default_model_and_prices_cache_as_the_api_does():
     # no literal of one SDK release: models leave the SDK's list while the API still prices them
     assert DEFAULT_MODEL in PRICES and all(model.startswith("claude-") for model in PRICES)
