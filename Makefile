@@ -50,8 +50,9 @@ notebooks: $(VENV)/.installed-test
 
 # Live parity: every notebook executed with a (fake) key against `mas serve` on loopback, which the check starts
 # itself (and a redis-server); fails on any cell error. Outputs are not written back. One: NB=notebooks/01_...
+# SERVER=mas (`mas serve`) or SERVER=fakellm (a third-party mock, with the rules in tests/fakellm.yaml)
 live-check: check-python $(VENV)/.installed-test
-	$(BIN)/python tools/run_notebooks_live.py $(NB)
+	$(BIN)/python tools/run_notebooks_live.py --server $(or $(SERVER),mas) $(NB)
 
 # Every bench runs; the target fails at the end if one missed its target (each prints which).
 bench: $(VENV)/.installed-test

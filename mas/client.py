@@ -93,6 +93,8 @@ def make_client(*, asynchronous: bool = False, offline: bool | None = None, time
     live = False
     if transport is None:
         transport, live = _chosen_transport(asynchronous, offline, offline_options)
+    elif type(transport).__module__.startswith("mas.offline") and _key_set_and_live_wanted():
+        _say_offline_on_purpose(f"this client's transport is {type(transport).__name__}")
     return _sdk_client(asynchronous, transport, timeout, max_retries, live=live)
 
 
@@ -136,7 +138,10 @@ def _chosen_transport(asynchronous: bool, offline: bool | None, offline_options:
     from mas.offline import OfflineTransport
     from mas.offline.record import RecordingTransport
 
-    _announce_offline(_offline_because(offline))
+    if offline and _key_set_and_live_wanted():
+        _say_offline_on_purpose("a client asked for with offline=True")
+    else:
+        _announce_offline(_offline_because(offline))
     transport = OfflineTransport(**offline_options)
     return (transport if s.record is None else RecordingTransport(transport, s.record)), False
 
@@ -284,13 +289,23 @@ def check_kill_switch() -> None:
 
 def _offline_because(offline: bool | None) -> str:
     """The line that says the offline model answers, and why: no key (the usual case, and the committed
-    notebooks' line), or, with a key set, MAS_OFFLINE or a client asked for with offline=True."""
+    notebooks' line), or, with a key set, MAS_OFFLINE."""
     s = settings()
     if s.api_key is None and s.auth_token is None:
         return "offline model: set ANTHROPIC_API_KEY to use Claude"
-    if s.offline:
-        return "offline model: MAS_OFFLINE is on (a key is set: unset MAS_OFFLINE to use Claude)"
-    return "offline model for a client asked for with offline=True (a key is set: the others use Claude)"
+    return "offline model: MAS_OFFLINE is on (a key is set: unset MAS_OFFLINE to use Claude)"
+
+
+def _key_set_and_live_wanted() -> bool:
+    s = settings()
+    return (s.api_key is not None or s.auth_token is not None) and not s.offline
+
+
+def _say_offline_on_purpose(what: str) -> None:
+    """With a key set, a client that is offline anyway (a fault plan, scripted replies, a timing demo) says so
+    each time one is made, so every such cell of a live notebook says it in its own output."""
+    print(f"offline on purpose: {what} (a key is set: the other clients use Claude)", file=sys.stderr)
+    sys.stderr.flush()
 
 
 def _announce_offline(line: str) -> None:

@@ -12,7 +12,7 @@ import mas
 import mas.client
 from mas.client import OFFLINE_BASE_URL, make_client, text_of, usage_of
 from mas.errors import LiveClientForbidden, OfflineOnlyOptions
-from mas.offline import ScriptedTransport
+from mas.offline import OfflineTransport, ScriptedTransport
 from mas.offline.catalog import listed_models
 
 ASK = dict(model="claude-opus-4-6", max_tokens=50, messages=[{"role": "user", "content": "hi"}])
@@ -185,9 +185,22 @@ def test_asked_for_explicitly_the_offline_model_takes_them_with_a_key_set(live_a
     assert str(client.base_url).startswith(OFFLINE_BASE_URL)
     with pytest.raises(anthropic.InternalServerError):
         ask(client)
-    # a learner with a key is not told to set one
-    assert capsys.readouterr().err.splitlines()[0] == ("offline model for a client asked for with offline=True "
-                                                       "(a key is set: the others use Claude)")
+    # a learner with a key is not told to set one; every such client says it, so every such cell does
+    make_client(offline=True)
+    said = "offline on purpose: a client asked for with offline=True (a key is set: the other clients use Claude)"
+    assert [line for line in capsys.readouterr().err.splitlines() if "on purpose" in line] == [said, said]
+
+
+@pytest.mark.parametrize("transport", [OfflineTransport(), ScriptedTransport(["hi"])], ids=type)
+def test_a_client_on_an_offline_transport_says_so_when_a_key_is_set(live_allowed, capsys, transport):
+    make_client(transport=transport)
+    assert capsys.readouterr().err == (f"offline on purpose: this client's transport is {type(transport).__name__} "
+                                       "(a key is set: the other clients use Claude)\n")
+
+
+def test_without_a_key_an_offline_transport_is_the_usual_case_and_says_nothing(no_key, capsys):
+    make_client(transport=OfflineTransport())
+    assert capsys.readouterr().err == ""
 
 
 def test_an_option_given_as_none_is_not_given(live_allowed):

@@ -41,3 +41,50 @@ def test_the_live_check_runs_a_notebook_live_and_names_the_first_failing_cell(tm
     assert lines[2].startswith("broken.ipynb: FAILED at cell 1: ValueError: last line ("), run.stdout
     assert lines[3].startswith("live check: 1 ok, 1 failed, in "), run.stdout
     assert not list(tmp_path.glob("*.db")) and nbformat.read(broken, 4).cells[0].outputs == []  # nothing written back
+
+
+FAKELLM_PROBE = """\
+import mas
+from mas.contracts import ValidationResult
+from mas.memory import SQLiteMemory
+from mas.orchestrator import Orchestrator
+from mas.prompts import SYSTEM_PROMPTS, research_task
+client = mas.make_client()
+result = Orchestrator(SQLiteMemory(":memory:"), client=client, progress=None).run("How vector databases work")
+assert result.status == "approved" and "(source: fakellm rule" in result.report, result
+assert client.messages.create(  # fakellm's own echo, for anything no rule matches
+    model="claude-opus-4-6", max_tokens=20, messages=[{"role": "user", "content": "hi"}]).content[0].text.startswith(
+    "[mock response")
+verdict = client.messages.parse(model="claude-opus-4-6", max_tokens=100, output_format=ValidationResult,
+                                messages=[{"role": "user", "content": "Check the draft against the research."}])
+assert verdict.parsed_output.approved is True
+print("fakellm ok")
+"""
+
+
+def test_the_live_check_can_run_against_fakellm_a_third_party_server_it_starts_itself(tmp_path):
+    probe = tmp_path / "probe.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(FAKELLM_PROBE)]), probe)
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "run_notebooks_live.py"), "--server", "fakellm",
+                          str(probe)], capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.splitlines()[1].startswith("probe.ipynb: ok ("), run.stdout
+
+
+def test_every_fakellm_rule_still_matches_what_the_course_sends():
+    # the rules match phrases of the course's prompts: a prompt reworded must not leave a rule matching nothing
+    # (that notebook would meet fakellm's echo, and the live check would fail far from the cause)
+    import yaml
+
+    from mas.contracts import ValidationResult
+    from mas.parallel import DEFAULT_ANGLES
+    from mas.prompts import SYSTEM_PROMPTS, reask_task, research_task, revise_task, validate_task, write_task
+
+    notebooks = [path.read_text(encoding="utf-8") for path in sorted((ROOT / "notebooks").glob("*.ipynb"))]
+    sent = [*(research_task(f"T: {angle}", "a") for angle in (*DEFAULT_ANGLES, "costs")), write_task("T", "a", "r"),
+            revise_task("T", "a", "r", "d", ["i"]), validate_task("r", "d"), reask_task("e", ValidationResult),
+            *SYSTEM_PROMPTS.values(), *notebooks]
+    rules = yaml.safe_load((ROOT / "tests" / "fakellm.yaml").read_text(encoding="utf-8"))["rules"]
+    phrases = [rule["when"]["messages_contain"] for rule in rules]
+    assert len(phrases) == len(rules) >= 10
+    assert [p for p in phrases if not any(p.lower() in text.lower() for text in sent)] == []

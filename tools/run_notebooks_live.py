@@ -2,7 +2,8 @@
 
     python tools/run_notebooks_live.py [notebooks/NN_x.ipynb ...]      (or: make live-check [NB=...])
 
-Starts `mas serve --port 0` (the offline model over HTTP) and a throwaway redis-server itself, then runs each
+Starts `mas serve --port 0` (the offline model over HTTP; `--server fakellm`: fakellm, a third-party mock, with
+the rules in tests/fakellm.yaml) and a throwaway redis-server itself, then runs each
 notebook top to bottom in a fresh kernel in its own folder, as a learner with a key does: ANTHROPIC_API_KEY set
 (a fake one), ANTHROPIC_BASE_URL the server's URL, MAS_OFFLINE and the kill switch (MAS_NO_LIVE) unset, MAS_DB
 in a temporary folder. `--base-url URL` runs against another server instead (a gateway, a third-party mock).
@@ -36,22 +37,33 @@ from redis_server import INSTALL_HINT, start_redis  # noqa: E402
 
 # built from parts, so that no key-shaped string is in the source; never a real key
 FAKE_KEY = "sk-ant-" + "live-check-" + "x" * 16
-START_LINE = re.compile(r"^mas serve: .+ on (?P<url>http://\S+) \(Ctrl-C stops it\)", re.M)
+
+
+# each server the check can start itself: its command, and the line that says where it listens
+SERVERS = {
+    "mas": ([sys.executable, "-m", "mas.cli", "serve", "--port", "0"],
+            re.compile(r"^mas serve: .+ on (?P<url>http://\S+) \(Ctrl-C stops it\)", re.M)),
+    # a third-party Messages-API mock (PyPI fakellm), with rules that answer the course's JSON contracts
+    "fakellm": ([sys.executable, "-m", "fakellm.cli", "serve", "--port", "0",
+                 "--config", str(ROOT / "tests" / "fakellm.yaml")],
+                re.compile(r"Uvicorn running on (?P<url>http://\S+)", re.M)),
+}
 
 
 @contextmanager
-def mas_serve(folder: Path, timeout: float = 60.0) -> Iterator[str]:
-    """`mas serve --port 0` as a subprocess, yielding its URL once it says it listens; stopped afterwards."""
-    out, err = folder / "serve.out", folder / "serve.err"
+def serving(name: str, folder: Path, timeout: float = 60.0) -> Iterator[str]:
+    """The server `name` as a subprocess on a free port, yielding its URL once it says it listens; stopped
+    afterwards."""
+    command, ready = SERVERS[name]
+    out, err = folder / f"{name}.out", folder / f"{name}.err"
     with open(out, "w") as stdout, open(err, "w") as stderr:
         # output to files, not pipes: a server logging a line a request must never block on a full pipe
-        process = subprocess.Popen([sys.executable, "-m", "mas.cli", "serve", "--port", "0"], cwd=folder,
-                                   stdout=stdout, stderr=stderr)
+        process = subprocess.Popen(command, cwd=folder, stdout=stdout, stderr=stderr)
     try:
         deadline = time.monotonic() + timeout
-        while (match := START_LINE.search(out.read_text(encoding="utf-8"))) is None:
+        while (match := ready.search(out.read_text(encoding="utf-8") + err.read_text(encoding="utf-8"))) is None:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mas serve did not start: {out.read_text()}{err.read_text()}")
+                raise RuntimeError(f"{name} did not start: {out.read_text()}{err.read_text()}")
             time.sleep(0.05)
         yield match["url"]
     finally:
@@ -101,7 +113,9 @@ def run(path: Path, cell_timeout: int, log: Path) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", help="default: notebooks/*.ipynb")
-    parser.add_argument("--base-url", help="a server of your own instead of `mas serve`")
+    parser.add_argument("--server", choices=sorted(SERVERS), default="mas",
+                        help="the server to start: mas (`mas serve`, the default) or fakellm (a third-party mock)")
+    parser.add_argument("--base-url", help="a server of your own, already running, instead of one started here")
     parser.add_argument("--cell-timeout", type=int, default=120, help="seconds a cell may take (default 120)")
     args = parser.parse_args(argv)
     paths = [Path(p) for p in args.notebooks] or sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -115,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"live check: MAS_REQUIRE_REDIS=1 but redis-server is not installed: {INSTALL_HINT}")
             return 1
         try:
-            with mas_serve(folder) if args.base_url is None else nullcontext(args.base_url) as url:
+            with serving(args.server, folder) if args.base_url is None else nullcontext(args.base_url) as url:
                 live_environment(url, folder, redis.url if redis else None)
                 print(f"live check: {len(paths)} notebook(s) against {url}, with a key", flush=True)
                 for path in paths:
