@@ -4,6 +4,7 @@
     draft = agent.run(write_task(...))              # client.messages.create; keeps both turns
     notes = agent.ask(task, Notes)                  # an answer read strictly as a pydantic model
     agent.count_tokens(task)                        # client.messages.count_tokens, nothing sent to the model
+    ResearcherAgent(client=c, tools=[search])       # run() loops through tool rounds (mas.tools)
     agent.reset()                                   # forgets the conversation
 
 Every request an agent makes (messages, structured or not, and token counts; sync or async) goes through
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
-from typing import Any, ClassVar, Iterator, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Iterator, Protocol, Sequence, TypeVar, runtime_checkable
 
 import anthropic
 import pydantic
@@ -70,7 +71,7 @@ class BaseAgent:
     def __init__(self, role: str | None = None, client: anthropic.Anthropic | None = None, model: str | None = None,
                  max_tokens: int = DEFAULT_MAX_TOKENS, *, system_prompt: str | None = None,
                  async_client: anthropic.AsyncAnthropic | None = None, cache_system_prompt: bool = False,
-                 name: str | None = None):
+                 name: str | None = None, tools: Sequence[Any] = (), max_tool_rounds: int | None = None):
         self.role = role or self.role
         if system_prompt is None and self.role not in SYSTEM_PROMPTS:
             raise ValueError(f"no system prompt for role {self.role!r}: pass system_prompt=..., or add it to "
@@ -84,6 +85,14 @@ class BaseAgent:
         self.usage = Usage()
         self.last_message: Message | None = None
         self._client, self._async_client = client, async_client
+        # tools (mas.tools): SDK tool objects (`@anthropic.beta_tool`) or plain functions, wrapped the same way
+        self.tools: list[Any] = []
+        self.max_tool_rounds = max_tool_rounds
+        if tools:
+            from mas.tools import MAX_TOOL_ROUNDS, as_tools
+
+            self.tools = as_tools(tools)
+            self.max_tool_rounds = MAX_TOOL_ROUNDS if max_tool_rounds is None else max_tool_rounds
 
     # Subtle: an agent given one kind of client never builds the other kind itself: a default client
     # could talk to another server than the one it was given (the live API, for an offline agent).
@@ -116,12 +125,28 @@ class BaseAgent:
     # ------------------------------------------------------------------ the verbs
 
     def run(self, task: str) -> str:
-        """Send `task` (with the history so far) and return the reply's text; both turns are kept."""
-        return self._keep(task, self._call("create", self._request(task)))
+        """Send `task` (with the history so far) and return the reply's text; both turns are kept. With
+        `tools`, every round of tool calls is a call of its own, and the history keeps them all (mas.tools)."""
+        if not self.tools:
+            return self._keep(task, self._call("create", self._request(task)))
+        rounds = self._tool_rounds(task)
+        while not rounds.take(message := self._call("create", rounds.request)):
+            pass
+        return self._keep(task, message, rounds.turns)
 
     async def arun(self, task: str) -> str:
         """`run` on the async client, for agents that work in parallel."""
-        return self._keep(task, await self._acall(self._request(task)))
+        if not self.tools:
+            return self._keep(task, await self._acall(self._request(task)))
+        rounds = self._tool_rounds(task)
+        while not await rounds.atake(message := await self._acall(rounds.request)):
+            pass
+        return self._keep(task, message, rounds.turns)
+
+    def _tool_rounds(self, task: str) -> Any:
+        from mas.tools import ToolRounds
+
+        return ToolRounds(self, self._request(task), self.tools, self.max_tool_rounds)
 
     def ask(self, task: str, schema: type[T], attempts: int = ASK_ATTEMPTS, *, structured: bool = False) -> T:
         """Ask `task` and read the answer as `schema`; an answer that does not fit is re-asked with
@@ -238,7 +263,9 @@ class BaseAgent:
                                                    "schema": anthropic.transform_schema(schema.model_json_schema())}}
         return request
 
-    def _keep(self, task: str, message: Message) -> str:
+    def _keep(self, task: str, message: Message, turns: list[dict[str, Any]] | None = None) -> str:
+        """Read the answer `message` to `task` and keep the turns that led to it (the task alone, or with tool
+        rounds: the task and each round's two turns) with the answer; a reply that is no answer raises."""
         self.last_message = message
         self.usage.add(usage_of(message))
         text = text_of(message)
@@ -250,7 +277,7 @@ class BaseAgent:
         if not text.strip():
             kinds = [block.type for block in message.content] or ["no content blocks"]
             raise AgentReplyError(self.name, "empty", f"the reply had no text ({', '.join(kinds)})", text)
-        self.history += [{"role": "user", "content": task}, {"role": "assistant", "content": text}]
+        self.history += [*(turns or [{"role": "user", "content": task}]), {"role": "assistant", "content": text}]
         return text
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx2
 
-from mas.offline import catalog, prose, roles, structured, wire
+from mas.offline import catalog, prose, roles, structured, tooluse, wire
 from mas.offline.faults import HTTP_FAULTS, REPLY_FAULTS, Fault, FaultPlan, damage
 from mas.offline.tokens import count_request, cut, estimate, request_pieces
 
@@ -138,18 +138,18 @@ class OfflineModel:
         last = messages[-1]
         content = last.get("content", "")
         prompt = wire.content_text(content) if last.get("role") == "user" else ""
-        tool_results = [] if isinstance(content, str) else [b for b in content if b.get("type") == "tool_result"]
-
-        tool = None if tool_results else _tool_to_call(body, prompt)
-        if tool is not None:
-            block = {"type": "tool_use", "id": "toolu_" + wire.digest([body, tool["name"]]), "name": tool["name"],
-                     "input": structured.fill(tool.get("input_schema", {}), [prompt], topic=prompt)}
-            return [block], "tool_use"
-        if tool_results:
-            result = " ".join(wire.content_text(b.get("content", "")) for b in tool_results)
-            return [{"type": "text", "text": f"Based on the tool result: {result.strip()}"}], "end_turn"
-
         fields = _schema_fields(body)
+        if body.get("tools"):
+            task = next((wire.content_text(m.get("content", "")) for m in reversed(messages)
+                         if m.get("role") == "user" and wire.content_text(m.get("content", "")).strip()
+                         and not _answers_tools(m)), prompt)
+            answered = tooluse.step(body, system, task, roles.detect_role(system, task, fields))
+            if answered is not None:
+                return answered
+        if _answers_tools(last):  # tool results, with no tools offered any more: read them all the same
+            result = " ".join(wire.content_text(b.get("content", "")) for b in content if isinstance(b, dict))
+            return [{"type": "text", "text": f"Based on the tool result: {result.strip()[:2000]}"}], "end_turn"
+
         if roles.detect_role(system, prompt, fields) and "<" not in prompt:
             # a follow-up ("your answer could not be used...") refers to the task given earlier
             asked = (wire.content_text(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user")
@@ -230,14 +230,6 @@ def _limit(content: list[dict], stop_reason: str, max_tokens: int) -> tuple[list
     return out, stop_reason
 
 
-def _tool_to_call(body: dict, prompt: str) -> dict | None:
-    tools = [t for t in body.get("tools") or [] if "input_schema" in t]
-    choice = body.get("tool_choice") or {"type": "auto"}
-    if not tools or choice.get("type") == "none":
-        return None
-    if choice.get("type") == "tool":
-        return next((t for t in tools if t["name"] == choice.get("name")), None)
-    if choice.get("type") == "any":
-        return tools[0]
-    words = set(prompt.lower().replace("_", " ").split())
-    return next((t for t in tools if set(t["name"].lower().split("_")) <= words), None)
+def _answers_tools(message: dict) -> bool:
+    content = message.get("content")
+    return isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content)

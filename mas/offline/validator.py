@@ -15,7 +15,7 @@ import re
 
 from mas.offline import prose
 from mas.offline.instructions import Instructions, read
-from mas.prompts import tag
+from mas.prompts import CITATION, tag
 
 DEFAULT_CRITERIA = frozenset({"coverage", "support", "numbers", "clarity"})  # a prompt that names none
 
@@ -71,6 +71,9 @@ def check_draft(draft: str, research_text: str, criteria: frozenset[str] = DEFAU
         if "support" in criteria and len(words) >= 3 and prose.share(text, research_words) < need:
             issues.append(f'Unsupported claim, not in the research: "{sentence}"')
             continue
+        if "support" in criteria and (wrong_citation := _miscited(sentence, text, points, need)):
+            issues.append(wrong_citation)
+            continue
         if "numbers" in criteria and (wrong := _contradiction(text, points)):
             issues.append(f'Number contradicts the research: the draft says "{wrong[0]}" where the research says '
                           f'"{wrong[1]}", in "{prose.short(sentence)}"')
@@ -90,6 +93,21 @@ def check_draft(draft: str, research_text: str, criteria: frozenset[str] = DEFAU
     if "length" in criteria and word_limit and (n := len(prose.drop_notes(draft).split())) > word_limit:
         issues.append(f"Too long: the draft has {n} words; the limit is {word_limit}.")
     return issues
+
+
+def _miscited(sentence: str, text: str, points: list[str], need: float) -> str | None:
+    """For a claim that cites passages (grounded research): the issue when the research points that cite the
+    same passages do not say it, or when no point cites them; None when they do, or it cites none."""
+    cited = CITATION.findall(sentence)
+    if not cited:
+        return None
+    sources = [p for p in points if set(CITATION.findall(p)) & set(cited)]
+    if not sources:
+        return f'Unknown citation: the draft cites {", ".join(cited)}, which no research point does: "{prose.short(sentence)}"'
+    if prose.share(text, prose.stems(" ".join(prose.text_only(p) for p in sources))) < need:
+        return (f'Mis-cited claim: "{prose.short(sentence)}" cites {", ".join(cited)}, '
+                "which does not say it")
+    return None
 
 
 def _contradiction(text: str, points: list[str]) -> tuple[str, str] | None:
