@@ -1,6 +1,8 @@
 """The `mas` command: the tutorial's main.py as a command line.
 
     mas run "TOPIC" [--audience ...] [--db PATH] [--run-id ID] [--max-cycles N] [--model ...] [--out FILE]
+            [--docs DIR]          research only from your own documents, each point citing its passage
+    mas mcp [--docs DIR]          document search as an MCP server (stdio), for any MCP client
     mas hello                     one call through the SDK: the reply, the model, the token usage
     mas doctor                    checks the setup, one line each (ok / warn / fail, with the fix)
     mas serve [--host H] [--port N] [--faults PLAN] [--latency S] [--replay FILE]   the offline model over HTTP
@@ -75,7 +77,17 @@ def run(args: argparse.Namespace) -> int:
             client = make_client()
         except (ValueError, OSError, LiveClientForbidden) as err:  # MAS_RECORD and MAS_REPLAY, a bad recording...
             return _say(setup_problem(err), USAGE)
-        orchestrator = Orchestrator(memory, client=client, max_revision_cycles=args.max_cycles, model=args.model)
+        researcher = validator = None
+        if args.docs:
+            index_or_problem = _docs_index(Path(args.docs), db)
+            if isinstance(index_or_problem, str):
+                return _say(index_or_problem, USAGE)
+            from mas.tools import GroundedResearcherAgent, GroundedValidatorAgent
+
+            researcher = GroundedResearcherAgent(index_or_problem, client=client, model=args.model)
+            validator = GroundedValidatorAgent(index_or_problem, client=client, model=args.model)
+        orchestrator = Orchestrator(memory, client=client, max_revision_cycles=args.max_cycles, model=args.model,
+                                    researcher=researcher, validator=validator)
         failures = LastFailure()
         try:
             with call_hook(failures):
@@ -250,6 +262,33 @@ def exit_on_setup_problem(main: Callable[[], int], prog: str) -> int:
         return USAGE
 
 
+def _docs_index(folder: Path, db: Path, out: Any = None) -> Any:
+    """The search index of the user's documents in `folder` (a SQLite file beside the memory, one per folder,
+    brought up to date: only files that changed are indexed again), after one line saying what it holds; or
+    the one line that says why it cannot be used."""
+    import hashlib
+
+    from mas.search import DocumentIndex
+
+    if not folder.is_dir():
+        return f"--docs {folder}: not a folder -> give --docs a folder of .md or .txt files"
+    key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]
+    path = db.parent / "docs-index" / f"{folder.resolve().name or 'root'}-{key}.db"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        index = DocumentIndex(path)
+        report = index.add_folder(folder)
+    except (OSError, ValueError, sqlite3.Error) as err:
+        return f"--docs {folder}: cannot index it: {_cause(err)}"
+    for skipped in report.skipped:
+        print(f"mas: note: --docs {skipped.line()}", file=sys.stderr)
+    if not len(index):
+        return f"--docs {folder}: no text in it (.md and .txt files are read) -> put your documents there"
+    print(f"docs: {len(index.document_ids())} document(s), {len(index)} passage(s) from {folder} ({report})",
+          file=out or sys.stdout)
+    return index
+
+
 def _out_problem(out: str | None) -> str | None:
     problem = path_problem(Path(out)) if out else None
     return problem and f"cannot write the report to {out}: {problem} -> give --out a file in a folder you can write"
@@ -310,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-cycles", type=_cycles, default=3, help="most revisions before giving up (default 3)")
     p.add_argument("--model", help="model id (default: MAS_MODEL or claude-opus-4-6)")
     p.add_argument("--out", help="also write the report to this file")
+    p.add_argument("--docs", help="research only from the .md/.txt files of this folder, citing them (mas.tools)")
     p.set_defaults(func=run)
     p = sub.add_parser("hello", help="one call through the SDK (offline without a key)")
     p.add_argument("--model", help="model id (default: MAS_MODEL or claude-opus-4-6)")
@@ -322,7 +362,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("topics", help="the topics the offline model has notes on (and which note a topic finds)")
     p.add_argument("topic", nargs="?", help="a topic: says which note it finds, or the nearest notes")
     p.set_defaults(func=topics)
+    p = sub.add_parser("mcp", help="document search (search, read) as an MCP server on stdin/stdout")
+    p.add_argument("--docs", help="serve the .md/.txt files of this folder (default: the bundled notes)")
+    p.add_argument("--db", help="where the memory lives: the folder's index is kept beside it (default: MAS_DB)")
+    p.set_defaults(func=mcp)
     return parser
+
+
+def mcp(args: argparse.Namespace) -> int:
+    """`mas mcp`: stdout is the protocol's, so every line of ours goes to stderr."""
+    try:
+        from mas.docs_mcp import server
+    except ImportError as err:
+        return _say(f"mas mcp needs the mcp package ({err.name or err}): pip install -e '.[mcp]'", USAGE)
+    from mas.search import DocumentIndex
+
+    if args.docs:
+        index = _docs_index(Path(args.docs), Path(args.db) if args.db else settings().db, out=sys.stderr)
+        if isinstance(index, str):
+            return _say(index, USAGE)
+    else:
+        index = DocumentIndex()
+        index.add_knowledge_base()
+    server(index).run("stdio")
+    return 0
 
 
 def topics(args: argparse.Namespace) -> int:

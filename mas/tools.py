@@ -28,8 +28,9 @@ from typing import Any, Callable, Iterable, Protocol
 
 from anthropic.types import Message
 
-from mas.agents import ResearcherAgent
+from mas.agents import VALIDATION_ATTEMPTS, ResearcherAgent, ValidatorAgent
 from mas.client import usage_of
+from mas.contracts import ValidationResult
 from mas.errors import AgentReplyError
 from mas.prompts import CITATION, GROUNDED_RESEARCHER_PROMPT, NO_RESEARCH, is_no_research
 from mas.redact import redact_text
@@ -135,9 +136,12 @@ class ToolRounds:
     def _result(block: Any, outcome: Any) -> dict[str, Any]:
         """The `tool_result` for one `tool_use` block: the tool's output, or its error in one line, `is_error`."""
         if isinstance(outcome, Exception):
-            line = redact_text((f"{type(outcome).__name__}: {outcome}".splitlines() or [""])[0])
-            return {"type": "tool_result", "tool_use_id": block.id, "content": line, "is_error": True}
-        return {"type": "tool_result", "tool_use_id": block.id, "content": _text(outcome)}
+            # the SDK's ToolError carries its own content for the model (an MCP tool's error, say)
+            said = _content(outcome.content) if isinstance(getattr(outcome, "content", None), list) else None
+            if not isinstance(said, list):
+                said = redact_text((f"{type(outcome).__name__}: {outcome}".splitlines() or [""])[0])
+            return {"type": "tool_result", "tool_use_id": block.id, "content": said, "is_error": True}
+        return {"type": "tool_result", "tool_use_id": block.id, "content": _content(outcome)}
 
 
 def _outcome(call: Callable[[], Any]) -> Any:
@@ -148,9 +152,16 @@ def _outcome(call: Callable[[], Any]) -> Any:
         return err
 
 
-def _text(output: Any) -> str:
-    """A tool's output as the text of its result, cut at MAX_RESULT_CHARS with a note the model can read."""
-    text = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False, default=str)
+def _content(output: Any) -> str | list[dict[str, Any]]:
+    """A tool's output as a result's content: text, or the content blocks the tool gave (what the SDK's MCP
+    helpers return), each text cut at MAX_RESULT_CHARS with a note the model can read."""
+    if isinstance(output, list) and output and all(isinstance(b, dict) and "type" in b for b in output):
+        return [{**b, "text": _cut(b["text"])} if b["type"] == "text" and isinstance(b.get("text"), str) else dict(b)
+                for b in output]
+    return _cut(output if isinstance(output, str) else json.dumps(output, ensure_ascii=False, default=str))
+
+
+def _cut(text: str) -> str:
     if len(text) > MAX_RESULT_CHARS:
         text = text[:MAX_RESULT_CHARS] + f"\n[cut: {len(text) - MAX_RESULT_CHARS} more characters]"
     return text
@@ -216,6 +227,42 @@ def unsupported_points(notes: str, index: Any) -> list[tuple[str, str]]:
         elif share(CITATION.sub("", point[2:]), stems(" ".join(p.text for p in passages))) < SUPPORTED:
             bad.append((point, f"{', '.join(cited)} does not say this"))
     return bad
+
+
+def miscited_claims(draft: str, index: Any) -> list[str]:
+    """The validator's issues for the claims of a draft that cite passages (`(source: doc#n)`) which do not say
+    them, or which no document has: checked in code against the passages themselves, not by a model."""
+    from mas.offline.prose import claims, share, short, stems, text_only
+
+    issues = []
+    for sentence in claims(draft):
+        cited = CITATION.findall(sentence)
+        if not cited:
+            continue
+        passages = [index.passage(pid) for pid in cited]
+        if missing := [pid for pid, p in zip(cited, passages) if p is None]:
+            issues.append(f'Unknown citation: the draft cites {", ".join(missing)}, which no document has: '
+                          f'"{short(sentence)}"')
+        elif share(text_only(sentence), stems(" ".join(p.text for p in passages))) < SUPPORTED:
+            issues.append(f'Mis-cited claim: "{short(sentence)}" cites {", ".join(cited)}, which does not say it')
+    return issues
+
+
+class GroundedValidatorAgent(ValidatorAgent):
+    """A validator that also checks, in code, every claim of a draft that cites a passage against that passage
+    (`miscited_claims`): the model's verdict and those issues together, approved only when neither has one. A
+    citation is a fact about the index, so no model is trusted to check it alone."""
+
+    def __init__(self, index: Any, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.index = index
+
+    def review(self, research: str, draft: str, attempts: int = VALIDATION_ATTEMPTS) -> ValidationResult:
+        verdict = super().review(research, draft, attempts)
+        found = [issue for issue in miscited_claims(draft, self.index) if issue not in verdict.issues]
+        if not found:
+            return verdict
+        return ValidationResult(issues=[*verdict.issues, *found], approved=False, confidence=verdict.confidence)
 
 
 class GroundedResearcherAgent(ResearcherAgent):

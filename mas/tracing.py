@@ -103,6 +103,13 @@ def task_kind(task: str) -> str | None:
     return "re-ask" if task.startswith("Your answer could not be used") else None
 
 
+def _sends_tool_results(request: dict) -> bool:
+    """A round of a tool loop (mas.tools): the last user turn holds the results of the model's tool calls."""
+    messages = request.get("messages") or [{}]
+    content = messages[-1].get("content") if isinstance(messages[-1], dict) else None
+    return isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content)
+
+
 def error_kind(err: BaseException) -> str:
     """A failed call's kind (`mas.errors.kind_of`), or the exception's class name (a budget's refusal, a bug)."""
     return kind_of(err) or type(err).__name__
@@ -135,7 +142,7 @@ class Tracer:
         if counting(request):
             return None
         prompt = last_user_text(request)
-        label = _step.get() or task_kind(prompt)
+        label = _step.get() or ("tool results" if _sends_tool_results(request) else task_kind(prompt))
         with self._lock:
             index = next(self._count)
         start = time.perf_counter()

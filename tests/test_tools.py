@@ -111,6 +111,17 @@ def test_every_round_goes_through_the_hooks():
     assert seen == [1, "tool_use", 3, "end_turn"]
 
 
+def test_a_tracer_sees_each_round_and_labels_the_rounds_that_send_tool_results():
+    from mas.tracing import Tracer
+
+    transport = ScriptedTransport([tool_use(("add", {"a": 1, "b": 2})), tool_use(("add", {"a": 3, "b": 3})),
+                                   text_message("3, then 6")])
+    with Tracer() as tracer:
+        agent_with(transport, [add]).run("<topic>sums</topic>")
+    assert [(s.step, s.stop_reason) for s in tracer.spans] == [
+        ("research", "tool_use"), ("tool results", "tool_use"), ("tool results", "end_turn")]
+
+
 def test_a_huge_result_is_cut_with_a_note_the_model_reads():
     @anthropic.beta_tool
     def dump() -> str:

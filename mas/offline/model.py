@@ -32,6 +32,7 @@ MIN_CACHE_TOKENS_BY_MODEL = {
     "claude-haiku-4-5": 4096, "claude-haiku-4-5-20251001": 4096,
     "claude-sonnet-4-5": 1024, "claude-sonnet-4-5-20250929": 1024,
 }
+MAX_THREADS = 1000  # server-held conversations (the Threads of `thread=`) kept, the oldest dropped first
 RETRY_AFTER_MS = "20"  # sent with 429/529/5xx so the SDK's own retries wait 20 ms, not seconds
 
 
@@ -71,6 +72,7 @@ class OfflineModel:
         self.min_cache_tokens = min_cache_tokens  # None: the model's own minimum, as the API has it
         self.calls = 0  # requests to /v1/messages, retries included
         self._cached_prefixes: set[str] = set()
+        self._threads: dict[str, dict] = {}  # message id -> the request it answered, with the reply: a Thread
         self._lock = threading.Lock()
 
     def answer(self, request: httpx2.Request) -> Answer:
@@ -92,13 +94,45 @@ class OfflineModel:
         try:
             if path.endswith("count_tokens"):
                 return Answer(wire.json_response(200, {"input_tokens": count_request(body)}))
-            return self._create(body)
+            body = self._threaded(body)
+            if isinstance(body, httpx2.Response):
+                return Answer(body)
+            answer = self._create(body)
+            if answer.message is not None and "thread" in body:
+                self._hold(body, answer.message)
+            return answer
         # a 400 the client can read, never an exception in the transport (the SDK's "Connection error.", retried)
         except structured.UnfillableSchema as err:
             return Answer(wire.error_response(400, "invalid_request_error", f"a JSON schema in the request: {err}"))
         except RecursionError:
             return Answer(wire.error_response(400, "invalid_request_error",
                                               "request nested too deeply for the offline model"))
+
+    # ---------------------------------------------------------------- threads (server-held conversations)
+
+    def _threaded(self, body: dict) -> dict | httpx2.Response:
+        """A request of a Thread as a whole request: `{"type": "continue", "previous_message_id": ID}` sends only
+        the new turn, and the fields the thread holds (system, tools...) and its history come from the request
+        that ID answered, with that answer. As the API, the offline model holds them (the newest MAX_THREADS)."""
+        thread = body.get("thread")
+        if thread is None or not isinstance(thread, dict) or thread.get("type") != "continue":
+            return body
+        with self._lock:
+            held = self._threads.get(str(thread.get("previous_message_id")))
+        if held is None:
+            return wire.error_response(404, "not_found_error", f"thread: no message {thread.get('previous_message_id')!r} "
+                                       "to continue (the offline model holds its newest threads in memory, "
+                                       "until it stops)")
+        fields = {k: v for k, v in held.items() if k not in ("messages", "stream")}
+        return {**fields, **{k: v for k, v in body.items() if k != "messages"},
+                "messages": [*held["messages"], *body["messages"]]}
+
+    def _hold(self, body: dict, message: dict) -> None:
+        reply = {"role": "assistant", "content": message["content"]}
+        with self._lock:
+            self._threads[message["id"]] = {**body, "messages": [*body["messages"], reply]}
+            while len(self._threads) > MAX_THREADS:
+                del self._threads[next(iter(self._threads))]  # the oldest first
 
     # ---------------------------------------------------------------- POST /v1/messages
 

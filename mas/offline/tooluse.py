@@ -169,7 +169,7 @@ def _notes(task: str, system: str, passages: list[dict], calls: list[dict]) -> s
     """Research notes from search results: one point a passage, in rank order, each citing its passage."""
     ins = read(system, task)
     count = ins.count("item") or ins.count("sentence")
-    unique = list({p["id"]: p for p in passages}.values())
+    unique = [p for p in {p["id"]: p for p in passages}.values() if _sentence(p["text"])]
     n = count.limit(len(unique)) if count else min(DEFAULT_POINTS, len(unique))
     points = [f"- {_sentence(p['text'])} (source: {p['id']})" for p in unique[:n]]
     queries = "; ".join(f'"{c["query"]}"' for c in calls)
@@ -178,8 +178,10 @@ def _notes(task: str, system: str, passages: list[dict], calls: list[dict]) -> s
 
 
 def _sentence(text: str) -> str:
-    """A passage as one point: its text on one line, its own trailing source note left to the citation."""
-    return prose.SOURCE.sub("", " ".join(text.split())).strip()
+    """A passage as one point: its text on one line, without the headings a document's passage may carry
+    and without a source note of its own (the citation says where it comes from)."""
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    return prose.SOURCE.sub("", " ".join(" ".join(lines).split())).strip()
 
 
 def _text(text: str) -> tuple[list[dict], str]:
