@@ -3,6 +3,7 @@
     mas run "TOPIC" [--audience ...] [--db PATH] [--run-id ID] [--max-cycles N] [--model ...] [--out FILE]
             [--docs DIR]          research only from your own documents, each point citing its passage
     mas mcp [--docs DIR]          document search as an MCP server (stdio), for any MCP client
+    mas eval EVALSET [--variant NAME=PROMPTFILE ...] [--baseline RESULTS] [--out RESULTS]   compare prompts
     mas hello                     one call through the SDK: the reply, the model, the token usage
     mas doctor                    checks the setup, one line each (ok / warn / fail, with the fix)
     mas serve [--host H] [--port N] [--faults PLAN] [--latency S] [--replay FILE]   the offline model over HTTP
@@ -24,6 +25,7 @@ uses it too (`exit_on_setup_problem`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sqlite3
 import sys
@@ -362,11 +364,68 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("topics", help="the topics the offline model has notes on (and which note a topic finds)")
     p.add_argument("topic", nargs="?", help="a topic: says which note it finds, or the nearest notes")
     p.set_defaults(func=topics)
+    p = sub.add_parser("eval", help="run prompt variants over an eval set, grade them, and gate on a baseline")
+    p.add_argument("evalset", help="the cases, one JSON object a line (see evals/writer.jsonl)")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME=PROMPTFILE",
+                   help="a variant whose --role prompt is the text of PROMPTFILE (repeatable); the course's own "
+                        "prompts run as 'baseline' unless --no-baseline")
+    p.add_argument("--role", choices=("researcher", "writer", "validator"), default="writer",
+                   help="the role the variants' prompts are for (default: writer)")
+    p.add_argument("--no-baseline", action="store_true", help="run only the --variant's")
+    p.add_argument("--max-cycles", type=_cycles, default=3, help="most revisions a run (default 3)")
+    p.add_argument("--concurrency", type=int, default=4, help="runs at a time (default 4)")
+    p.add_argument("--max-cost", type=float, help="a budget in dollars for the whole eval: runs past it stop as "
+                   "budget_exceeded (and fail)")
+    p.add_argument("--out", help="save the results (JSON Lines) to this file")
+    p.add_argument("--baseline", help="results saved earlier: exit 1 when a variant's pass rate fell below them "
+                   "beyond noise, naming the cases that regressed")
+    p.set_defaults(func=evaluate)
     p = sub.add_parser("mcp", help="document search (search, read) as an MCP server on stdin/stdout")
     p.add_argument("--docs", help="serve the .md/.txt files of this folder (default: the bundled notes)")
     p.add_argument("--db", help="where the memory lives: the folder's index is kept beside it (default: MAS_DB)")
     p.set_defaults(func=mcp)
     return parser
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """`mas eval`: the table of the variants, the failed cases of each, and the gate when --baseline is given."""
+    from mas.evals import Variant, load_cases, load_results, regressions, run_eval
+
+    try:
+        cases = load_cases(args.evalset)
+        variants = [] if args.no_baseline else [Variant("baseline", max_cycles=args.max_cycles)]
+        for spec in args.variant:
+            name, sep, path = spec.partition("=")
+            if not (sep and name and path):
+                raise ValueError(f"--variant {spec!r}: give it as NAME=PROMPTFILE")
+            variants.append(Variant(name, prompts={args.role: Path(path).read_text(encoding="utf-8").strip()},
+                                    max_cycles=args.max_cycles))
+        if not variants:
+            raise ValueError("nothing to run: --no-baseline needs at least one --variant")
+        baseline = load_results(args.baseline) if args.baseline else None
+        if args.out and (problem := path_problem(Path(args.out))):
+            raise ValueError(f"cannot write the results to {args.out}: {problem}")
+        from mas.budget import Budget
+
+        with Budget(max_cost=args.max_cost) if args.max_cost is not None else contextlib.nullcontext():
+            results = run_eval(cases, variants, client=make_client(), concurrency=args.concurrency)
+    except OSError as err:  # an eval set, a prompt file or a baseline that cannot be read
+        return _say(f"{err.filename or args.evalset}: {_cause(err)}", USAGE)
+    except ValueError as err:  # a file that is not what it should be: the message names it and the line
+        return _say(str(err), USAGE)
+    except LiveClientForbidden as err:
+        return _say(setup_problem(err), USAGE)
+    print(results.table())
+    for v in variants:
+        for line in results.failures(v.name):
+            print(f"  {v.name} failed {line}")
+    print(f"{len(results.records)} runs in {results.seconds:.1f} s (concurrency {args.concurrency})")
+    if args.out:
+        print(f"results saved to {results.save(args.out)}")
+    problems = regressions(results, baseline) if baseline else []
+    for line in problems:
+        print(f"mas: regression: {line}", file=sys.stderr)
+    return FAILED if problems else 0
 
 
 def mcp(args: argparse.Namespace) -> int:

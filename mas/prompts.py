@@ -127,6 +127,13 @@ def validate_task(research: str, draft: str) -> str:
             "Check the draft against the research. Answer with the JSON object only.")
 
 
+def compare_task(research: str, report_a: str, report_b: str) -> str:
+    """A judge's task: which of two reports on the same research is better (`mas.evals.prefer`)."""
+    return (f"{tagged('research', research, True)}\n{tagged('report_a', report_a, True)}\n"
+            f"{tagged('report_b', report_b, True)}\n\nWhich report is better for publication, given the research? "
+            'Answer with the JSON object only: {"better": "A" or "B" or "tie", "reason": "..."}.')
+
+
 def reask_task(error: str, schema: type) -> str:
     """What an agent hears when its answer did not fit its contract: the error, and the contract again.
 

@@ -77,13 +77,25 @@ def test_every_fakellm_rule_still_matches_what_the_course_sends():
     import yaml
 
     from mas.contracts import ValidationResult
+    from mas.evals import load_cases
     from mas.parallel import DEFAULT_ANGLES
-    from mas.prompts import SYSTEM_PROMPTS, reask_task, research_task, revise_task, validate_task, write_task
+    from mas.prompts import (
+        SYSTEM_PROMPTS,
+        compare_task,
+        reask_task,
+        research_task,
+        revise_task,
+        validate_task,
+        write_task,
+    )
 
     notebooks = [path.read_text(encoding="utf-8") for path in sorted((ROOT / "notebooks").glob("*.ipynb"))]
     sent = [*(research_task(f"T: {angle}", "a") for angle in (*DEFAULT_ANGLES, "costs")), write_task("T", "a", "r"),
             revise_task("T", "a", "r", "d", ["i"]), validate_task("r", "d"), reask_task("e", ValidationResult),
-            *SYSTEM_PROMPTS.values(), *notebooks]
+            compare_task("r", "a", "b"),
+            *SYSTEM_PROMPTS.values(), *notebooks,
+            *(task(c.topic, c.audience, *extra) for c in load_cases(ROOT / "evals" / "writer.jsonl")
+              for task, extra in ((research_task, ()), (write_task, ("r",))))]  # the eval set notebook 12 runs
     rules = yaml.safe_load((ROOT / "tests" / "fakellm.yaml").read_text(encoding="utf-8"))["rules"]
     phrases = [rule["when"]["messages_contain"] for rule in rules if "messages_contain" in rule["when"]]
     assert len(phrases) >= 10

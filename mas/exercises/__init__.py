@@ -10,22 +10,22 @@ error), or prints what passed. Each exercise's reference answer sits in its note
 collapsed cell; `solution(name)` says where, so it is one step away but not in the way.
 
 The checks live in one module per group of notebooks (`foundations`: 01-03, `contracts`: 04,
-`production`: 05-07, `scaling`: 08, `teams`: 09, `playground`: 10, `grounding`: 11), each with its own
-`CHECKS`; `core` has what they share.
+`production`: 05-07, `scaling`: 08, `teams`: 09, `playground`: 10, `grounding`: 11,
+`evaluation`: 12), each with its own `CHECKS`; `core` has what they share.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from mas.exercises import contracts, foundations, grounding, playground, production, scaling, teams
+from mas.exercises import contracts, evaluation, foundations, grounding, playground, production, scaling, teams
 from mas.exercises.core import NotYet
 
 __all__ = ["CHECKS", "NotYet", "check", "solution"]
 
 CHECKS: dict[str, Callable[..., str]] = dict(
     sorted({**foundations.CHECKS, **contracts.CHECKS, **production.CHECKS, **scaling.CHECKS, **teams.CHECKS,
-            **playground.CHECKS, **grounding.CHECKS}.items()))
+            **playground.CHECKS, **grounding.CHECKS, **evaluation.CHECKS}.items()))
 
 
 def check(exercise: str, *args: Any, **kwargs: Any) -> None:

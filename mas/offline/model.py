@@ -191,7 +191,7 @@ class OfflineModel:
         role, text = roles.reply_for(system, prompt, fields)
         fmt = (body.get("output_config") or {}).get("format") or {}
         if fmt.get("type") == "json_schema":
-            given = json.loads(text) if role == "validator" else None
+            given = json.loads(text) if role in ("validator", "judge") else None  # their JSON answers
             material = prose.bullets_of(text) or [line for line in text.splitlines() if not line.startswith("#")]
             topic = roles.topic_of(prompt) if role in ("researcher", "writer") else ""
             text = json.dumps(structured.fill(fmt.get("schema", {}), material, topic=topic, given=given))

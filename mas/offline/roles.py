@@ -26,7 +26,7 @@ import re
 from mas.offline import knowledge, prose
 from mas.offline.instructions import Instructions, focus_of_angle, outside_tags, read
 from mas.offline.knowledge import ASPECTS
-from mas.offline.validator import validate
+from mas.offline.validator import compare, validate
 from mas.offline.writer import write
 from mas.prompts import NO_RESEARCH, tag
 
@@ -49,6 +49,8 @@ def detect_role(system: str, task: str = "", fields: tuple[str, ...] = ()) -> st
     True
     """
     # the task's tags first (what it asks for), then the verdict's JSON shape, then the prompt's words
+    if "<report_a>" in task and "<report_b>" in task:
+        return "judge"
     if "<research>" in task and "<draft>" in task:
         return "writer" if "<issues>" in task else "validator"
     if "<research>" in task:
@@ -180,4 +182,6 @@ def reply_for(system: str, prompt: str, fields: tuple[str, ...] = ()) -> tuple[s
         return role, write(prompt, ins)
     if role == "validator":
         return role, json.dumps(validate(prompt, ins))
+    if role == "judge":
+        return role, json.dumps(compare(prompt))
     return None, generic(prompt, system)

@@ -35,6 +35,22 @@ def validate(task: str, ins: Instructions) -> dict:
     return {"issues": issues, "approved": not issues}
 
 
+def compare(task: str) -> dict:
+    """A judge's preference between two reports on the same research (`mas.prompts.compare_task`): the one with
+    fewer issues (the validator's check); on a tie, the first one shown. That is a judge's position bias, which
+    LLM judges measurably have (Zheng et al., "Judging LLM-as-a-Judge with MT-Bench and Chatbot Arena", NeurIPS
+    2023): the offline judge has it on purpose and always in the same way, so a notebook can show it and its
+    fix (judge both orders, and count only a preference that survives the swap)."""
+    research_text, a, b = tag(task, "research"), tag(task, "report_a"), tag(task, "report_b")
+    if research_text is None or a is None or b is None:
+        return {"better": "tie", "reason": "The task must give <research>, <report_a> and <report_b>."}
+    issues_a, issues_b = check_draft(a, research_text), check_draft(b, research_text)
+    if len(issues_a) == len(issues_b):
+        return {"better": "A", "reason": f"Both reports have {len(issues_a)} issue(s); report A reads better."}
+    better, worse = ("A", issues_b) if len(issues_a) < len(issues_b) else ("B", issues_a)
+    return {"better": better, "reason": f"The other report has more issues, e.g. {worse[0][:100]}"}
+
+
 def _draft_audience(draft: str) -> str | None:
     m = re.search(r"^\*?A briefing for (.+?)\.\*?$", draft, re.M)
     return read("", "", m.group(1)).audience if m else None
