@@ -19,6 +19,7 @@ from typing import Any
 import httpx2
 
 from mas.offline import catalog, prose, roles, structured, tooluse, wire
+from mas.offline.batches import Batches
 from mas.offline.faults import HTTP_FAULTS, REPLY_FAULTS, Fault, FaultPlan, damage
 from mas.offline.tokens import count_request, cut, estimate, request_pieces
 
@@ -74,15 +75,18 @@ class OfflineModel:
         self._cached_prefixes: set[str] = set()
         self._threads: dict[str, dict] = {}  # message id -> the request it answered, with the reply: a Thread
         self._lock = threading.Lock()
+        self.batches = Batches(self._message, self._lock)  # the Message Batches API (mas/offline/batches.py)
 
     def answer(self, request: httpx2.Request) -> Answer:
         path = request.url.path
         if request.method == "GET" and path.startswith("/v1/models"):
             return Answer(_models(path, request.url.query.decode()))
+        if path.startswith("/v1/messages/batches"):
+            return Answer(self.batches.answer(request))
         if request.method != "POST" or path not in ("/v1/messages", "/v1/messages/count_tokens"):
             return Answer(wire.error_response(404, "not_found_error", f"{request.method} {path}: not found "
                                               "(the offline model answers POST /v1/messages, "
-                                              "/v1/messages/count_tokens and GET /v1/models)"))
+                                              "/v1/messages/count_tokens, /v1/messages/batches and GET /v1/models)"))
         try:
             body = json.loads(request.read() or b"{}")
         except ValueError as err:
@@ -91,9 +95,15 @@ class OfflineModel:
             return Answer(wire.error_response(400, "invalid_request_error", "request body is nested too deeply"))
         if problem := _invalid(body, counting=path.endswith("count_tokens")):
             return Answer(wire.error_response(400, "invalid_request_error", problem))
+        if path.endswith("count_tokens"):
+            return Answer(wire.json_response(200, {"input_tokens": count_request(body)}))
+        return self._message(body)
+
+    def _message(self, body: dict) -> Answer:
+        """POST /v1/messages for a body already read (and, from a batch, not yet checked)."""
+        if problem := _invalid(body, counting=False):
+            return Answer(wire.error_response(400, "invalid_request_error", problem))
         try:
-            if path.endswith("count_tokens"):
-                return Answer(wire.json_response(200, {"input_tokens": count_request(body)}))
             body = self._threaded(body)
             if isinstance(body, httpx2.Response):
                 return Answer(body)
