@@ -67,11 +67,18 @@ def counting(request: dict) -> bool:
     return "max_tokens" not in request
 
 
+def _nothing_after(message: Message | None, error: BaseException | None) -> None:
+    """What runs after a call when no hook is installed: nothing."""
+
+
 def before_call(agent: Any, request: dict) -> After:
     """Run every active hook before a call; returns the function to run after it."""
+    hooks = _hooks.get()
+    if not hooks:  # the usual case: no list and no closure to build around every call
+        return _nothing_after
     afters: list[After] = []
     try:
-        for hook in _hooks.get():
+        for hook in hooks:
             if (after := hook(agent, request)) is not None:
                 afters.append(after)
     except BaseException as err:
