@@ -25,8 +25,7 @@ runs and teams): a `name`, a `role` ("validator" marks a validator, which also h
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
-from typing import Any, ClassVar, Iterator, Protocol, Sequence, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Protocol, Sequence, TypeVar, runtime_checkable
 
 import anthropic
 import pydantic
@@ -42,6 +41,7 @@ from mas.prompts import SYSTEM_PROMPTS, reask_task, validate_task
 T = TypeVar("T", bound=pydantic.BaseModel)
 DEFAULT_MAX_TOKENS = 2048
 ASK_ATTEMPTS = VALIDATION_ATTEMPTS = 3  # the first answer plus two re-asks with the error fed back
+_UNDECODABLE = (json.JSONDecodeError, UnicodeDecodeError, RecursionError)  # what the SDK raises for such a 200 body
 COUNTABLE = ("model", "messages", "system", "tools", "tool_choice", "thinking", "output_config")  # count_tokens' body
 
 
@@ -218,9 +218,11 @@ class BaseAgent:
         A 200 reply that is not what `kind` returns raises `AgentReplyError` of kind "invalid" (`_unreadable`)."""
         done = before_call(self, request)  # tracing, budgets (mas.hooks); a hook may refuse the call
         try:
-            with self._reply_read(kind):
+            try:  # subtle: a plain try, not a context manager: this runs around every call
                 result = getattr(self.client.messages, kind)(**request)
-                self._check_shape(kind, result)
+            except _UNDECODABLE as err:
+                raise self._undecodable(kind, err) from None
+            self._check_shape(kind, result)
         except BaseException as err:
             done(None, err)
             raise
@@ -230,22 +232,20 @@ class BaseAgent:
     async def _acall(self, request: dict[str, Any]) -> Message:
         done = before_call(self, request)
         try:
-            with self._reply_read("create"):
+            try:
                 message = await self.async_client.messages.create(**request)
-                self._check_shape("create", message)
+            except _UNDECODABLE as err:
+                raise self._undecodable("create", err) from None
+            self._check_shape("create", message)
         except BaseException as err:
             done(None, err)
             raise
         done(message, None)
         return message
 
-    @contextmanager
-    def _reply_read(self, kind: str) -> Iterator[None]:
+    def _undecodable(self, kind: str, err: BaseException) -> AgentReplyError:
         """A 200 body the SDK cannot decode: it raises the JSON decoder's own error, not an API error."""
-        try:
-            yield
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
-            raise AgentReplyError(self.name, "invalid", _not_a_reply(kind, f"its body is not JSON ({err})")) from None
+        return AgentReplyError(self.name, "invalid", _not_a_reply(kind, f"its body is not JSON ({err})"))
 
     def _check_shape(self, kind: str, result: Any) -> None:
         if (problem := _unreadable(kind, result)) is not None:
@@ -299,6 +299,10 @@ def _unreadable(kind: str, result: Any) -> str | None:
     "it is text, not JSON ('<html>Welcome</html>')"
     >>> _unreadable("create", Message.model_construct(type="message", content=None))
     'its content is not a list of blocks'
+    >>> from anthropic.types import TextBlock  # a block with no type is said first, after a block with no text too
+    >>> _unreadable("create", Message.model_construct(type="message", content=[TextBlock.model_construct(type="text"),
+    ...                                                                          TextBlock.model_construct(type=None)]))
+    'its content is not a list of blocks'
     """
     expected = MessageTokensCount if kind == "count_tokens" else Message
     if not isinstance(result, expected):
@@ -311,16 +315,26 @@ def _unreadable(kind: str, result: Any) -> str | None:
         return None if _whole(result.input_tokens) else "it has no input_tokens"
     if result.type != "message":
         return f"its type is {result.type!r}, not 'message'"
+    # Plain loops, no generators or dicts: this runs after every call.
     content = result.content
-    if not isinstance(content, list) or not all(isinstance(getattr(b, "type", None), str) for b in content):
+    if not isinstance(content, list):
         return "its content is not a list of blocks"
-    if not all(isinstance(getattr(b, "text", None), str) for b in content if b.type == "text"):
+    textless = False
+    for block in content:
+        kind_of_block = getattr(block, "type", None)
+        if not isinstance(kind_of_block, str):
+            return "its content is not a list of blocks"
+        if kind_of_block == "text" and not isinstance(getattr(block, "text", None), str):
+            textless = True  # said only once every block is known to have a type
+    if textless:
         return "a text block has no text"
-    counts = {key: getattr(result.usage, key, None) for key in TOKEN_FIELDS}
-    if not (_whole(counts["input_tokens"]) and _whole(counts["output_tokens"])):
+    usage = result.usage
+    if not (_whole(getattr(usage, "input_tokens", None)) and _whole(getattr(usage, "output_tokens", None))):
         return "its usage has no input_tokens and output_tokens"
-    if not all(value is None or _whole(value) for value in counts.values()):
-        return "its usage has token counts that are not whole numbers"
+    for key in TOKEN_FIELDS:
+        value = getattr(usage, key, None)
+        if value is not None and not _whole(value):
+            return "its usage has token counts that are not whole numbers"
     return None
 
 
