@@ -303,11 +303,23 @@ class SQLiteMemory(_BaseMemory):
         """Take or renew the lease `name` for `holder`, for `ttl` seconds: None when it is now
         `holder`'s, else the holder that has it (in the table `leases`, beside `memory`)."""
         full = self._key(name)
-        now = time.time()
+        if not _RETURNING:  # SQLite before 3.35: the take and the read of who has it, in one transaction
+            with self._transaction() as conn:
+                now = time.time()
+                conn.execute(_TAKE_LEASE, (full, holder, now + ttl, now))
+                row = conn.execute("SELECT holder FROM leases WHERE name = ? AND holder != ?", (full, holder)).fetchone()
+            return row[0] if row else None
         with self._connection() as conn:
-            conn.execute(_TAKE_LEASE, (full, holder, now + ttl, now))
-            return next(iter(conn.execute("SELECT holder FROM leases WHERE name = ? AND holder != ?", (full, holder))),
-                        (None,))[0]
+            while True:
+                now = time.time()
+                # One statement: a row comes back when the lease was taken or renewed for `holder`, none when
+                # another holder has it (fetchall: the statement ends, so its write is committed here).
+                if conn.execute(_TAKE_LEASE + " RETURNING holder", (full, holder, now + ttl, now)).fetchall():
+                    return None
+                row = conn.execute("SELECT holder FROM leases WHERE name = ?", (full,)).fetchone()
+                if row is not None:
+                    return row[0]
+                # subtle: its holder gave it up between the two statements (another process): try again
 
     def release(self, name: str, holder: str) -> None:
         """Give the lease up, if `holder` still has it."""
@@ -391,6 +403,7 @@ PersistentMemory = SQLiteMemory
 # whose clock is not past the stored stamp (a clock stepped back, a shared microsecond) gets
 # `next_stamp` of it, computed in Python by `mas_next_stamp`.
 # One statement, so taking a lease is atomic: a free, expired or dead holder's lease changes hands.
+_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)  # INSERT ... RETURNING (2021); older: a second statement
 _TAKE_LEASE = ("INSERT INTO leases (name, holder, expires) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
                "holder = excluded.holder, expires = excluded.expires WHERE leases.holder = excluded.holder "
                "OR leases.expires < ? OR mas_holder_is_dead(leases.holder)")

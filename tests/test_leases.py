@@ -4,6 +4,7 @@ Redis, races between real processes, tampered drafts, and namespaces that never 
 from __future__ import annotations
 
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -56,6 +57,37 @@ def assert_every_approval_read_its_report(run):
 # ---------------------------------------------------------------------------- the lease itself
 
 def test_a_lease_is_one_holders_until_released_expired_or_its_holder_dies(store):
+    check_lease_rules(store)
+
+
+def test_on_an_sqlite_without_returning_a_lease_keeps_the_same_rules(tmp_path, monkeypatch):
+    """SQLite before 3.35 has no INSERT ... RETURNING: the take and the read of its holder, in one transaction."""
+    monkeypatch.setattr("mas.memory._RETURNING", False)
+    with SQLiteMemory(tmp_path / "memory.db") as memory:
+        check_lease_rules(memory)
+
+
+def test_a_lease_given_up_while_it_is_being_taken_is_taken_again_never_assumed(tmp_path):
+    """Another process's holder releases between the refused take and the read of who has it: the lease is taken
+    (a row says so), not reported as this holder's with no row to keep the next runner out."""
+    path = tmp_path / "memory.db"
+    with SQLiteMemory(path) as memory, sqlite3.connect(path, isolation_level=None) as other:
+        assert memory.scoped("r").lease("lease", ELSEWHERE, 30) is None
+        reads = []
+
+        def release_before_the_read(sql: str) -> None:  # runs as each statement starts, before it reads
+            if sql.startswith("SELECT holder FROM leases") and not reads:
+                reads.append(sql)
+                other.execute("DELETE FROM leases WHERE name = 'r/lease'")
+
+        memory._shared.resource.set_trace_callback(release_before_the_read)  # the one way in between two statements
+        assert memory.scoped("r").lease("lease", "me:1:a", 30) is None and reads
+        memory._shared.resource.set_trace_callback(None)
+        assert other.execute("SELECT holder FROM leases WHERE name = 'r/lease'").fetchall() == [("me:1:a",)]
+        assert memory.scoped("r").lease("lease", ELSEWHERE, 30) == "me:1:a"
+
+
+def check_lease_rules(store):
     run = store.scoped("r")
     assert run.lease("lease", "me:1:a", 30) is None and run.lease("lease", "me:1:a", 30) is None  # renewed
     assert run.lease("lease", ELSEWHERE, 30) == "me:1:a"
