@@ -85,6 +85,26 @@ def next_stamp(previous: datetime | None, now: datetime) -> datetime:
     return previous + timedelta(microseconds=1)
 
 
+_second: tuple[int, str] = (0, "")  # the last whole second stamped (UTC) and its text, "YYYY-MM-DD HH:MM:SS"
+
+
+def now_stamp() -> str:
+    """Now, in UTC, as `_STAMP_FORMAT` (what `updated_at` holds).
+
+    Subtle: every write is stamped, and a datetime built and formatted each time cost more than the rest of
+    `set_many`'s Python; so the text up to the second is made once a second, and the microseconds added.
+
+    >>> len(now_stamp()), now_stamp()[10], now_stamp()[19]
+    (26, ' ', '.')
+    """
+    global _second
+    seconds, micros = divmod(time.time_ns() // 1000, 1_000_000)
+    cached = _second  # one read: another thread may replace it meanwhile, never half of it
+    if cached[0] != seconds:
+        cached = _second = (seconds, datetime.fromtimestamp(seconds, timezone.utc).isoformat(" ")[:19])
+    return f"{cached[1]}.{micros:06d}"
+
+
 def holder_id() -> str:
     """Who holds a lease: this host, this process, and a token of this holder's own."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -280,7 +300,7 @@ class SQLiteMemory(_BaseMemory):
 
     def set_many(self, items: Mapping[str, str]) -> None:
         """Several keys in one transaction: all of them are written, or none."""
-        now = datetime.now(timezone.utc).isoformat(" ", "microseconds")[:26]  # _STAMP_FORMAT, quickly
+        now = now_stamp()
         params: list[str] = []
         for key, value in items.items():
             _check_value(value)  # every value is checked before anything is written

@@ -22,7 +22,7 @@ import pytest
 from pydantic import BaseModel
 
 from mas.errors import MemoryClosedError, MemoryUnavailableError
-from mas.memory import Memory, PersistentMemory, SQLiteMemory, next_stamp
+from mas.memory import Memory, PersistentMemory, SQLiteMemory, next_stamp, now_stamp
 from mas.scaling import RedisMemory
 
 WORKER = str(Path(__file__).with_name("memory_worker.py"))
@@ -251,6 +251,18 @@ def test_next_stamp_hand_worked():
     assert next_stamp(noon, noon + timedelta(seconds=1)) == noon + timedelta(seconds=1)
     assert next_stamp(noon, noon) == datetime(2025, 1, 1, 12, 0, 0, 6, tzinfo=timezone.utc)
     assert next_stamp(noon, noon - timedelta(minutes=5)) == datetime(2025, 1, 1, 12, 0, 0, 6, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("offset_s", [0, 0.5, 1, 59.999999, 86400, -3600])  # the same second, the next, a day on, back
+def test_now_stamp_hand_worked_across_seconds_and_a_clock_stepped_back(monkeypatch, offset_s):
+    noon_ns = 1_735_732_800_123_456_789  # 2025-01-01 12:00:00.123456789 UTC
+    ns = noon_ns + round(offset_s * 1e9)
+    readings = [noon_ns, ns]  # the clock reads these, then stays at the last
+    monkeypatch.setattr("mas.memory.time.time_ns", lambda: readings.pop(0) if len(readings) > 1 else readings[0])
+    assert now_stamp() == "2025-01-01 12:00:00.123456"  # formatted once for that second ...
+    expected = datetime(2025, 1, 1, 12, 0, 0, 123456, tzinfo=timezone.utc) + timedelta(microseconds=ns // 1000 -
+                                                                                      noon_ns // 1000)
+    assert now_stamp() == expected.strftime("%Y-%m-%d %H:%M:%S.%f")  # ... and again for another
 
 
 # --- processes ---
