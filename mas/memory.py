@@ -23,14 +23,12 @@ and `get_all` loads a scope into one dict.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import socket
 import sqlite3
 import threading
 import time
-import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -107,7 +105,7 @@ def now_stamp() -> str:
 
 def holder_id() -> str:
     """Who holds a lease: this host, this process, and a token of this holder's own."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"  # 8 hex digits, as uuid4's first
 
 
 def holder_is_dead(holder: str) -> bool:
@@ -187,7 +185,8 @@ class _BaseMemory:
     def scoped(self, namespace: str) -> Self:
         """A view of the keys under `namespace` (nested under this one), on the same connection."""
         _check_namespace(namespace)
-        view = copy.copy(self)
+        view = object.__new__(type(self))  # a shallow copy, as copy.copy makes, at a third of its cost (one a run)
+        view.__dict__.update(self.__dict__)
         _BaseMemory.__init__(view, self._prefix + namespace)
         view._owner = False
         return view

@@ -25,8 +25,8 @@ run as `failed` (resumable), never as an exception that leaves memory half-writt
 from __future__ import annotations
 
 import json
+import os
 import re
-import uuid
 from typing import Any, Callable
 
 import anthropic
@@ -85,7 +85,7 @@ class Orchestrator:
 
         The run is leased first: while another process runs it, this one raises `RunBusy` and
         touches nothing."""
-        run_id = run_id or f"run-{uuid.uuid4().hex[:8]}"
+        run_id = run_id or f"run-{os.urandom(4).hex()}"  # 8 hex digits, as uuid4's first, without building a UUID
         scope = self.memory.scoped(run_id)
         with Lease(scope, self.lease_ttl) as lease:
             mem = _Run(scope, lease)
@@ -101,7 +101,8 @@ class Orchestrator:
                                      "use a new run_id for a new topic")
                 topic, audience = stored_topic, mem.get("audience") or audience
                 self._say(f"[Orchestrator] Resuming run {run_id} ({mem.get('status') or 'started'}): {topic}")
-            usage = Usage.model_validate_json(mem.get("usage") or "{}")
+            saved_usage = mem.get("usage")
+            usage = Usage.model_validate_json(saved_usage) if saved_usage else Usage()
             if mem.get("status") in TERMINAL:
                 return self._result(mem, run_id, usage)
             try:
