@@ -53,17 +53,32 @@ def parse_reply(text: str, schema: type[T], stop_reason: str | None = "end_turn"
         raise ReplyError(explain(err, stripped), text) from None
     # Subtle: JSON parsers keep the last of two equal keys, so `{"approved": false, "approved": true}`
     # would read as an approval. An answer that says two things is not an answer.
-    json.loads(stripped, object_pairs_hook=lambda pairs: _no_repeated_key(pairs, text))
+    try:
+        _PAIRS_ONCE.decode(stripped)
+    except _RepeatedKey as err:
+        raise ReplyError(f"the JSON repeats the key {err.key!r}, so it says two things: send each key once",
+                         text) from None
     return parsed
 
 
-def _no_repeated_key(pairs: list[tuple[str, object]], text: str) -> dict:
+class _RepeatedKey(Exception):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _no_repeated_key(pairs: list[tuple[str, object]]) -> dict:
     seen: set[str] = set()
     for key, _ in pairs:
         if key in seen:
-            raise ReplyError(f"the JSON repeats the key {key!r}, so it says two things: send each key once", text)
+            raise _RepeatedKey(key)
         seen.add(key)
     return dict(pairs)
+
+
+# One decoder for every reply, as json.loads keeps one for plain loads: a decoder built per call (what
+# json.loads(text, object_pairs_hook=...) does) cost as much as the decoding itself.
+_PAIRS_ONCE = json.JSONDecoder(object_pairs_hook=_no_repeated_key)
 
 
 def explain(err: pydantic.ValidationError, text: str) -> str:
