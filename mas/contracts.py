@@ -188,7 +188,8 @@ class CheckedVerdict(ValidationResult):
 
     @classmethod
     def of(cls, verdict: ValidationResult, draft: str) -> CheckedVerdict:
-        return cls(**verdict.model_dump(), draft_sha256=sha256_of(draft))
+        # the verdict's own field values (no model_dump: no serializing to copy them), validated again as this model
+        return cls(**verdict.__dict__, draft_sha256=sha256_of(draft))
 
     def judged(self, draft: str | None) -> bool:
         """Whether this is a verdict on exactly `draft`."""
