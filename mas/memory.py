@@ -159,13 +159,25 @@ class Lease:
         self.memory.release(self.name, self.holder)
 
 
+_pid = os.getpid()  # this process's id, kept current in a forked child (below): no system call at each statement
+
+
+def _after_fork_in_child() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; os.fork and multiprocessing's fork both run it in the child
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class _Shared:
     """What a memory and its scoped views share: one connection, its lock, whether it is closed."""
 
     def __init__(self, resource: Any) -> None:
         self.resource = resource
         self.lock = threading.Lock()
-        self.pid = os.getpid()
+        self.pid = _pid
         self.closed = False
 
 
@@ -395,7 +407,7 @@ class SQLiteMemory(_BaseMemory):
     def _usable(self) -> sqlite3.Connection:
         """The connection, once it is known to be open and of this process (call with the lock held)."""
         self._check_open()
-        if os.getpid() != self._shared.pid:  # a connection must never cross a fork
+        if self._shared.pid != _pid:  # a connection must never cross a fork
             raise MemoryClosedError(f"this {type(self).__name__} was opened in another process "
                                     "(before a fork); open a new one in this process")
         return self._shared.resource
