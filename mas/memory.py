@@ -345,7 +345,7 @@ class SQLiteMemory(_BaseMemory):
                 now = time.time()
                 # One statement: a row comes back when the lease was taken or renewed for `holder`, none when
                 # another holder has it (fetchall: the statement ends, so its write is committed here).
-                if conn.execute(_TAKE_LEASE + " RETURNING holder", (full, holder, now + ttl, now)).fetchall():
+                if conn.execute(_TAKE_LEASE_RETURNING, (full, holder, now + ttl, now)).fetchall():
                     return None
                 row = conn.execute("SELECT holder FROM leases WHERE name = ?", (full,)).fetchone()
                 if row is not None:
@@ -438,6 +438,7 @@ _RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)  # INSERT ... RETURNING (
 _TAKE_LEASE = ("INSERT INTO leases (name, holder, expires) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
                "holder = excluded.holder, expires = excluded.expires WHERE leases.holder = excluded.holder "
                "OR leases.expires < ? OR mas_holder_is_dead(leases.holder)")
+_TAKE_LEASE_RETURNING = _TAKE_LEASE + " RETURNING holder"
 
 
 @lru_cache(maxsize=ROWS_A_STATEMENT)
