@@ -33,7 +33,7 @@ import anthropic
 
 from mas.agents import VALIDATION_ATTEMPTS, BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
 from mas.client import default_model, make_client
-from mas.contracts import CheckedVerdict, RunResult, Usage, ValidationResult
+from mas.contracts import CheckedVerdict, RunResult, Usage, ValidationResult, dump_json
 from mas.errors import AgentReplyError, NoResearch, RunStopped, one_line
 from mas.memory import LEASE_TTL_S, Lease, Memory, SQLiteMemory
 from mas.prompts import DEFAULT_AUDIENCE, NO_RESEARCH, is_no_research, research_task, revise_task, write_task
@@ -171,12 +171,12 @@ class Orchestrator:
             result = work()
         except BaseException:
             usage.add_since(agent.usage, before)  # the failed step's calls count too
-            mem.set_many({"usage": usage.model_dump_json()})
+            mem.set_many({"usage": dump_json(usage)})
             raise
         usage.add_since(agent.usage, before)
-        text = result.model_dump_json() if isinstance(result, ValidationResult) else result
+        text = dump_json(result) if isinstance(result, ValidationResult) else result
         after = then(result)
-        mem.set_many({"usage": usage.model_dump_json(), key: text, **after})  # the status last
+        mem.set_many({"usage": dump_json(usage), key: text, **after})  # the status last
         if self.progress is not None:
             self._say(_done_line(who, key, result))
         return result
@@ -269,7 +269,10 @@ class _Run:
 
 
 def _json_list(items: list[str]) -> str:
-    return json.dumps(items, ensure_ascii=False)
+    return _LIST_ENCODER.encode(items)
+
+
+_LIST_ENCODER = json.JSONEncoder(ensure_ascii=False)  # json.dumps(items, ensure_ascii=False), without a new encoder each time
 
 
 def _load_list(text: str | None) -> list[str]:
