@@ -340,7 +340,8 @@ class SQLiteMemory(_BaseMemory):
                 conn.execute(_TAKE_LEASE, (full, holder, now + ttl, now))
                 row = conn.execute("SELECT holder FROM leases WHERE name = ? AND holder != ?", (full, holder)).fetchone()
             return row[0] if row else None
-        with self._connection() as conn:
+        with self._shared.lock:
+            conn = self._usable()
             while True:
                 now = time.time()
                 # One statement: a row comes back when the lease was taken or renewed for `holder`, none when
@@ -354,8 +355,9 @@ class SQLiteMemory(_BaseMemory):
 
     def release(self, name: str, holder: str) -> None:
         """Give the lease up, if `holder` still has it."""
-        with self._connection() as conn:
-            conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (self._key(name), holder))
+        full = self._key(name)
+        with self._shared.lock:
+            self._usable().execute("DELETE FROM leases WHERE name = ? AND holder = ?", (full, holder))
 
     def get(self, key: str) -> str | None:
         return self._column("value", key)
@@ -368,8 +370,8 @@ class SQLiteMemory(_BaseMemory):
     def get_all(self) -> dict[str, str]:
         """Every key of this scope (without its namespace) and its value, in key order."""
         where, params = self._scope_clause()
-        with self._connection() as conn:
-            rows = conn.execute(f"SELECT key, value FROM memory{where} ORDER BY key", params).fetchall()
+        with self._shared.lock:
+            rows = self._usable().execute(f"SELECT key, value FROM memory{where} ORDER BY key", params).fetchall()
         return {key[len(self._prefix):]: value for key, value in rows}
 
     def delete(self, key: str) -> None:
@@ -388,8 +390,8 @@ class SQLiteMemory(_BaseMemory):
 
     def _column(self, column: str, key: str) -> str | None:
         full = self._key(key)
-        with self._connection() as conn:
-            row = conn.execute(f"SELECT {column} FROM memory WHERE key = ?", (full,)).fetchone()
+        with self._shared.lock:
+            row = self._usable().execute(f"SELECT {column} FROM memory WHERE key = ?", (full,)).fetchone()
         return row[0] if row else None
 
     def _scope_clause(self) -> tuple[str, tuple[str, ...]]:
@@ -399,13 +401,9 @@ class SQLiteMemory(_BaseMemory):
             return "", ()
         return " WHERE key >= ? AND key < ?", (self._prefix, self._prefix[:-1] + chr(ord(SEP) + 1))
 
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        with self._shared.lock:
-            yield self._usable()
-
     def _usable(self) -> sqlite3.Connection:
-        """The connection, once it is known to be open and of this process (call with the lock held)."""
+        """The connection, once it is known to be open and of this process (call with the lock held:
+        `with self._shared.lock:`, not a @contextmanager, which would cost a generator at each statement)."""
         self._check_open()
         if self._shared.pid != _pid:  # a connection must never cross a fork
             raise MemoryClosedError(f"this {type(self).__name__} was opened in another process "
@@ -414,7 +412,8 @@ class SQLiteMemory(_BaseMemory):
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connection() as conn:
+        with self._shared.lock:
+            conn = self._usable()
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
