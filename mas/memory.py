@@ -105,7 +105,7 @@ def now_stamp() -> str:
 
 def holder_id() -> str:
     """Who holds a lease: this host, this process, and a token of this holder's own."""
-    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"  # 8 hex digits, as uuid4's first
+    return f"{socket.gethostname()}:{_pid}:{os.urandom(4).hex()}"  # 8 hex digits, as uuid4's first
 
 
 def holder_is_dead(holder: str) -> bool:
