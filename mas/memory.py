@@ -295,8 +295,10 @@ class SQLiteMemory(_BaseMemory):
         try:
             self.journal_mode = _set_journal_mode(conn, journal_mode.lower())
             if self.journal_mode == "wal":
-                # SQLite's advice for WAL: a commit survives a crashed or killed process; only a power
-                # loss or OS crash may drop the last commits. FULL would sync the disk on every set,
+                # SQLite's advice for WAL: each commit is in the WAL file (written, not synced) when its
+                # statement returns, so it survives a crashed or killed process, which is what resuming a
+                # run needs (tests/test_memory.py kills a writer mid-run and finds every commit); only a
+                # power loss or OS crash may drop the last commits. FULL would sync the disk on every set,
                 # 5 ms each here, more than the orchestration itself.
                 conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("CREATE TABLE IF NOT EXISTS memory (key TEXT PRIMARY KEY, value TEXT, updated_at TIMESTAMP)")
