@@ -9,9 +9,13 @@ public API only, on the same offline transport with no latency as the bench.
    recorded requests; the orchestrator with a plain dict as its memory (all of `mas` but the
    store); with SQLite in RAM; with an SQLite file (WAL). The differences are what the store
    costs, and what the rest of `mas` costs.
-2. Each memory operation of a run, timed inside real runs (its median, and its count a run):
+2. Between the calls: a run cut at the start and end of each model call (the wall clock, median
+   of each piece): the time before the first call, between two calls and after the last is `mas`'s
+   own; the calls' own time, beside bare calls of the same bodies, is what `mas` costs the SDK by
+   what it leaves in the caches.
+3. Each memory operation of a run, timed inside real runs (its median, and its count a run):
    between real model calls a store's code runs with cold caches, so it costs more than alone.
-3. `mas` alone: the orchestrator on a client that hands back the recorded replies at once (no
+4. `mas` alone: the orchestrator on a client that hands back the recorded replies at once (no
    SDK, no transport), per call, and cProfile's `mas` functions with the most own time there.
 """
 
@@ -84,6 +88,20 @@ class Timed:
         return timed
 
 
+class Clocked:
+    """A client whose `messages.create` notes when each call starts and ends; the call itself is `client`'s."""
+
+    def __init__(self, client):
+        self.inner, self.messages, self.marks = client, self, []
+
+    def create(self, **request):
+        self.marks.append(time.perf_counter())
+        try:
+            return self.inner.messages.create(**request)
+        finally:
+            self.marks.append(time.perf_counter())
+
+
 class Canned:
     """A client whose `messages.create` hands back the recorded reply at once: `mas` alone."""
 
@@ -134,7 +152,9 @@ def main() -> int:
             print(f"  {name:<26} {seconds * 1e6:7.0f}  ratio {seconds / med['bare SDK']:.3f}  "
                   f"extra {(seconds - med['bare SDK']) * 1e6:5.0f}")
 
-        print("2. Memory operations inside real runs (median each, count a run, µs per call):")
+        between(client, bodies, {"mas, SQLite in RAM": ram, "mas, SQLite file": file}, args.runs)
+
+        print("3. Memory operations inside real runs (median each, count a run, µs per call):")
         for name, memory in (("RAM", ram), ("file", file)):
             spent: dict[str, list[float]] = {}
             for _ in range(args.runs):
@@ -148,7 +168,7 @@ def main() -> int:
         run_s = min(timed_once(alone) for _ in range(200))
         lookup_s = min(timed_once(lambda: [canned.replies[json.dumps(body, sort_keys=True)] for body in bodies])
                        for _ in range(200))
-        print(f"3. mas alone (canned replies, SQLite in RAM, best of 200): {(run_s - lookup_s) / calls * 1e6:.1f} µs "
+        print(f"4. mas alone (canned replies, SQLite in RAM, best of 200): {(run_s - lookup_s) / calls * 1e6:.1f} µs "
               "per call, warm; its functions with the most own time under cProfile:")
         profile = cProfile.Profile()
         profile.enable()
@@ -159,6 +179,35 @@ def main() -> int:
         pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(r"/mas/", args.top)
         print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
     return 0
+
+
+def between(client, bodies: list[dict], memories: dict, runs: int) -> None:
+    """Section 2: each run cut at the start and end of its model calls (wall clock, medians)."""
+    clocked = Clocked(client)
+    ways = {"bare SDK": lambda: [clocked.messages.create(**body) for body in bodies]}
+    for name, memory in memories.items():
+        ways[name] = (lambda m: lambda: mas.Orchestrator(m, client=clocked, progress=None).run(TOPIC))(memory)
+    pieces: dict[str, list[list[float]]] = {name: [] for name in ways}
+    names = list(ways)
+    for i in range(runs):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            gc.collect()
+            clocked.marks.clear()
+            start = time.perf_counter()
+            ways[name]()
+            marks = [start, *clocked.marks, time.perf_counter()]
+            pieces[name].append([b - a for a, b in zip(marks, marks[1:])])  # before 1, call 1, 1-2, call 2, ...
+    med = {name: [statistics.median(piece) * 1e6 for piece in zip(*runs_of)] for name, runs_of in pieces.items()}
+    calls = len(bodies)
+    heads = ["before 1", *(f"{n}-{n + 1}" for n in range(1, calls)), f"after {calls}"]
+    print(f"2. Between the calls (wall µs, median of {runs} interleaved runs): mas's own time before, "
+          "between and after the calls; the calls' own time beside bare calls of the same bodies:")
+    print(f"  {'':<20}" + "".join(f"{h:>9}" for h in heads) + f"{'all':>7}   {'calls':>7} {'vs bare':>8}")
+    bare_calls = sum(med["bare SDK"][1::2])
+    for name, values in med.items():
+        gaps, own = values[0::2], sum(values[1::2])
+        print(f"  {name:<20}" + "".join(f"{g:9.0f}" for g in gaps) + f"{sum(gaps):7.0f}   {own:7.0f} "
+              f"{(own / bare_calls - 1) * 100:+7.1f}%")
 
 
 def timed_once(way) -> float:
