@@ -435,11 +435,11 @@ PersistentMemory = SQLiteMemory
 # whose clock is not past the stored stamp (a clock stepped back, a shared microsecond) gets
 # `next_stamp` of it, computed in Python by `mas_next_stamp`.
 # One statement, so taking a lease is atomic: a free, expired or dead holder's lease changes hands.
-_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)  # INSERT ... RETURNING (2021); older: a second statement
 _TAKE_LEASE = ("INSERT INTO leases (name, holder, expires) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
                "holder = excluded.holder, expires = excluded.expires WHERE leases.holder = excluded.holder "
                "OR leases.expires < ? OR mas_holder_is_dead(leases.holder)")
 _TAKE_LEASE_RETURNING = _TAKE_LEASE + " RETURNING holder"
+_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)  # INSERT ... RETURNING (2021); older: a second statement
 
 
 @lru_cache(maxsize=ROWS_A_STATEMENT)
