@@ -3,7 +3,8 @@
     mas run "TOPIC" [--audience ...] [--db PATH] [--run-id ID] [--max-cycles N] [--model ...] [--out FILE]
             [--docs DIR]          research only from your own documents, each point citing its passage
     mas mcp [--docs DIR]          document search as an MCP server (stdio), for any MCP client
-    mas eval EVALSET [--variant NAME=PROMPTFILE ...] [--baseline RESULTS] [--out RESULTS]   compare prompts
+    mas eval EVALSET [--variant NAME=PROMPTFILE ...] [--baseline RESULTS] [--out RESULTS] [--plot PNG]   compare prompts
+    mas batch TOPICS_FILE [--name N] [--db PATH]   many topics through the Message Batches API, at half price
     mas hello                     one call through the SDK: the reply, the model, the token usage
     mas doctor                    checks the setup, one line each (ok / warn / fail, with the fix)
     mas serve [--host H] [--port N] [--faults PLAN] [--latency S] [--replay FILE]   the offline model over HTTP
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import os
 import sqlite3
 import sys
@@ -69,11 +71,9 @@ def run(args: argparse.Namespace) -> int:
     for problem in (_out_problem(args.out), _record_problem()):
         if problem:
             return _say(problem, USAGE)
-    try:
-        memory = SQLiteMemory(db)
-    except (MemoryUnavailableError, OSError, sqlite3.Error) as err:
-        return _say(f"cannot open the memory database {db}: {path_problem(db) or _cause(err)} -> give --db "
-                    "(or MAS_DB) a SQLite file in a folder you can write, e.g. data/memory.db", USAGE)
+    memory = _memory(db)
+    if isinstance(memory, str):
+        return _say(memory, USAGE)
     with memory:
         try:
             client = make_client()
@@ -119,6 +119,58 @@ def run(args: argparse.Namespace) -> int:
         then = f" -> {fix}, then resume with `mas run --run-id {result.run_id}`" if fix else ""
         return _say(f"{result.status}: {result.reason}{then}", FAILED)
     return 0
+
+
+def _memory(db: Path) -> SQLiteMemory | str:
+    """The memory database at `db`, or the one line that says why it cannot be opened."""
+    try:
+        return SQLiteMemory(db)
+    except (MemoryUnavailableError, OSError, sqlite3.Error) as err:
+        return (f"cannot open the memory database {db}: {path_problem(db) or _cause(err)} -> give --db "
+                "(or MAS_DB) a SQLite file in a folder you can write, e.g. data/memory.db")
+
+
+def read_topics(path: str) -> list[str]:
+    """A topics file: one topic a line; blank lines and lines starting with # are skipped."""
+    text = Path(path).read_text(encoding="utf-8")
+    topics = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not topics:
+        raise ValueError(f"{path}: no topics in it (one topic a line; # starts a comment)")
+    return topics
+
+
+def batch(args: argparse.Namespace) -> int:
+    """`mas batch`: every topic of the file through the Message Batches API, then the table of the runs."""
+    from mas.batches import BatchRunner
+
+    if args.model:
+        check_model(args.model)
+    try:
+        topics = read_topics(args.topics)
+    except OSError as err:
+        return _say(f"{args.topics}: {_cause(err)}", USAGE)
+    except (ValueError, UnicodeDecodeError) as err:
+        return _say(str(err) if isinstance(err, ValueError) else f"{args.topics}: not UTF-8 text", USAGE)
+    name = args.name or "b" + hashlib.sha256("\n".join(topics).encode()).hexdigest()[:8]
+    db = Path(args.db) if args.db else settings().db
+    memory = _memory(db)
+    if isinstance(memory, str):
+        return _say(memory, USAGE)
+    with memory:
+        try:
+            runner = BatchRunner(memory, make_client(), name=name, model=args.model, max_revision_cycles=args.max_cycles)
+            done = runner.run(topics, audience=args.audience or DEFAULT_AUDIENCE)
+        except ValueError as err:
+            return _say(str(err), USAGE)
+        except RunBusy as err:
+            return _say(f"batch {name} is being run by another process: {err}", FAILED)
+        except anthropic.APIError as err:  # the batches themselves refused (a key without access, a gateway)
+            return _say(f"the Message Batches API refused: {one_line(err)}; the batch {name} resumes with the same "
+                        "command", FAILED)
+    print(done.table())
+    print(f"batch {name} in {db}: `mas batch {args.topics}` again resumes it (and sends failed requests again)")
+    stopped = [r for r in done.results if r.status != "approved"]
+    return _say(f"{len(stopped)} of {len(done.results)} runs not approved", FAILED) if stopped else 0
 
 
 def _shown(result: RunResult, db: Path) -> str:
@@ -377,9 +429,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-cost", type=float, help="a budget in dollars for the whole eval: runs past it stop as "
                    "budget_exceeded (and fail)")
     p.add_argument("--out", help="save the results (JSON Lines) to this file")
+    p.add_argument("--plot", metavar="FILE.png", help="draw each variant's pass rate against its cost to this image "
+                   "(needs the plot extra: matplotlib)")
     p.add_argument("--baseline", help="results saved earlier: exit 1 when a variant's pass rate fell below them "
                    "beyond noise, naming the cases that regressed")
     p.set_defaults(func=evaluate)
+    p = sub.add_parser("batch", help="many topics through the Message Batches API, at half the price")
+    p.add_argument("topics", help="a file of topics, one a line (# starts a comment)")
+    p.add_argument("--name", help="the job's name: the same name resumes it (default: from the topics)")
+    p.add_argument("--audience", help=f"who the reports are for (default: {DEFAULT_AUDIENCE})")
+    p.add_argument("--db", help="the SQLite memory (default: MAS_DB, or data/memory.db)")
+    p.add_argument("--max-cycles", type=_cycles, default=3, help="most revisions a run (default 3)")
+    p.add_argument("--model", help="the model (default: MAS_MODEL)")
+    p.set_defaults(func=batch)
     p = sub.add_parser("mcp", help="document search (search, read) as an MCP server on stdin/stdout")
     p.add_argument("--docs", help="serve the .md/.txt files of this folder (default: the bundled notes)")
     p.add_argument("--db", help="where the memory lives: the folder's index is kept beside it (default: MAS_DB)")
@@ -403,8 +465,13 @@ def evaluate(args: argparse.Namespace) -> int:
         if not variants:
             raise ValueError("nothing to run: --no-baseline needs at least one --variant")
         baseline = load_results(args.baseline) if args.baseline else None
-        if args.out and (problem := path_problem(Path(args.out))):
-            raise ValueError(f"cannot write the results to {args.out}: {problem}")
+        for given, what in ((args.out, "the results"), (args.plot, "the plot")):
+            if given and (problem := path_problem(Path(given))):
+                raise ValueError(f"cannot write {what} to {given}: {problem}")
+        if args.plot:
+            from mas.extras import require
+
+            require("matplotlib", "mas eval --plot")  # before the runs, not after them
         from mas.budget import Budget
 
         with Budget(max_cost=args.max_cost) if args.max_cost is not None else contextlib.nullcontext():
@@ -422,6 +489,9 @@ def evaluate(args: argparse.Namespace) -> int:
     print(f"{len(results.records)} runs in {results.seconds:.1f} s (concurrency {args.concurrency})")
     if args.out:
         print(f"results saved to {results.save(args.out)}")
+    if args.plot:
+        results.plot().savefig(args.plot, dpi=120)
+        print(f"plot saved to {args.plot}")
     problems = regressions(results, baseline) if baseline else []
     for line in problems:
         print(f"mas: regression: {line}", file=sys.stderr)

@@ -23,7 +23,7 @@ from mas.errors import ReplyError
 T = TypeVar("T", bound=pydantic.BaseModel)
 Status = Literal["running", "approved", "max_cycles", "failed", "no_research", "stopped", "budget_exceeded",
                  "depth_exceeded",
-                 "agent_failed", "circuit_open", "rejected", "awaiting_human"]
+                 "agent_failed", "circuit_open", "rejected", "awaiting_human", "awaiting_batch"]
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
@@ -229,7 +229,8 @@ class RunResult(BaseModel):
     issues: list[str] = Field(description="The validator's remaining issues: of `report` for max_cycles, else of the "
                               "last draft judged; empty when approved.")
     status: Status = Field(description="approved | max_cycles | failed | no_research, or what stopped it: "
-                           "budget_exceeded | depth_exceeded | agent_failed | circuit_open | rejected | awaiting_human")
+                           "budget_exceeded | depth_exceeded | agent_failed | circuit_open | rejected | awaiting_human | "
+                           "awaiting_batch")
     reason: str = Field("", description="Why the run stopped, in one line.")
     usage: Usage = Field(default_factory=Usage, description="Tokens and calls of the whole run, resumes included.")
     draft: str = Field("", description="The latest draft written, whatever the status ('' when none); for a run "

@@ -126,6 +126,14 @@ class AwaitingHuman(RunStopped):
     status = "awaiting_human"
 
 
+class AwaitingBatch(RunStopped, anthropic.AnthropicError):
+    """The run's next request waits for a batch (`mas.batches`): the run stops as `awaiting_batch` until the
+    batch holding it is read. Raised under the SDK, so it is an SDK error type too (neither wrapped nor
+    retried). The step it stopped is asked again whole once the answer is in: its calls are counted then."""
+
+    status = "awaiting_batch"
+
+
 class BudgetExceeded(RunStopped):
     """A call refused before it was sent, because its worst case would pass a limit.
 

@@ -40,6 +40,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mas.contracts import RunResult, ValidationResult
+from mas.extras import require
 from mas.prompts import DEFAULT_AUDIENCE, SYSTEM_PROMPTS, validate_task
 
 MAX_CASES = 1000  # cases in one eval set: more is a batch job (issue of scale), not an eval
@@ -363,6 +364,35 @@ class EvalResults:
                 why = r.error or (f"{bad.grader} - {bad.note or 'failed'}" if bad else r.status)
                 lines.append(f"{r.case}: {why}")
         return lines
+
+    def plot(self, ax: Any = None) -> Any:
+        """Each variant's pass rate (its 95% interval as an error bar) against what it cost: the trade-off a
+        prompt change makes, at a glance. Cost in dollars from the price table; when a model's price is unknown,
+        tokens instead (the axis says which). Draws on `ax` (e.g. `plt.subplots()[1]` in a notebook) or a new
+        Figure, and returns the Figure (`.savefig(path)`); needs the `plot` extra.
+
+        Overlapping bars are the honest reading of a small set: those variants are not shown to differ."""
+        require("matplotlib", "EvalResults.plot")
+        from matplotlib.figure import Figure  # not pyplot: no global figure, so threads and scripts may plot too
+
+        summaries = self.summaries()
+        in_dollars = all(s.cost is not None for s in summaries)
+        if ax is None:
+            ax = Figure(figsize=(6, 4)).subplots()
+        for s in summaries:
+            x = s.cost if in_dollars else s.tokens
+            low, high = s.interval
+            ax.errorbar([x], [s.pass_rate], yerr=[[s.pass_rate - low], [high - s.pass_rate]], fmt="o", capsize=4,
+                        label=f"{s.variant}: {s.passed}/{s.cases} passed, score {s.mean_score:.2f}")
+        ax.set_xlabel("cost of the eval ($)" if in_dollars else "tokens of the eval (a model's price is unknown)")
+        ax.set_ylabel("pass rate (95% interval)")
+        ax.set_ylim(0, 1.05)
+        ax.set_title(f"{len(summaries)} variant{'s' * (len(summaries) != 1)} over "
+                     f"{max((s.cases for s in summaries), default=0)} cases")
+        ax.margins(x=0.25)  # room for the legend beside the points
+        ax.legend(loc="best", fontsize="small")
+        ax.figure.tight_layout()
+        return ax.figure
 
     def save(self, path: str | Path) -> Path:
         """JSON Lines: one line of metadata (the variants' fingerprints), then one line a record."""

@@ -2,7 +2,7 @@
 
 `pip install mas` gives the module alone (`import mas`, `mas run`); the course's JupyterLab and
 widgets are the `lab` extra, Redis the `redis` extra, the server of `mas serve` (Starlette, uvicorn) the
-`serve` extra. A part that needs one imports it here.
+`serve` extra, matplotlib (`EvalResults.plot`, `mas eval --plot`) the `plot` extra. A part that needs one imports it here.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from types import ModuleType
 
 from mas.errors import MissingExtra
 
-EXTRA_OF = {"ipywidgets": "lab", "IPython": "lab", "redis": "redis", "starlette": "serve", "uvicorn": "serve"}
+EXTRA_OF = {"ipywidgets": "lab", "IPython": "lab", "redis": "redis", "starlette": "serve", "uvicorn": "serve",
+            "matplotlib": "plot"}
 MAKE_TARGET = {"lab": "make lab", "redis": "make test"}
 
 

@@ -34,7 +34,7 @@ import anthropic
 from mas.agents import VALIDATION_ATTEMPTS, BaseAgent, ResearcherAgent, ValidatorAgent, WriterAgent
 from mas.client import default_model, make_client
 from mas.contracts import CheckedVerdict, RunResult, Usage, ValidationResult, dump_json
-from mas.errors import AgentReplyError, NoResearch, RunStopped, one_line
+from mas.errors import AgentReplyError, AwaitingBatch, NoResearch, RunStopped, one_line
 from mas.memory import LEASE_TTL_S, Lease, Memory, SQLiteMemory
 from mas.prompts import DEFAULT_AUDIENCE, NO_RESEARCH, is_no_research, research_task, revise_task, write_task
 
@@ -169,6 +169,8 @@ class Orchestrator:
         before = agent.usage.counts()
         try:
             result = work()
+        except AwaitingBatch:
+            raise  # the step is asked again whole once its answer is in (mas.batches): its calls count then
         except BaseException:
             usage.add_since(agent.usage, before)  # the failed step's calls count too
             mem.set_many({"usage": dump_json(usage)})

@@ -7,8 +7,11 @@ not also billed as input), so a call's cost is their sum. A model with no row ha
 `None`, shown as "unknown", never a guess from a similar model's price. Override or add prices
 with `set_price(...)` (for every caller) or `Tracer(prices={...})` (for one trace).
 
+The Message Batches API bills every category at half these rates (`cost(..., batch=True)`;
+`mas.batches`), prompt-caching multipliers included.
+
 Simplified on purpose: the 1-hour cache-write rate (2x input; `mas` agents use the default
-5-minute cache), Batch API discounts, fast mode, data-residency multipliers, long-context
+5-minute cache), fast mode, data-residency multipliers, long-context
 surcharges and tool-use fees are not modelled.
 """
 
@@ -20,6 +23,7 @@ from typing import Any, Mapping
 PER = 1_000_000  # prices are per million tokens
 CACHE_WRITE_MULTIPLIER = 1.25  # 5-minute cache writes, per Anthropic's prompt-caching pricing
 CACHE_READ_MULTIPLIER = 0.1  # cache hits on most models (some newer ones list less: see the table)
+BATCH_DISCOUNT = 0.5  # the Message Batches API: 50% off input and output (pricing page, "Batch processing")
 
 
 @dataclass(frozen=True)
@@ -101,13 +105,16 @@ def tokens_of(usage: Any) -> tuple[int, int, int, int]:
             get("cache_creation_input_tokens", 0) or 0, get("cache_read_input_tokens", 0) or 0)
 
 
-def cost(model: str, usage: Any, prices: Mapping[str, Price] | None = None) -> float | None:
-    """Dollars for `usage` on `model`, or None when the model has no known price.
+def cost(model: str, usage: Any, prices: Mapping[str, Price] | None = None, *, batch: bool = False) -> float | None:
+    """Dollars for `usage` on `model`, or None when the model has no known price; `batch`: sent through
+    the Message Batches API, at half the price.
 
     >>> cost("claude-opus-4-6", {"input_tokens": 1000, "output_tokens": 200})
     0.01
     >>> cost("claude-opus-4-6", {"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": 2000})
     0.001
+    >>> cost("claude-opus-4-6", {"input_tokens": 1000, "output_tokens": 200}, batch=True)
+    0.005
     >>> cost("no-such-model", {"input_tokens": 1000}) is None
     True
     """
@@ -115,7 +122,8 @@ def cost(model: str, usage: Any, prices: Mapping[str, Price] | None = None) -> f
     if rate is None:
         return None
     inp, out, write, read = tokens_of(usage)
-    return (inp * rate.input + out * rate.output + write * rate.cache_write + read * rate.cache_read) / PER
+    dollars = (inp * rate.input + out * rate.output + write * rate.cache_write + read * rate.cache_read) / PER
+    return dollars * BATCH_DISCOUNT if batch else dollars
 
 
 def uncached_cost(model: str, usage: Any, prices: Mapping[str, Price] | None = None) -> float | None:

@@ -52,6 +52,40 @@ def test_two_writer_prompts_give_different_pass_rates_reproducibly(cases, two_va
     assert all(" - " in line for line in two_variants.failures("concise"))
 
 
+def test_the_plot_shows_each_variants_pass_rate_with_its_interval_against_its_cost(two_variants):
+    pytest.importorskip("matplotlib")
+    figure = two_variants.plot()
+    [ax] = figure.axes
+    assert ax.get_xlabel() == "cost of the eval ($)" and ax.get_ylabel() == "pass rate (95% interval)"
+    # one error bar a variant: its point, and its label
+    points = {bar.get_label(): tuple(bar.lines[0].get_xydata()[0]) for bar in ax.containers}
+    assert len(points) == 2
+    for s in two_variants.summaries():
+        [(label, (x, y))] = [(k, v) for k, v in points.items() if k.startswith(f"{s.variant}: ")]
+        assert label == f"{s.variant}: {s.passed}/{s.cases} passed, score {s.mean_score:.2f}"
+        assert (x, y) == pytest.approx((s.cost, s.pass_rate))
+        [bar] = [b for b in ax.containers if b.get_label() == label]
+        [segment] = bar.lines[2][0].get_segments()  # the vertical bar: from the interval's low end to its high end
+        assert tuple(segment[:, 1]) == pytest.approx(s.interval)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(points)
+
+
+def test_without_a_price_the_plot_counts_tokens_and_without_matplotlib_it_says_which_extra(two_variants, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from mas.errors import MissingExtra
+    from mas.evals import EvalResults
+
+    unpriced = EvalResults([r.__class__(**{**r.__dict__, "cost": None}) for r in two_variants.records],
+                           two_variants.variants)
+    [ax] = unpriced.plot().axes
+    assert ax.get_xlabel() == "tokens of the eval (a model's price is unknown)"
+    assert sorted(bar.lines[0].get_xydata()[0][0] for bar in ax.containers) == \
+        sorted(s.tokens for s in two_variants.summaries())
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)  # as if the plot extra were not installed
+    with pytest.raises(MissingExtra, match=r"pip install 'mas\[plot\]'"):
+        two_variants.plot()
+
+
 def test_the_gate_names_the_cases_that_regressed_and_passes_an_equal_run(two_variants, tmp_path):
     saved = load_results(two_variants.save(tmp_path / "base.jsonl"))
     assert saved.table() == two_variants.table() and saved.variants == two_variants.variants
@@ -129,8 +163,11 @@ def test_mas_eval_prints_the_table_saves_and_gates(tmp_path, capsys):
     prompt = tmp_path / "concise.txt"
     prompt.write_text(CONCISE)
     out = tmp_path / "results.jsonl"
-    assert main(["eval", str(EVALSET), "--out", str(out)]) == 0
-    assert "baseline  10/10" in capsys.readouterr().out
+    plot = tmp_path / "score_vs_cost.png"
+    assert main(["eval", str(EVALSET), "--out", str(out), "--plot", str(plot)]) == 0
+    said = capsys.readouterr().out
+    assert "baseline  10/10" in said and f"plot saved to {plot}" in said
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["eval", str(EVALSET), "--no-baseline", "--variant", f"baseline={prompt}", "--baseline", str(out)]) == 1
     captured = capsys.readouterr()
     assert "mas: regression: baseline: pass rate" in captured.err and "regressed: " in captured.err

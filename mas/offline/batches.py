@@ -2,8 +2,10 @@
 
 A batch's requests are answered when it is created, each as `POST /v1/messages` would answer it (the fault plan
 included: an HTTP fault becomes that request's `errored` result, a `timeout` its `expired` one, a damaged reply a
-`succeeded` one holding the damage), and the batch stays `in_progress` for the simulated latency of all its
-requests added up (none by default: it ends at once), as a real batch takes a while. Cancelling an unfinished
+`succeeded` one holding the damage), and the batch stays `in_progress` for the simulated latency of its slowest
+request (none by default: it ends at once): the API works on a batch's requests in parallel. A real batch takes
+longer than that, up to 24 hours (most end within the hour); what the offline model keeps is that a batch is
+asked, then waited for, then read. Cancelling an unfinished
 batch cancels every request in it. Results come in request order (the API does not promise an order: match
 them by `custom_id`). As the API: at most 100,000 requests a batch, `custom_id`s unique, 1 to 64 characters.
 """
@@ -100,7 +102,7 @@ class Batches:
         for item in requests:
             answer = self.create_one({**item["params"], "stream": False})
             results.append({"custom_id": item["custom_id"], "result": _result(answer)})
-            seconds += answer.delay
+            seconds = max(seconds, answer.delay)
         now = time.time()
         with self.lock:
             batch = Batch("msgbatch_" + wire.digest([body, len(self.held)]), now, now + seconds, results)
