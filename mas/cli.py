@@ -5,6 +5,8 @@
     mas mcp [--docs DIR]          document search as an MCP server (stdio), for any MCP client
     mas eval EVALSET [--variant NAME=PROMPTFILE ...] [--baseline RESULTS] [--out RESULTS] [--plot PNG]   compare prompts
     mas batch TOPICS_FILE [--name N] [--db PATH]   many topics through the Message Batches API, at half price
+    mas worker [--concurrency N] [--rate 50/m]   a Celery worker on REDIS_URL; mas submit TOPICS_FILE
+                                  sends it runs and waits; mas status [--redis] shows the runs
     mas hello                     one call through the SDK: the reply, the model, the token usage
     mas doctor                    checks the setup, one line each (ok / warn / fail, with the fix)
     mas serve [--host H] [--port N] [--faults PLAN] [--latency S] [--replay FILE]   the offline model over HTTP
@@ -31,6 +33,7 @@ import hashlib
 import os
 import sqlite3
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -39,7 +42,7 @@ import anthropic
 
 from mas import serve
 from mas.agents import BaseAgent
-from mas.client import KILL_SWITCH_ENV, check_model, default_model, make_client, usage_of
+from mas.client import KILL_SWITCH_ENV, check_model, default_model, is_offline, make_client, usage_of
 from mas.contracts import RunResult
 from mas.errors import (
     AgentReplyError,
@@ -171,6 +174,86 @@ def batch(args: argparse.Namespace) -> int:
     print(f"batch {name} in {db}: `mas batch {args.topics}` again resumes it (and sends failed requests again)")
     stopped = [r for r in done.results if r.status != "approved"]
     return _say(f"{len(stopped)} of {len(done.results)} runs not approved", FAILED) if stopped else 0
+
+
+def worker(args: argparse.Namespace) -> int:
+    """`mas worker`: a Celery worker of mas's one task (run or resume a run), on REDIS_URL, until Ctrl-C."""
+    from mas.scaling import QUEUE, celery_app
+
+    if args.latency and not is_offline():
+        return _say("--latency is the offline model's simulated delay: a live worker has Claude's own", USAGE)
+    app = celery_app(rate=args.rate, latency=args.latency or 0.0)
+    import logging
+
+    for name in ("httpx", "httpx2"):  # one INFO line a request would drown the runs' own lines
+        logging.getLogger(name).setLevel(logging.WARNING)
+    app.worker_main(["worker", f"--concurrency={args.concurrency}", f"--queues={args.queue or QUEUE}",
+                     "--loglevel=INFO", "--without-gossip", "--without-mingle", f"--pool={args.pool}"])
+    return 0
+
+
+def submit(args: argparse.Namespace) -> int:
+    """`mas submit`: a task a topic for the workers, then a progress bar until every run has ended."""
+    from mas.scaling import QUEUE, celery_app
+    from mas.scaling import submit as send
+
+    try:
+        topics = read_topics(args.topics)
+    except OSError as err:
+        return _say(f"{args.topics}: {_cause(err)}", USAGE)
+    except (ValueError, UnicodeDecodeError) as err:
+        return _say(str(err) if isinstance(err, ValueError) else f"{args.topics}: not UTF-8 text", USAGE)
+    name = args.name or "c" + hashlib.sha256("\n".join(topics).encode()).hexdigest()[:8]
+    app = celery_app()
+    tasks = send(app, topics, name, audience=args.audience or DEFAULT_AUDIENCE, max_cycles=args.max_cycles,
+                 queue=args.queue or QUEUE)
+    print(f"submitted {len(tasks)} run(s) as {name}-001 to {name}-{len(tasks):03d}; `mas worker` runs them",
+          file=sys.stderr)
+    shown, deadline = -1, (time.monotonic() + args.timeout) if args.timeout else None
+    while (done := sum(t.ready() for t in tasks)) < len(tasks):
+        if done != shown:
+            _bar(done, len(tasks))
+            shown = done
+        if deadline is not None and time.monotonic() > deadline:
+            return _say(f"{len(tasks) - done} of {len(tasks)} runs not done after {args.timeout:g} s (the tasks "
+                        f"stay queued; `mas status` shows them, `mas submit` again waits for them)", FAILED)
+        time.sleep(0.2)
+    _bar(done, len(tasks))
+    rows = []
+    for topic, t in zip(topics, tasks):
+        end = t.result if t.successful() else {"status": "error", "cycles": "", "calls": "",
+                                                 "reason": one_line(t.result), "worker": ""}
+        rows.append({"run": t.id, "topic": topic[:40], "status": end["status"], "revisions": end["cycles"],
+                     "calls": end["calls"], "worker": end.get("worker", "")})
+    from mas.tracing import format_table
+
+    print(format_table(rows))
+    stopped = [r for r in rows if r["status"] != "approved"]
+    return _say(f"{len(stopped)} of {len(rows)} runs not approved", FAILED) if stopped else 0
+
+
+def _bar(done: int, total: int, width: int = 30) -> None:
+    filled = width * done // total
+    print(f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} runs done", file=sys.stderr, flush=True)
+
+
+def status(args: argparse.Namespace) -> int:
+    """`mas status`: the runs in the memory (SQLite by default, Redis with --redis), one line each."""
+    from mas.scaling import RedisMemory, runs
+    from mas.tracing import format_table
+
+    memory = RedisMemory(args.redis or None) if args.redis is not None else _memory(
+        Path(args.db) if args.db else settings().db)
+    if isinstance(memory, str):
+        return _say(memory, USAGE)
+    with memory:
+        found = [r for r in runs(memory) if not args.runs or r["run"] in args.runs]
+    if not found:
+        print("no runs in this memory" if not args.runs else "none of these runs is in this memory")
+        return 0 if not args.runs else FAILED
+    print(format_table([{"run": r["run"], "topic": r["topic"][:40], "status": r.get("status", ""),
+                         "drafts": r.get("drafts", "0"), "worker": r.get("worker", "")} for r in found]))
+    return 0
 
 
 def _shown(result: RunResult, db: Path) -> str:
@@ -391,6 +474,12 @@ def _cycles(text: str) -> int:
     return int(text)
 
 
+def _positive(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"takes a whole number, 1 or more, got {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mas", description="A multi-agent system on the Anthropic SDK "
                      "(offline model without ANTHROPIC_API_KEY).")
@@ -442,6 +531,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-cycles", type=_cycles, default=3, help="most revisions a run (default 3)")
     p.add_argument("--model", help="the model (default: MAS_MODEL)")
     p.set_defaults(func=batch)
+    p = sub.add_parser("worker", help="a Celery worker that runs (or resumes) submitted runs, on REDIS_URL")
+    p.add_argument("--concurrency", type=_positive, default=2, help="runs at a time in this worker (default 2)")
+    p.add_argument("--queue", help="the queue to take runs from (default: mas)")
+    p.add_argument("--rate", help="a requests limit every worker shares, N/s, N/m or N/h (e.g. 50/m)")
+    p.add_argument("--pool", choices=("prefork", "threads", "solo"), default="prefork",
+                   help="Celery's pool: processes (default), threads, or one run at a time in this process")
+    p.add_argument("--latency", type=float, help="offline model only: simulated seconds a reply")
+    p.set_defaults(func=worker)
+    p = sub.add_parser("submit", help="a run a topic for the workers (`mas worker`); waits with a progress bar")
+    p.add_argument("topics", help="a file of topics, one a line (# starts a comment)")
+    p.add_argument("--name", help="the runs' name: runs are NAME-001, ... (default: from the topics)")
+    p.add_argument("--audience", help=f"who the reports are for (default: {DEFAULT_AUDIENCE})")
+    p.add_argument("--max-cycles", type=_cycles, default=3, help="most revisions a run (default 3)")
+    p.add_argument("--queue", help="the workers' queue (default: mas)")
+    p.add_argument("--timeout", type=float, help="stop waiting after this many seconds (the runs go on)")
+    p.set_defaults(func=submit)
+    p = sub.add_parser("status", help="the runs in the memory: topic, status, drafts, worker")
+    p.add_argument("runs", nargs="*", help="only these run ids")
+    p.add_argument("--db", help="the SQLite memory (default: MAS_DB, or data/memory.db)")
+    p.add_argument("--redis", nargs="?", const="", help="the Redis memory instead (default URL: REDIS_URL)")
+    p.set_defaults(func=status)
     p = sub.add_parser("mcp", help="document search (search, read) as an MCP server on stdin/stdout")
     p.add_argument("--docs", help="serve the .md/.txt files of this folder (default: the bundled notes)")
     p.add_argument("--db", help="where the memory lives: the folder's index is kept beside it (default: MAS_DB)")

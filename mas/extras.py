@@ -1,7 +1,7 @@
 """Optional parts: import them, or say in one line which extra installs them.
 
 `pip install mas` gives the module alone (`import mas`, `mas run`); the course's JupyterLab and
-widgets are the `lab` extra, Redis the `redis` extra, the server of `mas serve` (Starlette, uvicorn) the
+widgets are the `lab` extra, Redis and Celery the `redis` extra, the server of `mas serve` (Starlette, uvicorn) the
 `serve` extra, matplotlib (`EvalResults.plot`, `mas eval --plot`) the `plot` extra. A part that needs one imports it here.
 """
 
@@ -12,8 +12,8 @@ from types import ModuleType
 
 from mas.errors import MissingExtra
 
-EXTRA_OF = {"ipywidgets": "lab", "IPython": "lab", "redis": "redis", "starlette": "serve", "uvicorn": "serve",
-            "matplotlib": "plot"}
+EXTRA_OF = {"ipywidgets": "lab", "IPython": "lab", "redis": "redis", "celery": "redis", "starlette": "serve",
+            "uvicorn": "serve", "matplotlib": "plot"}
 MAKE_TARGET = {"lab": "make lab", "redis": "make test"}
 
 

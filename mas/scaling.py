@@ -43,6 +43,7 @@ import argparse
 import os
 import re
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -58,7 +59,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from mas import prompts
 from mas.agents import BaseAgent
 from mas.client import is_offline, make_client
-from mas.errors import AgentReplyError, JobsIncomplete, MemoryUnavailableError
+from mas.errors import AgentReplyError, JobsIncomplete, MemoryUnavailableError, RunBusy
 from mas.extras import require
 from mas.memory import _BaseMemory, _check_value, _Shared, holder_is_dead
 from mas.redact import redact_text, redact_url
@@ -536,6 +537,143 @@ def run_jobs(namespace: str, jobs: list[Job], url: str | None = None, *, workers
             collect(queue, started, [job.id for job in todo], timeout=timeout, restarts=restarts, latency=latency,
                     log_dir=log_dir)
         return queue.results([job.id for job in jobs])
+
+
+# ---------------------------------------------------------------- many runs, many machines: Celery
+
+RUN_TASK = "mas.run_topic"  # the one task: run (or resume) one pipeline run
+QUEUE = "mas"
+VISIBILITY_TIMEOUT_S = 3600.0  # an unacknowledged task goes to another worker after this long: > the longest run
+BUSY_RETRY_S = 5.0  # a task whose run another worker holds tries again this much later
+
+
+def celery_app(url: str | None = None, *, visibility_timeout: float = VISIBILITY_TIMEOUT_S,
+               rate: str | None = None, latency: float = 0.0) -> Any:
+    """The Celery app of `mas worker` and `mas submit`: broker, results and the runs' memory on one Redis
+    (REDIS_URL), and one task, `run_topic`. `rate` ("50/m") is a requests-per-period limit every worker shares;
+    `latency` the offline model's simulated seconds a reply (none for live Claude). Needs the `redis` extra.
+
+    The settings that make a task survive a worker's death, each the answer to one way of losing it:
+    - `task_acks_late`: the message is acknowledged after the task returns, not when a worker takes it, so a
+      worker that dies mid-run leaves it in Redis (notebook 08's LMOVE lesson, done by Celery);
+    - `task_reject_on_worker_lost`: a pool process killed mid-task (SIGKILL, the OOM killer) gives its message
+      back at once, and another process takes it;
+    - `broker_transport_options.visibility_timeout`: a whole worker lost (its machine gone) cannot give the
+      message back; Redis hands it to another worker once it has gone unacknowledged this long. So it must be
+      longer than the longest run, or a slow run is delivered twice; the run lease keeps the second delivery
+      off the run (it retries later, and then finds the run finished).
+    - `worker_prefetch_multiplier=1`: a process reserves one task at a time, so the others wait for whoever
+      is free, not behind a busy process.
+    A redelivered task resumes the run from its checkpoints: a killed run costs at most the call in flight."""
+    celery = require("celery", "celery_app")
+    url = url or settings().redis_url
+    app = celery.Celery("mas", broker=url, backend=url, set_as_current=False)
+    app.conf.update(task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
+                    broker_transport_options={"visibility_timeout": visibility_timeout},
+                    task_default_queue=QUEUE, task_serializer="json", result_serializer="json",
+                    accept_content=["json"], broker_connection_retry_on_startup=True, result_expires=7 * 86400,
+                    worker_redirect_stdouts_level="INFO")  # a run's progress lines are information, not warnings
+    app.conf.mas = {"url": url, "rate": rate and parse_rate(rate), "latency": latency}
+    app.task(name=RUN_TASK, bind=True, max_retries=None)(run_topic)
+    return app
+
+
+def run_topic(task: Any, run_id: str, topic: str, audience: str, max_cycles: int = 3) -> dict[str, Any]:
+    """The task: run `topic` as `run_id`, or resume it, on the Redis memory; what it returns is the run's end."""
+    from mas.hooks import call_hook
+    from mas.offline import Latency
+    from mas.orchestrator import Orchestrator
+
+    conf = task.app.conf.mas
+    here = f"{socket.gethostname()}:{os.getpid()}"
+    with RedisMemory(conf["url"]) as memory:
+        run = memory.scoped(run_id)
+
+        def progress(line: str) -> None:
+            if line.startswith(("[Orchestrator] Run ", "[Orchestrator] Resuming")):  # the lease is ours now
+                run.set("worker", here)
+            print(f"[{run_id}] {line}", flush=True)
+
+        latency = Latency(base=conf["latency"]) if conf["latency"] and is_offline() else None
+        limit = SharedRate(*conf["rate"], url=conf["url"]) if conf["rate"] else None
+        with make_client(latency=latency) as client, call_hook(limit) if limit else nullcontext():
+            try:
+                result = Orchestrator(memory, client=client, max_revision_cycles=max_cycles,
+                                      progress=progress).run(topic, audience, run_id=run_id)
+            except RunBusy as err:  # a second delivery while the first still runs: later, it finds the run done
+                raise task.retry(exc=err, countdown=BUSY_RETRY_S) from None
+    return {"run_id": run_id, "status": result.status, "cycles": result.cycles, "calls": result.usage.calls,
+            "reason": result.reason, "worker": here}
+
+
+def submit(app: Any, topics: list[str], name: str, audience: str = prompts.DEFAULT_AUDIENCE,
+           max_cycles: int = 3, queue: str = QUEUE) -> list[Any]:
+    """One task a topic, run ids `name-001`, ...; the task id is the run id, so submitting again is harmless
+    (a finished run returns at once). Returns the tasks' `AsyncResult`s."""
+    RedisMemory(app.conf.mas["url"]).close()  # an unreachable Redis is one error now, not a send retried forever
+    run_ids = [f"{name}-{n:03d}" for n in range(1, len(topics) + 1)]
+    return [app.send_task(RUN_TASK, args=[run_id, topic, audience, max_cycles], task_id=run_id, queue=queue)
+            for run_id, topic in zip(run_ids, topics)]
+
+
+def parse_rate(text: str) -> tuple[int, float]:
+    """A rate as Celery writes one, "N/s", "N/m" or "N/h": (N requests, per seconds).
+
+    >>> parse_rate("50/m"), parse_rate("4/s")
+    ((50, 60.0), (4, 1.0))
+    """
+    count, _, unit = str(text).partition("/")
+    seconds = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(unit.strip())
+    if not count.strip().isdigit() or int(count) < 1 or seconds is None:
+        raise ValueError(f"a rate is N/s, N/m or N/h with N >= 1 (e.g. 50/m), got {text!r}")
+    return int(count), seconds
+
+
+# A sliding window in one sorted set, by the server's clock: drop what is older than the window, then take a
+# place if there is one (0), else say how many ms until the oldest leaves it.
+_RATE_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], window)
+  return 0
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return math.max(1, tonumber(oldest[2]) + window - now)
+"""
+
+
+class SharedRate:
+    """A hook (`mas.hooks`): at most `limit` model requests every `per` seconds, across every process and
+    machine that counts in the same Redis key; a call past it waits for a place, and is then sent."""
+
+    def __init__(self, limit: int, per: float = 60.0, url: str | None = None, *, key: str = "mas:rate"):
+        if limit < 1 or not per > 0:
+            raise ValueError(f"a rate needs limit >= 1 and per > 0 seconds, got {limit}/{per}")
+        redis = require("redis", "SharedRate")
+        self.limit, self.window_ms, self.key = limit, int(per * 1000), key
+        self._redis = redis.Redis.from_url(url or settings().redis_url, socket_connect_timeout=CONNECT_TIMEOUT_S)
+        self._take = self._redis.register_script(_RATE_SCRIPT)
+
+    def __call__(self, agent: Any, request: dict) -> None:
+        while (wait_ms := int(self._take(keys=[self.key], args=[self.limit, self.window_ms, secrets.token_hex(8)]))):
+            time.sleep(wait_ms / 1000)
+
+
+def runs(memory: Any) -> list[dict[str, str]]:
+    """Every run in `memory` (a scope with a `topic`), in id order: its id, topic, status, drafts and worker."""
+    found: dict[str, dict[str, str]] = {}
+    for key, value in memory.get_all().items():
+        run_id, _, field = key.rpartition("/")
+        if run_id and field in ("topic", "status", "worker", "reason") and "/" not in run_id.strip("/"):
+            found.setdefault(run_id, {"run": run_id})[field] = value
+        if run_id and field.startswith("draft_") and field[6:].isdigit():
+            entry = found.setdefault(run_id, {"run": run_id})
+            entry["drafts"] = str(max(int(entry.get("drafts", "0")), int(field[6:])))
+    return [found[r] for r in sorted(found) if "topic" in found[r]]
 
 
 def merge_bullets(replies: list[str]) -> str:
