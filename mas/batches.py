@@ -130,7 +130,7 @@ class BatchResults:
             statuses[r.status] = statuses.get(r.status, 0) + 1
         summary = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
         return (format_table(rows) + f"\n{len(self.results)} runs: {summary}; {self.requests} requests in "
-                f"{len(self.batches)} batches, {self.seconds:.1f} s; cost {dollars(self.cost())} at the batch price "
+                f"{len(self.batches)} batches; cost {dollars(self.cost())} at the batch price "
                 f"({dollars(self.cost(batch=False))} one call at a time)")
 
 
@@ -190,7 +190,7 @@ class BatchRunner:
         """Wait for the batches sent and not read yet, and save each result in its run's memory as it is read."""
         read = json.loads(self.state.get("read") or "[]")
         for batch_id in [b for b in self._sent() if b not in read]:
-            started, pause = time.monotonic(), self.first_poll
+            pause = self.first_poll
             while (batch := self.client.messages.batches.retrieve(batch_id)).processing_status != "ended":
                 lease.renew()
                 time.sleep(pause)
@@ -199,8 +199,8 @@ class BatchRunner:
                 run_id, _, key = item.custom_id.rpartition("_")
                 self.memory.scoped(run_id).set(ANSWER + key, item.result.model_dump_json())
             counts = batch.request_counts
-            self._say(f"[Batch] {batch_id} ended in {time.monotonic() - started:.1f} s: {counts.succeeded} "
-                      f"succeeded, {counts.errored} errored, {counts.expired} expired, {counts.canceled} canceled")
+            self._say(f"[Batch] {batch_id} ended: {counts.succeeded} succeeded, {counts.errored} errored, "
+                      f"{counts.expired} expired, {counts.canceled} canceled")
             read.append(batch_id)
             self.state.set("read", json.dumps(read))
 

@@ -21,8 +21,7 @@ line); a run that stopped prints no draft, only where the latest one is saved, a
 
 A user's mistake or a problem of the environment (a switch's value, a path, the kill switch, a
 recording, a server) is one line on stderr, with its cause and its fix, never a traceback: a
-traceback is left for what is a bug of `mas`. `setup_problem` says that line; `python -m mas.scaling`
-uses it too (`exit_on_setup_problem`).
+traceback is left for what is a bug of `mas`. `setup_problem` says that line (`exit_on_setup_problem`).
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ import anthropic
 
 from mas import serve
 from mas.agents import BaseAgent
-from mas.client import KILL_SWITCH_ENV, check_model, default_model, is_offline, make_client, usage_of
+from mas.client import KILL_SWITCH_ENV, check_model, default_model, make_client, usage_of
 from mas.contracts import RunResult
 from mas.errors import (
     AgentReplyError,
@@ -133,6 +132,23 @@ def _memory(db: Path) -> SQLiteMemory | str:
                 "(or MAS_DB) a SQLite file in a folder you can write, e.g. data/memory.db")
 
 
+def _topics(path: str) -> list[str] | str:
+    """The topics of the file at `path`, or the one line that says why it cannot be read."""
+    try:
+        return read_topics(path)
+    except OSError as err:
+        return f"{path}: {_cause(err)}"
+    except UnicodeDecodeError:
+        return f"{path}: not UTF-8 text"
+    except ValueError as err:
+        return str(err)
+
+
+def _name_of(topics: list[str], letter: str) -> str:
+    """A job's default name: the same topics, the same name (so the same command resumes the job)."""
+    return letter + hashlib.sha256("\n".join(topics).encode()).hexdigest()[:8]
+
+
 def read_topics(path: str) -> list[str]:
     """A topics file: one topic a line; blank lines and lines starting with # are skipped."""
     text = Path(path).read_text(encoding="utf-8")
@@ -148,13 +164,10 @@ def batch(args: argparse.Namespace) -> int:
 
     if args.model:
         check_model(args.model)
-    try:
-        topics = read_topics(args.topics)
-    except OSError as err:
-        return _say(f"{args.topics}: {_cause(err)}", USAGE)
-    except (ValueError, UnicodeDecodeError) as err:
-        return _say(str(err) if isinstance(err, ValueError) else f"{args.topics}: not UTF-8 text", USAGE)
-    name = args.name or "b" + hashlib.sha256("\n".join(topics).encode()).hexdigest()[:8]
+    topics = _topics(args.topics)
+    if isinstance(topics, str):
+        return _say(topics, USAGE)
+    name = args.name or _name_of(topics, "b")
     db = Path(args.db) if args.db else settings().db
     memory = _memory(db)
     if isinstance(memory, str):
@@ -171,24 +184,29 @@ def batch(args: argparse.Namespace) -> int:
             return _say(f"the Message Batches API refused: {one_line(err)}; the batch {name} resumes with the same "
                         "command", FAILED)
     print(done.table())
-    print(f"batch {name} in {db}: `mas batch {args.topics}` again resumes it (and sends failed requests again)")
+    print(f"batch {name} in {db}, {done.seconds:.1f} s: `mas batch {args.topics}` again resumes it (and sends "
+          "failed requests again)")
     stopped = [r for r in done.results if r.status != "approved"]
     return _say(f"{len(stopped)} of {len(done.results)} runs not approved", FAILED) if stopped else 0
 
 
 def worker(args: argparse.Namespace) -> int:
     """`mas worker`: a Celery worker of mas's one task (run or resume a run), on REDIS_URL, until Ctrl-C."""
-    from mas.scaling import QUEUE, celery_app
+    from mas.scaling import QUEUE, RedisMemory, celery_app
 
-    if args.latency and not is_offline():
-        return _say("--latency is the offline model's simulated delay: a live worker has Claude's own", USAGE)
-    app = celery_app(rate=args.rate, latency=args.latency or 0.0)
+    # what would fail in every task fails here, once, in one line: a bad switch, the kill switch with a key
+    # (the client), a Redis that does not answer (Celery would retry it forever)
+    make_client().close()
+    app = celery_app(rate=args.rate, latency=args.latency or 0.0)  # --latency: offline only (run_topic)
+    RedisMemory(app.conf.mas["url"]).close()
     import logging
 
     for name in ("httpx", "httpx2"):  # one INFO line a request would drown the runs' own lines
         logging.getLogger(name).setLevel(logging.WARNING)
     app.worker_main(["worker", f"--concurrency={args.concurrency}", f"--queues={args.queue or QUEUE}",
-                     "--loglevel=INFO", "--without-gossip", "--without-mingle", f"--pool={args.pool}"])
+                     "--loglevel=INFO", "--without-gossip", "--without-mingle", f"--pool={args.pool}",
+                     # a name of its own, as Celery needs each worker's to be (its default is the host's)
+                     f"--hostname={args.name or f'mas-{os.getpid()}@%h'}"])
     return 0
 
 
@@ -197,13 +215,10 @@ def submit(args: argparse.Namespace) -> int:
     from mas.scaling import QUEUE, celery_app
     from mas.scaling import submit as send
 
-    try:
-        topics = read_topics(args.topics)
-    except OSError as err:
-        return _say(f"{args.topics}: {_cause(err)}", USAGE)
-    except (ValueError, UnicodeDecodeError) as err:
-        return _say(str(err) if isinstance(err, ValueError) else f"{args.topics}: not UTF-8 text", USAGE)
-    name = args.name or "c" + hashlib.sha256("\n".join(topics).encode()).hexdigest()[:8]
+    topics = _topics(args.topics)
+    if isinstance(topics, str):
+        return _say(topics, USAGE)
+    name = args.name or _name_of(topics, "c")
     app = celery_app()
     tasks = send(app, topics, name, audience=args.audience or DEFAULT_AUDIENCE, max_cycles=args.max_cycles,
                  queue=args.queue or QUEUE)
@@ -537,6 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", help="a requests limit every worker shares, N/s, N/m or N/h (e.g. 50/m)")
     p.add_argument("--pool", choices=("prefork", "threads", "solo"), default="prefork",
                    help="Celery's pool: processes (default), threads, or one run at a time in this process")
+    p.add_argument("--name", help="this worker's Celery node name (default: mas-<pid>@<host>)")
     p.add_argument("--latency", type=float, help="offline model only: simulated seconds a reply")
     p.set_defaults(func=worker)
     p = sub.add_parser("submit", help="a run a topic for the workers (`mas worker`); waits with a progress bar")

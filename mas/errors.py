@@ -201,16 +201,6 @@ class OfflineOnlyOptions(ValueError):
                          f"make_client(offline=True, {given}); or leave {'it' if one else 'them'} out to use Claude")
 
 
-class JobsIncomplete(RuntimeError):
-    """The workers stopped with jobs not done: `missing` ids, and `failed` (id -> reason)."""
-
-    def __init__(self, missing: list[str], failed: dict[str, str], cause: str = ""):
-        why = ("; ".join(f"{k}: {redact_text(v)}" for k, v in failed.items()) or cause
-               or "their workers died and no restart was left")
-        super().__init__(f"{len(missing)} job(s) not done ({', '.join(missing)}): {why}")
-        self.missing, self.failed = missing, failed
-
-
 class SettingsError(ValueError):
     """A switch with a value it does not accept; the message names the variable and what it takes."""
 

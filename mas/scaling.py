@@ -1,68 +1,44 @@
-"""Scaling out on Redis: a run's memory on a server, and worker processes sharing the run.
+"""Scaling out on Redis: a run's memory on a server, and Celery workers running many runs.
 
     memory = RedisMemory()                        # REDIS_URL, or redis://localhost:6379/0
     memory.scoped("run-42").set("draft", text)    # the hash `mas:run-42/draft`
 
-    queue = JobQueue("run-7")                      # the coordinator
-    queue.push([Job(id="caching", task=research_task("Prompt caching", audience)), ...])
-    results = collect(queue, start_workers("run-7", 4), ["caching", ...])   # {job id: reply}
+    app = celery_app()                             # broker, results and memory: the same Redis
+    tasks = submit(app, ["Prompt caching", ...], name="week-48")   # a task a topic: runs week-48-001, ...
+    [t.get() for t in tasks]                       # each run's end: status, revisions, calls, worker
 
-    python -m mas.scaling run-7 --worker w1        # what each worker process runs: `work(...)`
+    mas worker --concurrency 4 [--rate 50/m]       # on every machine that reaches REDIS_URL
+    mas submit topics.txt                          # the same as `submit`, with a progress bar; mas status --redis
 
-Notebook 08's idea: the memory contract of `mas.memory` on a server that many processes and
-machines reach, worker processes sharing one run through a Redis queue, and a run resumed from
-its memory. The `redis` package is optional: only making a `RedisMemory` or a `JobQueue` imports it.
+Notebook 08's ideas: the memory contract of `mas.memory` on a server that many processes and machines reach,
+and many runs on many processes through an existing, trusted task queue (Celery, with Redis as its broker)
+instead of a home-made one. One task runs (or resumes) one run; what a worker's death costs is set in
+`celery_app` (acknowledged late, given back when a pool process dies, redelivered after a visibility timeout),
+the run lease of `mas.memory` keeps a second delivery off a run still running, and a redelivered run resumes
+from its checkpoints, so a killed run costs at most the call in flight. `SharedRate` is one requests limit for
+every worker (Celery's own `rate_limit` is per worker). The `redis` extra holds both packages: only making a
+`RedisMemory`, a `SharedRate` or the Celery app imports them.
 
-A worker takes a job, runs its agent (offline or live: `make_client()` decides, as everywhere),
-writes the reply into the run's memory as `result/<job id>`, then acknowledges the job. The
-keys, under the same `mas:` prefix and run namespace as the run's memory (`mas:run-7/...`):
-
-    queue:pending              LIST  the jobs not taken yet (JSON)
-    queue:processing:<worker>  LIST  the job a worker has taken and not yet acknowledged
-    queue:attempts             HASH  job id -> how many times it was taken
-    queue:done_by / failed     HASH  job id -> the worker that did it / why it failed
-    result/<job id>            the reply (a RedisMemory key: what the coordinator reads)
-
-Why LMOVE into a per-worker processing list, not LPOP (Redis's "reliable queue" pattern):
-LPOP removes a job the moment it is taken, so a worker killed mid-job loses it and nothing in
-Redis says it ever existed. LMOVE takes the job *and* records who holds it in one atomic step:
-at every instant a job is in exactly one place (pending, one worker's processing list, or done),
-so the jobs of a dead worker are found and put back (`requeue`), without guessing from timeouts.
-The reply is written before the acknowledgement, and a worker skips a job whose result is
-already in memory, so a crash between the two never makes a job's model call twice.
-
-Simplified on purpose: as in `mas.memory`, string values, no expiry times and no transactions
-across keys; workers drain the queue and exit (a long-lived pool would block on BLMOVE
-instead); a dead worker is noticed by the coordinator that started it (from its exit code), not
-by heartbeats, so workers on other machines need their own supervisor; and one coordinator per run.
+Simplified on purpose: string values, no expiry times and no transactions across keys (as in `mas.memory`);
+one queue for every run; the rate limit counts requests, not tokens.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import re
 import secrets
 import socket
-import subprocess
-import sys
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-import anthropic
-from pydantic import BaseModel, ConfigDict, field_validator
-
 from mas import prompts
-from mas.agents import BaseAgent
 from mas.client import is_offline, make_client
-from mas.errors import AgentReplyError, JobsIncomplete, MemoryUnavailableError, RunBusy
+from mas.errors import MemoryUnavailableError, RunBusy
 from mas.extras import require
 from mas.memory import _BaseMemory, _check_value, _Shared, holder_is_dead
-from mas.redact import redact_text, redact_url
+from mas.redact import redact_url
 from mas.settings import settings
 
 # ---------------------------------------------------------------- the same run on Redis: RedisMemory
@@ -246,299 +222,6 @@ def glob_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
-# ---------------------------------------------------------------- several workers share a run: the job queue
-
-RESULT = "result/"  # memory key of a job's reply: result/<job id>
-POLL_S = 0.05  # how often the coordinator looks at memory and at its workers
-
-# Take the next job and count the attempt in one atomic step (a script runs alone in Redis).
-_TAKE_SCRIPT = """
-local raw = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
-if raw then redis.call('HINCRBY', KEYS[3], cjson.decode(raw)['id'], 1) end
-return raw
-"""
-
-
-class Job(BaseModel):
-    """One independent piece of a run: a task for an agent of `role`; its reply goes to result/<id>."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    id: str
-    task: str
-    role: str = "researcher"
-
-    @field_validator("id")
-    @classmethod
-    def _plain_id(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
-            raise ValueError(f"a job id is letters, digits, '_', '.' or '-' (it names a memory key), got {value!r}")
-        return value
-
-    @field_validator("role")
-    @classmethod
-    def _known_role(cls, value: str) -> str:
-        if value not in prompts.SYSTEM_PROMPTS:
-            raise ValueError(f"no system prompt for role {value!r}; known roles: {', '.join(prompts.SYSTEM_PROMPTS)}")
-        return value
-
-
-class JobQueue:
-    """The Redis side of a run's jobs: push, take, finish, requeue; results live in `self.memory`.
-
-    The queue and the run's memory share one client, so they fail alike (`MemoryUnavailableError`
-    when the server is away, `MemoryClosedError` after `close()`)."""
-
-    def __init__(self, namespace: str, url: str | None = None, *, prefix: str = "mas"):
-        require("redis", "JobQueue")  # before RedisMemory's, so that a missing extra names JobQueue
-        self.memory = RedisMemory(url, namespace=namespace, prefix=prefix)  # checks the namespace, pings
-        self.namespace, self.url, self.prefix = namespace, self.memory.url, prefix
-        self._base = f"{prefix}:{namespace}/queue:"
-        self._redis = self.memory._shared.resource
-        self._take = self._redis.register_script(_TAKE_SCRIPT)
-        self._server = self._call(self._redis.info, "server")["run_id"]  # changes when the server restarts
-
-    def lost_cause(self) -> str:
-        """Why jobs vanished when no worker failed them: the server restarted (a server without
-        persistence forgets everything), or the queue's keys were deleted; "" when neither shows."""
-        if self._call(self._redis.info, "server")["run_id"] != self._server:
-            return ("Redis restarted while the jobs ran (its run_id changed), and a server without persistence "
-                    "forgot the queue and the replies: run the jobs again (use a server with appendonly yes to "
-                    "keep them)")
-        if not self.pending() and not self._keys("processing:*"):
-            return "the jobs are no longer in the queue (were its keys deleted, or the database flushed?)"
-        return ""
-
-    def push(self, jobs: list[Job]) -> int:
-        """Append jobs to the pending list; ids must be unique within the run. Returns how many."""
-        ids = [job.id for job in jobs]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"job ids must be unique in a run, got {ids}")
-        if jobs:
-            self._call(self._redis.rpush, self._base + "pending", *(job.model_dump_json() for job in jobs))
-        return len(jobs)
-
-    def take(self, worker: str) -> tuple[Job, str] | None:
-        """The next job, moved to `worker`'s processing list (and its raw text, to acknowledge it)."""
-        raw = self._call(self._take, keys=[self._base + "pending", self._processing(worker),
-                                           self._base + "attempts"])
-        return (Job.model_validate_json(raw), raw) if raw else None
-
-    def finish(self, worker: str, job: Job, raw: str, result: str | None) -> None:
-        """Save the reply (first), then acknowledge: the job leaves the processing list."""
-        if result is not None:
-            self.memory.set(RESULT + job.id, result)
-        self._acknowledge(worker, job, raw, "done_by", worker)
-
-    def fail(self, worker: str, job: Job, raw: str, reason: str) -> None:
-        """Record why a job failed and acknowledge it: reported by `collect`, never silently dropped."""
-        self._acknowledge(worker, job, raw, "failed", reason)
-
-    def requeue(self, worker: str | None = None) -> int:
-        """Put a dead worker's jobs (every worker's when None) back at the head of the queue.
-
-        Only for workers known to be dead: a live worker would still finish its job."""
-        lists = [self._processing(worker)] if worker else self._keys("processing:*")
-        moved = 0
-        for key in lists:  # one LMOVE per job: a job is never in two lists, nor in none
-            while self._call(self._redis.lmove, key, self._base + "pending", "RIGHT", "LEFT"):
-                moved += 1
-        return moved
-
-    def pending(self) -> list[str]:
-        return self._ids(self._base + "pending")
-
-    def in_progress(self) -> dict[str, list[str]]:
-        """worker -> the ids of the jobs it has taken and not acknowledged (a dead worker's stay here)."""
-        start = len(self._processing(""))
-        lists = {key[start:]: self._ids(key) for key in self._keys("processing:*")}
-        return {worker: ids for worker, ids in lists.items() if ids}
-
-    def attempts(self) -> dict[str, int]:
-        """job id -> how many times it was taken (1 for every job, unless a worker died holding it)."""
-        return {k: int(v) for k, v in self._hash("attempts").items()}
-
-    def done_by(self) -> dict[str, str]:
-        return self._hash("done_by")
-
-    def failures(self) -> dict[str, str]:
-        return self._hash("failed")
-
-    def results(self, ids: list[str]) -> dict[str, str]:
-        """The replies in memory for `ids`, in that order (missing ones left out)."""
-        found = self.memory.scoped(RESULT.rstrip("/")).get_all()
-        return {job_id: found[job_id] for job_id in ids if job_id in found}
-
-    def reset(self) -> None:
-        """Empty the queue (pending, processing, failures) for a new round; attempts and done_by stay.
-
-        Only with no worker of this run running."""
-        keys = [self._base + "pending", self._base + "failed", *self._keys("processing:*")]
-        self._call(self._redis.unlink, *keys)
-
-    def clear(self) -> None:
-        """Delete all this run's queue keys (not its memory: `self.memory.clear()`). SCAN, never KEYS."""
-        keys = self._keys("*")
-        if keys:
-            self._call(self._redis.unlink, *keys)
-
-    def close(self) -> None:
-        self.memory.close()  # and with it the client the queue shares
-
-    def __enter__(self) -> JobQueue:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _ids(self, key: str) -> list[str]:
-        return [Job.model_validate_json(raw).id for raw in self._call(self._redis.lrange, key, 0, -1)]
-
-    def _hash(self, name: str) -> dict[str, str]:
-        return dict(sorted(self._call(self._redis.hgetall, self._base + name).items()))
-
-    def _acknowledge(self, worker: str, job: Job, raw: str, record: str, value: str) -> None:
-        pipe = self._redis.pipeline()  # MULTI/EXEC: both or neither
-        pipe.hset(self._base + record, job.id, value)
-        pipe.lrem(self._processing(worker), 1, raw)
-        self._call(pipe.execute)
-
-    def _processing(self, worker: str) -> str:
-        return f"{self._base}processing:{worker}"
-
-    def _keys(self, pattern: str) -> list[str]:
-        return self._call(_scan, self._redis, self._base, pattern)
-
-    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        with self.memory._client():  # the memory's checks and errors: closed, or the server away
-            return fn(*args, **kwargs)
-
-
-def work(namespace: str, url: str | None = None, *, worker: str = "w1", prefix: str = "mas",
-         client: Any = None) -> int:
-    """A worker: take jobs until the queue is empty, run each one's agent, save the reply.
-    Returns how many jobs it took. An API error or an unusable reply fails that job (recorded)."""
-    client = client or make_client()
-    taken = 0
-    with JobQueue(namespace, url, prefix=prefix) as queue:
-        while (got := queue.take(worker)) is not None:
-            job, raw = got
-            taken += 1
-            if queue.memory.get(RESULT + job.id) is not None:  # done before a crash that came before its ack
-                queue.finish(worker, job, raw, None)
-                continue
-            try:  # a new agent for each job: jobs are independent, no history from the last one
-                reply = BaseAgent(job.role, client=client).run(job.task)
-            except (anthropic.APIError, AgentReplyError) as err:
-                queue.fail(worker, job, raw, f"{type(err).__name__}: {redact_text(str(err).splitlines()[0])}")
-                continue
-            queue.finish(worker, job, raw, reply)
-    return taken
-
-
-@dataclass
-class Worker:
-    """A worker process this coordinator started."""
-
-    name: str
-    process: subprocess.Popen
-
-    @property
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash would: no cleanup runs, its job stays in its processing list."""
-        self.process.kill()
-        self.process.wait()
-
-
-def start_workers(namespace: str, count: int, url: str | None = None, *, prefix: str = "mas",
-                  latency: float = 0.0, log_dir: str | os.PathLike[str] | None = None) -> list[Worker]:
-    """Start `count` worker processes (`python -m mas.scaling`) on the run `namespace`.
-
-    `latency`: the offline model's simulated seconds per reply (no effect on live Claude).
-    The URL goes through the environment, not the command line, so `ps` never shows a password.
-    Output goes to `log_dir/<worker>.log`, or nowhere."""
-    if count < 1:
-        raise ValueError(f"count must be >= 1, got {count}")
-    env = {**os.environ, "REDIS_URL": url or settings().redis_url}
-    if log_dir is not None:
-        Path(log_dir).mkdir(parents=True, exist_ok=True)
-    workers = []
-    for i in range(1, count + 1):
-        name = f"w{i}-{secrets.token_hex(3)}"  # unique: never shares a dead worker's processing list
-        cmd = [sys.executable, "-m", "mas.scaling", namespace, "--worker", name, "--prefix", prefix,
-               "--latency", str(latency)]
-        log = open(Path(log_dir) / f"{name}.log", "w") if log_dir is not None else nullcontext(subprocess.DEVNULL)
-        with log as out:  # closing our copy of the file once the child is started: it has its own
-            workers.append(Worker(name, subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)))
-    return workers
-
-
-def collect(queue: JobQueue, workers: list[Worker], ids: list[str], *, timeout: float = 60.0, restarts: int = 1,
-            latency: float = 0.0, log_dir: str | os.PathLike[str] | None = None) -> dict[str, str]:
-    """Wait until every job in `ids` has its reply in memory; returns {id: reply} in `ids` order.
-
-    A worker that dies (non-zero exit) has its jobs requeued. When no worker is left and jobs
-    are pending, a new one is started, at most `restarts` times. Raises `JobsIncomplete`
-    when jobs failed or no worker is left to do them, and `TimeoutError` (after stopping the
-    workers; their jobs stay recoverable) when `timeout` seconds pass."""
-    workers, dead = list(workers), set()
-    deadline = time.monotonic() + timeout
-    while True:
-        alive = [w for w in workers if w.alive]  # before reading results: a worker that exited has written
-        results = queue.results(ids)
-        if len(results) == len(ids):
-            # subtle: a worker saves a reply, then acknowledges its job; wait for the workers to finish
-            # (the queue is empty, so they exit), so that no job still looks taken when this returns
-            for w in alive:
-                try:
-                    w.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    w.kill()
-            return results
-        for w in workers:
-            if not w.alive and w.process.returncode != 0 and w.name not in dead:
-                dead.add(w.name)
-                queue.requeue(w.name)
-        if not alive:
-            if queue.pending() and restarts > 0:
-                restarts -= 1
-                workers += start_workers(queue.namespace, 1, queue.url, prefix=queue.prefix, latency=latency,
-                                         log_dir=log_dir)
-                continue
-            failures = queue.failures()
-            raise JobsIncomplete([i for i in ids if i not in results], failures,
-                                 "" if failures else queue.lost_cause())
-        if time.monotonic() > deadline:
-            for w in alive:
-                w.kill()
-            raise TimeoutError(f"{len(ids) - len(results)} of {len(ids)} job(s) not done after {timeout}s; "
-                               "their workers were stopped and `queue.requeue()` puts the jobs back")
-        time.sleep(POLL_S)
-
-
-def run_jobs(namespace: str, jobs: list[Job], url: str | None = None, *, workers: int = 4, prefix: str = "mas",
-             latency: float = 0.0, timeout: float = 60.0, restarts: int = 1,
-             log_dir: str | os.PathLike[str] | None = None) -> dict[str, str]:
-    """Push the jobs whose reply is not in memory yet (so a re-run resumes), start `workers`
-    processes, and collect every reply. Call it with no worker of this run still running."""
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
-    with JobQueue(namespace, url, prefix=prefix) as queue:
-        done = queue.results([job.id for job in jobs])
-        todo = [job for job in jobs if job.id not in done]
-        queue.reset()  # what a crashed earlier round left queued or taken: exactly the missing jobs go back
-        queue.push(todo)
-        if todo:
-            started = start_workers(namespace, min(workers, len(todo)), queue.url, prefix=prefix, latency=latency,
-                                    log_dir=log_dir)
-            collect(queue, started, [job.id for job in todo], timeout=timeout, restarts=restarts, latency=latency,
-                    log_dir=log_dir)
-        return queue.results([job.id for job in jobs])
-
-
 # ---------------------------------------------------------------- many runs, many machines: Celery
 
 RUN_TASK = "mas.run_topic"  # the one task: run (or resume) one pipeline run
@@ -674,35 +357,3 @@ def runs(memory: Any) -> list[dict[str, str]]:
             entry = found.setdefault(run_id, {"run": run_id})
             entry["drafts"] = str(max(int(entry.get("drafts", "0")), int(field[6:])))
     return [found[r] for r in sorted(found) if "topic" in found[r]]
-
-
-def merge_bullets(replies: list[str]) -> str:
-    """The bullet points of several replies as one list, in order, each point once.
-
-    >>> merge_bullets(["## A\\n\\n- one\\n- two", "* two\\n1. three\\nA closing remark."])
-    '- one\\n- two\\n- three'
-    """
-    return prompts.bullet_list(prompts.merge_bullets(replies))
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mas.scaling", description="Work on a run's job queue.")
-    parser.add_argument("namespace", help="the run's namespace (its run id)")
-    parser.add_argument("--worker", default=f"w-{os.getpid()}", help="this worker's name (unique in the run)")
-    parser.add_argument("--prefix", default="mas", help="the Redis key prefix (RedisMemory's)")
-    parser.add_argument("--latency", type=float, default=0.0, help="offline model: simulated seconds per reply")
-    args = parser.parse_args(argv)
-    from mas.offline import Latency
-
-    # the simulated latency stands in for Claude's own, so a live worker has none (a live client refuses it)
-    client = make_client(latency=Latency(base=args.latency) if args.latency and is_offline() else None)
-    taken = work(args.namespace, os.environ.get("REDIS_URL"), worker=args.worker, prefix=args.prefix,
-                 client=client)
-    print(f"{args.worker}: {taken} job(s)", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    from mas.cli import exit_on_setup_problem  # a bad switch or an unreachable Redis: one line, not a traceback
-
-    sys.exit(exit_on_setup_problem(main, "python -m mas.scaling"))

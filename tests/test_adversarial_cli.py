@@ -51,7 +51,7 @@ BAD_SETTINGS = [
     ("MAS_NO_DOTENV", "maybe", "on/off"),
 ]
 COMMANDS = {"run": ["-m", "mas.cli", "run", TOPIC], "hello": ["-m", "mas.cli", "hello"],
-            "doctor": ["-m", "mas.cli", "doctor"], "scaling": ["-m", "mas.scaling", "run-x"]}
+            "doctor": ["-m", "mas.cli", "doctor"], "worker": ["-m", "mas.cli", "worker"]}
 
 
 def command(tmp_path: Path, *args: str, **env: str | None) -> subprocess.CompletedProcess:
@@ -101,13 +101,12 @@ def _can_create(folder: Path) -> bool:
 
 @pytest.mark.parametrize(("variable", "value", "accepts"), list({v: (v, x, a) for v, x, a in BAD_SETTINGS}.values()))
 def test_a_bad_switch_is_one_line_naming_it_in_every_command(tmp_path, variable, value, accepts):
-    # the commands of `mas` share one check; the worker (python -m mas.scaling) has its own way in
+    # the commands of `mas` share one check; a worker (which would otherwise fail in every task) checks first
     # (`mas run` meets every value in-process below: here the other ways in, for one value each)
-    names = list(COMMANDS) if variable in ("MAS_TIMEOUT", "MAS_NO_DOTENV") else ["scaling"]
+    names = list(COMMANDS) if variable in ("MAS_TIMEOUT", "MAS_NO_DOTENV") else ["worker"]
     for name in names:
         line = problem_line(command(tmp_path, *COMMANDS[name], **{variable: value}), 2)
-        prog = "python -m mas.scaling" if name == "scaling" else "mas"
-        assert line.startswith(f"{prog}: {variable}={value!r} is not valid: it accepts {accepts}"), (name, line)
+        assert line.startswith(f"mas: {variable}={value!r} is not valid: it accepts {accepts}"), (name, line)
 
 
 @pytest.mark.parametrize(("variable", "value", "accepts"), [c for c in BAD_SETTINGS if c[0] != "MAS_NO_DOTENV"])
@@ -232,7 +231,7 @@ def test_a_recording_that_cannot_be_replayed_is_one_line_before_any_call(tmp_pat
         path.write_bytes("\ufeffnot a recording".encode("utf-16"))
     elif case != "missing":
         path.write_text("\n".join(TAMPERED[case](recorded)) + "\n", encoding="utf-8")
-    for name in ("run", "hello", "scaling") if case in ("missing", "a folder", "not UTF-8") else ("run",):
+    for name in ("run", "hello", "worker") if case in ("missing", "a folder", "not UTF-8") else ("run",):
         line = problem_line(command(tmp_path, *COMMANDS[name], MAS_REPLAY=str(path)), 2)
         assert str(path) in line, (name, line)
     if (tmp_path / "memory.db").exists():  # opened before the recording was read: nothing was run
@@ -274,7 +273,7 @@ def test_a_recording_that_cannot_be_written_is_one_line_before_any_call(tmp_path
 
 
 def test_record_and_replay_together_is_one_line(tmp_path):
-    for name in ("run", "hello", "scaling"):
+    for name in ("run", "hello", "worker"):
         line = problem_line(command(tmp_path, *COMMANDS[name], MAS_RECORD="a.jsonl", MAS_REPLAY="b.jsonl"), 2)
         assert "MAS_RECORD and MAS_REPLAY are both set" in line
 
@@ -282,7 +281,7 @@ def test_record_and_replay_together_is_one_line(tmp_path):
 # ---------------------------------------------------------------------------- the kill switch, servers
 
 def test_the_kill_switch_with_a_key_is_one_line_that_says_how_to_choose(tmp_path):
-    for name in ("run", "hello", "scaling"):
+    for name in ("run", "hello", "worker"):
         done = command(tmp_path, *COMMANDS[name], ANTHROPIC_API_KEY=FAKE_KEY, MAS_OFFLINE=None)
         line = problem_line(done, 2)
         assert "MAS_NO_LIVE=1" in line and "MAS_OFFLINE=1" in line, (name, line)
@@ -290,8 +289,8 @@ def test_the_kill_switch_with_a_key_is_one_line_that_says_how_to_choose(tmp_path
 
 def test_a_redis_that_does_not_answer_is_one_line_for_a_worker(tmp_path):
     for url in ("redis://127.0.0.1:1/0", "notredis://x", "redis://[::1"):
-        line = problem_line(command(tmp_path, *COMMANDS["scaling"], REDIS_URL=url), 2)
-        assert line.startswith("python -m mas.scaling: ")
+        line = problem_line(command(tmp_path, *COMMANDS["worker"], REDIS_URL=url), 2)
+        assert line.startswith("mas: ")
 
 
 @contextmanager
@@ -498,7 +497,7 @@ def test_a_live_worker_builds_its_client_without_the_offline_models_latency(tmp_
     # --latency stands in for Claude's own: a live worker passes none, so its client is built (and its next
     # problem, a Redis that does not answer, is the line), never refused for an offline-only option
     with server(200, "application/json", json.dumps(MESSAGE).encode()) as url:
-        done = command(tmp_path, *COMMANDS["scaling"], "--latency", "0.2", REDIS_URL="redis://127.0.0.1:1/0",
+        done = command(tmp_path, *COMMANDS["worker"], "--latency", "0.2", REDIS_URL="redis://127.0.0.1:1/0",
                        **live(url))
     line = problem_line(done, 2)
-    assert line.startswith("python -m mas.scaling: ") and "latency" not in line and "Redis" in line, line
+    assert line.startswith("mas: ") and "latency" not in line and "Redis" in line, line

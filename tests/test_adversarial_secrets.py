@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from mas import doctor
 from mas.agents import WriterAgent
 from mas.client import make_client, record_client, text_of
-from mas.errors import AgentFailed, JobsIncomplete, SettingsError, failure_of, one_line, reason_of
+from mas.errors import AgentFailed, SettingsError, failure_of, one_line, reason_of
 from mas.failures import Resilient, Retry
 from mas.memory import SQLiteMemory
 from mas.offline import OfflineTransport, ScriptedTransport
@@ -144,7 +144,7 @@ def test_an_error_text_carries_no_credential_into_any_formatter(echo, monkeypatc
     api_error = anthropic.AuthenticationError(f"Error code: 401 - {body}", response=httpx2.Response(401, request=req),
                                               body=body)
     lines = [one_line(api_error), reason_of(api_error), one_line(ValueError(text)),
-             str(AgentFailed(failure_of("Writer", api_error, "bad_request"))), str(JobsIncomplete(["a"], {"a": text}))]
+             str(AgentFailed(failure_of("Writer", api_error, "bad_request")))]
     assert not shown("\n".join(lines), KEY, TOKEN), lines
 
 

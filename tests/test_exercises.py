@@ -566,42 +566,61 @@ def namespace(redis_url):
     """A namespace of this test's own in the real Redis, emptied afterwards."""
     import uuid
 
-    from mas.scaling import JobQueue, RedisMemory
+    from mas.scaling import RedisMemory
 
     name = f"test-exercises-{uuid.uuid4().hex[:12]}"
     yield name
-    with JobQueue(name, redis_url) as queue, RedisMemory(redis_url, namespace=name) as memory:
-        queue.clear()
+    with RedisMemory(redis_url, namespace=name) as memory:
         memory.clear()
 
 
 DOWN = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
 
-def test_08_1_fifth_worker_right_and_wrong(redis_url, namespace):
-    from mas.prompts import research_task
-    from mas.scaling import Job, RedisMemory, run_jobs
+def test_08_1_killed_worker_right_and_wrong(redis_url, tmp_path):
+    """The exercise as the notebook's answer does it: a real `mas worker`, its pool process SIGKILLed mid-run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import uuid
 
-    jobs = [Job(id=name, task=research_task(subtopic, "engineers")) for name, subtopic in
-            [("caching", "Prompt caching"), ("retrieval", TOPIC), ("agents", "Multi-agent LLM systems")]]
-    four = run_jobs(f"{namespace}/four", jobs, redis_url, workers=2)
-    five = run_jobs(namespace, jobs, redis_url, workers=3)
-    assert five == four and len(four) == 3
-    with pytest.raises(NotYet, match="Each of the 3 jobs was taken exactly once.*delete one reply"):
-        check("08.1", namespace, four, five, url=redis_url)
-    with RedisMemory(redis_url, namespace=namespace) as memory:
-        memory.delete("result/caching")
-    with pytest.raises(NotYet, match=r"No reply in memory for \['caching'\]: call run_jobs again"):
-        check("08.1", namespace, four, five, url=redis_url)
-    replies = run_jobs(namespace, jobs, redis_url, workers=3)
-    check("08.1", namespace, four, replies, url=redis_url)
+    pytest.importorskip("celery")
+    from mas.scaling import RedisMemory, celery_app, submit
 
-    with pytest.raises(NotYet, match="pass what your last run_jobs call returned"):
-        check("08.1", namespace, four, {"caching": replies["caching"]}, url=redis_url)
-    with pytest.raises(NotYet, match="No job was ever taken in the namespace"):
-        check("08.1", f"{namespace}/never", four, replies, url=redis_url)
+    queue = f"q-{uuid.uuid4().hex[:8]}"
+    log = open(tmp_path / "worker.log", "w")
+    worker = subprocess.Popen([sys.executable, "-m", "mas.cli", "worker", "--queue", queue, "--concurrency", "1",
+                               "--latency", "0.3"], env={**os.environ, "REDIS_URL": redis_url}, stdout=log,
+                              stderr=subprocess.STDOUT)
+    try:
+        app = celery_app(redis_url)
+        [task] = submit(app, ["Prompt caching"], f"ex{uuid.uuid4().hex[:8]}", queue=queue)
+        with RedisMemory(redis_url) as memory:
+            run = memory.scoped(task.id)
+            deadline = time.monotonic() + 60
+            while run.get("status") != "validating" and time.monotonic() < deadline:
+                time.sleep(0.02)
+            holder = run.get("worker")
+            with pytest.raises(NotYet, match="is still running: kill it"):
+                check("08.1", task.id, holder, {"status": "approved"}, url=redis_url)
+            os.kill(int(holder.rsplit(":", 1)[1]), signal.SIGKILL)
+            end = task.get(timeout=120)
+            check("08.1", task.id, holder, end, url=redis_url)  # passes: raises NotYet otherwise
+            with pytest.raises(NotYet, match="No run 'elsewhere' in Redis"):
+                check("08.1", "elsewhere", holder, end, url=redis_url)
+            with pytest.raises(NotYet, match="finished by the process you say you killed"):
+                check("08.1", task.id, holder, {**end, "worker": holder}, url=redis_url)
+            with pytest.raises(NotYet, match="Pass what the task returned"):
+                check("08.1", task.id, holder, "approved", url=redis_url)
+            run.clear()
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+        log.close()
     with pytest.raises(NotYet, match="(?s)No Redis answers at redis://127.0.0.1:1/0.*redis-server --port 6379"):
-        check("08.1", namespace, four, replies, url=DOWN)
+        check("08.1", task.id, holder, end, url=DOWN)
 
 
 def _crash_and_resume(redis_url, namespace, max_retries=0):

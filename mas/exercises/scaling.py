@@ -1,33 +1,34 @@
-"""Checks for the exercises of notebook 08: workers sharing a run through Redis, and a run resumed.
+"""Checks for the exercises of notebook 08: a Celery worker killed mid-run, and a run resumed.
 
-Both checks read what the learner's runs left in the real Redis (`REDIS_URL`, as the notebook
-uses): the run's job queue (who took what, how many times) and the run's memory. When no Redis
-answers, they say how to start one instead of failing on a socket error.
+Both checks read what the learner's runs left in the real Redis (`REDIS_URL`, as the notebook uses): the
+run's memory (its status, its calls, which process holds or finished it). When no Redis answers, they say how
+to start one instead of failing on a socket error.
 
-Simplified on purpose: how many workers took a job depends on how fast each process started, so
-08.1 does not count workers; it checks what more workers must not change (each job once, the same
-replies) and that a re-run does only the missing job.
+Simplified on purpose: 08.1 cannot see *when* the process was killed, only that it is dead, that another
+process finished the run, and that the run made a clean run's calls (nothing saved was asked again).
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
 from typing import Any
 
 from mas.errors import MemoryUnavailableError
 from mas.exercises.core import NotYet, expect
 from mas.redact import redact_url as _redact
-from mas.scaling import START_REDIS_HINT, JobQueue, RedisMemory
+from mas.scaling import START_REDIS_HINT, RedisMemory
 from mas.settings import settings
 
 START_REDIS = START_REDIS_HINT + " Then restart the kernel and run the notebook again."
 
 
-def _open(kind: str, namespace: str, url: str | None) -> Any:
-    """A JobQueue or RedisMemory on `namespace`; NotYet saying how to start Redis when none answers."""
+def _open(url: str | None) -> Any:
+    """The RedisMemory at `url`; NotYet saying how to start Redis when none answers."""
     url = url or settings().redis_url
     try:
-        return JobQueue(namespace, url) if kind == "queue" else RedisMemory(url, namespace=namespace)
+        return RedisMemory(url)
     except ImportError:
         raise NotYet("This exercise needs the redis package: pip install 'mas[redis]'.") from None
     except MemoryUnavailableError:
@@ -35,51 +36,48 @@ def _open(kind: str, namespace: str, url: str | None) -> Any:
                      + START_REDIS) from None
 
 
-def check_fifth_worker(namespace: str, four: dict[str, str], replies: dict[str, str], url: str | None = None) -> str:
-    """08.1: the eight jobs run by five workers in `namespace`, then re-run after one reply was lost:
-    each job taken once, the lost one twice, and the same replies as the four workers'."""
-    expect(isinstance(four, dict) and bool(four), "Pass the four workers' replies (`results`, a dict job id -> "
-           "reply) as the second argument.")
-    expect(isinstance(namespace, str) and bool(namespace), "Pass the namespace you gave run_jobs, f\"{NS}/five\".")
-    with _open("queue", namespace, url) as queue:
-        attempts, failures = queue.attempts(), queue.failures()
-        pending, held = queue.pending(), queue.in_progress()
-        saved = queue.results(list(four))
-    expect(bool(attempts), f"No job was ever taken in the namespace {namespace!r}: pass the namespace you gave "
-           "run_jobs.")
-    strangers, never = sorted(set(attempts) - set(four)), sorted(set(four) - set(attempts))
-    expect(not strangers, f"The jobs {strangers} of this run are not the four workers' jobs: run the same `jobs`.")
-    expect(not never, f"The job(s) {never} were never taken in this run: give run_jobs all {len(four)} jobs.")
-    expect(not failures, f"Job(s) failed in this run: {failures}.")
-    expect(not pending and not held, f"This run's queue still has jobs (pending: {pending}, taken and not done: "
-           f"{held}): check once run_jobs has returned.")
-    lost = [job for job in four if job not in saved]
-    expect(not lost, f"No reply in memory for {lost}: call run_jobs again in the same namespace; it runs exactly "
-           "the jobs whose reply is missing.")
-    differ = [job for job in four if saved[job] != four[job]]
-    expect(not differ, f"The replies to {differ} are not the four workers' ones: run the same `jobs` on the same "
-           "model (the offline model is deterministic, so the replies must match).")
-    expect(replies == four, "The replies you passed are not the four workers' ones: pass what your last run_jobs "
-           "call returned (it returns every job's reply, the ones it found in memory too).")
-    again = sorted(job for job, n in attempts.items() if n > 1)
-    expect(bool(again), f"Each of the {len(four)} jobs was taken exactly once: five workers, the same replies. "
-           "Now the re-run: delete one reply from this run's memory (RedisMemory(REDIS_URL, namespace=...)"
-           ".delete(\"result/caching\")) and call run_jobs again, the same way: only that job should run again.")
-    expect(all(attempts[job] == 2 for job in again), f"Job(s) were taken more than twice: {attempts}. Run the jobs "
-           "once, delete one reply, run them again (to repeat the exercise, clear the namespace first: "
-           "queue.clear() and queue.memory.clear()).")
-    expect(len(again) < len(four), "Every job ran twice: the re-run should find the other replies in memory and "
-           "run only the missing one. Delete one reply (memory.delete(\"result/<job id>\")), not all of them.")
-    return (f"{len(four)} jobs, each taken once, the four workers' replies; after losing {', '.join(again)}, "
-            "the re-run did only that")
+def check_killed_worker(run_id: str, holder: str, end: Any, url: str | None = None) -> str:
+    """08.1: a run whose worker process was SIGKILLed mid-run, finished by another process: once, with a clean
+    run's calls (the call in flight was lost, nothing saved was asked again)."""
+    expect(isinstance(run_id, str) and bool(run_id), "Pass the run's id (the task's id, `task.id`) first.")
+    expect(isinstance(holder, str) and ":" in holder, "Pass the holder you killed, the run's `worker` value "
+           "(\"host:pid\"), as read before the kill.")
+    expect(isinstance(end, dict) and "status" in end, "Pass what the task returned, `task.get(timeout=...)`: a "
+           "dict with the run's status, calls and worker.")
+    with _open(url) as memory:
+        saved = memory.scoped(run_id).get_all()
+    expect(bool(saved), f"No run {run_id!r} in Redis: pass the task's id (the run id), e.g. f\"{{NS}}-mine-001\".")
+    pid = int(holder.rsplit(":", 1)[1]) if holder.rsplit(":", 1)[1].isdigit() else -1
+    expect(not _alive(pid), f"The process {holder} is still running: kill it with os.kill(pid, signal.SIGKILL) "
+           "while the run is being worked on.")
+    expect(end["status"] == "approved" and saved.get("status") == "approved", f"The run ended as "
+           f"{end['status']!r} ({end.get('reason', '')}): it should end approved once another process resumed it.")
+    expect(end.get("worker") != holder and saved.get("worker") != holder, "The run was finished by the process "
+           "you say you killed: kill the process in the run's `worker` key while the run is validating, then "
+           "wait for the task.")
+    calls = json.loads(saved.get("usage") or "{}").get("calls")
+    expect(end["calls"] == calls == 5, f"The run made {calls} calls in all: a clean run makes 5 (research, draft, "
+           "verdict, revision, verdict). A killed run loses its call in flight and asks nothing saved again; "
+           "more calls mean a step was asked twice (start clean: memory.scoped(run_id).clear()).")
+    return "the run's process was killed mid-run; another finished the run: approved, with a clean run's 5 calls"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, ValueError, OverflowError):
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
 
 
 def check_crash_resume(namespace: str, first: Any, second: Any, calls_on_resume: Any, run_id: str = "my-crash",
                        url: str | None = None) -> str:
     """08.2: a run whose validator fails on its first call (no SDK retries), resumed from Redis with a
     fresh client: how many calls the resume made, and nothing done before was asked again."""
-    with _open("memory", namespace, url) as memory:
-        saved = memory.scoped(run_id).get_all()
+    with _open(url) as memory:
+        saved = memory.scoped(namespace).scoped(run_id).get_all()
     expect(hasattr(first, "status") and hasattr(second, "status"), "Pass the two results of Orchestrator.run: "
            "the crashed run's, then the resumed run's.")
     expect(first.status != "approved", "Your first run was approved: nothing stopped it. Give its client the "
@@ -111,6 +109,6 @@ def check_crash_resume(namespace: str, first: Any, second: Any, calls_on_resume:
 
 
 CHECKS: dict[str, Callable[..., str]] = {
-    "08.1": check_fifth_worker,
+    "08.1": check_killed_worker,
     "08.2": check_crash_resume,
 }
