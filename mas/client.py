@@ -55,6 +55,11 @@ Transport = httpx2.BaseTransport | httpx2.AsyncBaseTransport  # mas.offline's tr
 Client = anthropic.Anthropic | anthropic.AsyncAnthropic
 OFFLINE_OPTIONS = ("faults", "latency", "min_cache_tokens")  # the offline model's own (OfflineModel's arguments)
 
+# the one line that says the offline model answers (once a process; in a notebook a note on stdout, see _note)
+OFFLINE_NOTE = ("Note: the offline model answers (local and deterministic, no key needed). "
+                "To use Claude, set ANTHROPIC_API_KEY in .env or the environment.")
+OFFLINE_ON_PURPOSE_NOTE = ("Note: the offline model answers, as MAS_OFFLINE is on. "
+                           "To use Claude with your key, unset it.")
 _announced_offline: set[str] = set()  # the offline model's announcements already made (each said once)
 _warned_faults: set[str] = set()  # the MAS_FAULTS plans already said to be ignored by a live client
 _shared_replays: dict[tuple, Any] = {}  # MAS_REPLAY's ReplayTransports: one place in each recording per process
@@ -288,12 +293,12 @@ def check_kill_switch() -> None:
 
 
 def _offline_because(offline: bool | None) -> str:
-    """The line that says the offline model answers, and why: no key (the usual case, and the committed
+    """The note that says the offline model answers, and why: no key (the usual case, and the committed
     notebooks' line), or, with a key set, MAS_OFFLINE."""
     s = settings()
     if s.api_key is None and s.auth_token is None:
-        return "offline model: set ANTHROPIC_API_KEY to use Claude"
-    return "offline model: MAS_OFFLINE is on (a key is set: unset MAS_OFFLINE to use Claude)"
+        return OFFLINE_NOTE
+    return OFFLINE_ON_PURPOSE_NOTE
 
 
 def _key_set_and_live_wanted() -> bool:
@@ -304,8 +309,7 @@ def _key_set_and_live_wanted() -> bool:
 def _say_offline_on_purpose(what: str) -> None:
     """With a key set, a client that is offline anyway (a fault plan, scripted replies, a timing demo) says so
     each time one is made, so every such cell of a live notebook says it in its own output."""
-    print(f"offline on purpose: {what} (a key is set: the other clients use Claude)", file=sys.stderr)
-    sys.stderr.flush()
+    _note(f"offline on purpose: {what} (a key is set: the other clients use Claude)")
 
 
 def _announce_offline(line: str) -> None:
@@ -313,5 +317,19 @@ def _announce_offline(line: str) -> None:
     that is live, must not tell a learner with a key to set one."""
     if line not in _announced_offline:
         _announced_offline.add(line)
-        print(line, file=sys.stderr)
-        sys.stderr.flush()  # in a notebook: out at once, so it always comes before the cell's own prints
+        _note(line)
+
+
+def _note(line: str) -> None:
+    """One line of information, not of trouble: in a notebook on stdout, since a kernel's stderr shows in red
+    and a note must not read like an error; elsewhere on stderr, so a command's stdout stays its result alone."""
+    stream = sys.stdout if _in_notebook() else sys.stderr
+    print(line, file=stream)
+    stream.flush()  # out at once, so it always comes before the cell's (or the command's) own lines
+
+
+def _in_notebook() -> bool:
+    """True in a Jupyter kernel. IPython is looked up, never imported: `import mas` loads no optional package."""
+    get_ipython = getattr(sys.modules.get("IPython"), "get_ipython", None)
+    shell = get_ipython() if get_ipython is not None else None
+    return shell is not None and hasattr(shell, "kernel")  # a terminal IPython has no kernel: a shell, like the CLI

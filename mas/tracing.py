@@ -343,6 +343,11 @@ def _cut(text: str, limit: int | None) -> str:
 
 # ---------------------------------------------------------------------------- drawing: the chart and the tables
 
+# The text chart's cells are ASCII on purpose: a block character (U+2588) is missing from some code fonts, and the
+# glyph a browser falls back to is wider than one column, so in JupyterLab the bars drifted off the axis.
+CALL_CELL, FAILED_CELL = "#", "x"
+
+
 class Timeline:
     """A Gantt chart of spans, its times cut to whole ticks. `str()` is text; `_repr_html_` is SVG
     for notebooks (a few hand-written elements, no plotting library)."""
@@ -376,9 +381,9 @@ class Timeline:
         lines = [f"{'#':>{w[0]}}  {'agent':<{w[1]}}  {'step':<{w[2]}}  {axis}"]
         for (index, agent, label), s in zip(rows, self.spans):
             a, b = self.cells(s)
-            bar = " " * a + ("▒" if s.error else "█") * (b - a) + (f" {s.error}" if s.error else "")
+            bar = " " * a + (FAILED_CELL if s.error else CALL_CELL) * (b - a) + (f" {s.error}" if s.error else "")
             lines.append(f"{index:>{w[0]}}  {agent:<{w[1]}}  {label:<{w[2]}}  {bar}")
-        failed = "; ▒ = failed call" if any(s.error for s in self.spans) else ""
+        failed = f"; {FAILED_CELL} = failed call" if any(s.error for s in self.spans) else ""
         return "\n".join([*lines, f"one character = {_secs(self.tick)}{failed}"])
 
     __repr__ = __str__

@@ -144,7 +144,7 @@ class Playground:
                                 validator=ValidatorAgent(system_prompt=self.prompts["validator"], **kw))
             result = orch.run(topic, run_id="playground")
         price = cost(self.model.value, result.usage.model_dump())
-        self.status.value = f"<b>{html.escape(result.status)}</b>: {html.escape(result.reason)}"
+        self.status.value = _line(f"{result.status}: {result.reason}")
         self.stats.value = (f"{result.usage.calls} calls · {result.usage.input_tokens:,} in / "
                             f"{result.usage.output_tokens:,} out tokens · "
                             + ("cost unknown" if price is None else f"${price:.4f}"))
@@ -173,7 +173,7 @@ class Playground:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps({"prompts": self.prompts, "model": self.model.value,
                                       "max_tokens": self.max_tokens.value}, indent=2) + "\n", encoding="utf-8")
-        self.status.value = f"Saved to {html.escape(str(target))}."
+        self.status.value = _line(f"Saved to {target}.")
         return target
 
     def load(self, path: str | None = None) -> None:
@@ -184,7 +184,7 @@ class Playground:
             if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
                 raise ValueError("'prompts' must map role names to prompt text")
         except (OSError, ValueError, KeyError, TypeError) as err:
-            self.status.value = f"Could not load {html.escape(str(source))}: {html.escape(str(err))}"
+            self.status.value = _line(f"Could not load {source}: {err}")
             return
         self.prompts.update(prompts)
         if data.get("model") in self.model.options:
@@ -192,7 +192,7 @@ class Playground:
         if isinstance(data.get("max_tokens"), int):
             self.max_tokens.value = data["max_tokens"]
         self.system.value = self.prompts[self.role.value]
-        self.status.value = f"Loaded {html.escape(str(source))}."
+        self.status.value = _line(f"Loaded {source}.")
 
     # ------------------------------------------------------------------ plumbing
 
@@ -214,6 +214,12 @@ class Playground:
 
     def _prompt_edited(self, change: dict) -> None:
         self.prompts[self.role.value] = change["new"]
+
+
+def _line(text: str) -> str:
+    """A status line: text with no markup, escaped as text (`<`, `>`, `&`; quotes are plain in text), so it
+    shows the same in the widget and printed from code (notebook 10 prints `playground.status.value`)."""
+    return html.escape(text, quote=False)
 
 
 def _pre(text: str) -> str:

@@ -27,7 +27,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from mas.agents import BaseAgent
-from mas.client import make_client
+from mas.client import OFFLINE_NOTE, make_client
 from mas.errors import AgentReplyError, SettingsError, kind_of
 from mas.hooks import call_hook
 from mas.memory import SQLiteMemory
@@ -39,7 +39,7 @@ from mas.tracing import Tracer
 
 TOPIC = "How vector databases enable semantic search"
 FAKE_KEY = "sk-ant-" + "test-not-a-key"  # built here, so it cannot look like a committed key
-ANNOUNCEMENT = "offline model: set ANTHROPIC_API_KEY to use Claude"  # said once, on purpose: not a problem
+ANNOUNCEMENT = OFFLINE_NOTE  # said once, on purpose: not a problem
 # every MAS_* switch with values it does not accept, and what its line must say it accepts
 BAD_SETTINGS = [
     ("MAS_TIMEOUT", "nan", "seconds > 0"), ("MAS_TIMEOUT", "-1", "seconds > 0"), ("MAS_TIMEOUT", "abc", "seconds > 0"),

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from mas import doctor
 from mas.agents import WriterAgent
-from mas.client import make_client, record_client, text_of
+from mas.client import OFFLINE_NOTE, OFFLINE_ON_PURPOSE_NOTE, make_client, record_client, text_of
 from mas.errors import AgentFailed, SettingsError, failure_of, one_line, reason_of
 from mas.failures import Resilient, Retry
 from mas.memory import SQLiteMemory
@@ -169,7 +169,8 @@ def test_a_credential_after_its_name_is_hidden_in_any_form(before, name, form, b
 UNTOUCHED = [
     "OverloadedError 529: Overloaded",
     "max_tokens: 1024 is more than this model allows; input_tokens=5, output_tokens: 7",
-    "offline model: set ANTHROPIC_API_KEY to use Claude",
+    OFFLINE_NOTE,
+    OFFLINE_ON_PURPOSE_NOTE,
     "run 'run-1' is about 'AI', not 'ML': use a new run_id for a new topic",
     "Writer: max_tokens after 1 attempt(s): the reply was cut at max_tokens (512)",
     "MAS_TIMEOUT='abc' is not valid: it accepts seconds > 0 and at most 3600, e.g. 60 (or leave it empty)",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+import types
 
 import anthropic
 import pytest
@@ -10,7 +12,7 @@ from anthropic.types import Message
 
 import mas
 import mas.client
-from mas.client import OFFLINE_BASE_URL, make_client, text_of, usage_of
+from mas.client import OFFLINE_BASE_URL, OFFLINE_NOTE, OFFLINE_ON_PURPOSE_NOTE, make_client, text_of, usage_of
 from mas.errors import LiveClientForbidden, OfflineOnlyOptions
 from mas.offline import OfflineTransport, ScriptedTransport
 from mas.offline.catalog import listed_models
@@ -131,7 +133,32 @@ def test_offline_announcement_is_said_once(no_key, monkeypatch, capsys):
     make_client()
     make_client()
     err = capsys.readouterr().err
-    assert err.count("offline model: set ANTHROPIC_API_KEY to use Claude") == 1
+    assert err.count(OFFLINE_NOTE) == 1 and "\n" not in OFFLINE_NOTE
+
+
+def test_with_a_key_and_mas_offline_the_note_says_how_to_use_claude(live_allowed, monkeypatch, capsys):
+    monkeypatch.setattr(mas.client, "_announced_offline", set())
+    monkeypatch.setenv("MAS_OFFLINE", "1")
+    make_client()
+    assert capsys.readouterr().err == OFFLINE_ON_PURPOSE_NOTE + "\n"
+    assert "unset" in OFFLINE_ON_PURPOSE_NOTE and "set ANTHROPIC_API_KEY" not in OFFLINE_ON_PURPOSE_NOTE
+
+
+def test_in_a_notebook_the_offline_note_is_a_note_on_stdout(no_key, monkeypatch, capsys):
+    """A kernel shows stderr in red: there the note goes to stdout, and it stays one line that reads as a note."""
+    kernel_shell = types.SimpleNamespace(kernel=object())
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: kernel_shell))
+    monkeypatch.setattr(mas.client, "_announced_offline", set())
+    make_client()
+    said = capsys.readouterr()
+    assert said.out == OFFLINE_NOTE + "\n" and said.err == ""
+    assert OFFLINE_NOTE.startswith("Note: the offline model answers") and "ANTHROPIC_API_KEY" in OFFLINE_NOTE
+    # a terminal IPython has no kernel: there, as in the CLI, the line stays on stderr
+    del kernel_shell.kernel
+    monkeypatch.setattr(mas.client, "_announced_offline", set())
+    make_client()
+    said = capsys.readouterr()
+    assert said.out == "" and said.err == OFFLINE_NOTE + "\n"
 
 
 def _message(content):

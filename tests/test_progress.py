@@ -22,7 +22,7 @@ import pytest
 from gateway import serving
 
 from mas.agents import ValidatorAgent, WriterAgent
-from mas.client import make_client
+from mas.client import OFFLINE_NOTE, make_client
 from mas.contracts import ValidationResult
 from mas.errors import AgentReplyError
 from mas.offline import Fault, OfflineTransport, ScriptedTransport, error
@@ -33,7 +33,7 @@ ASK = dict(model="claude-opus-4-6", max_tokens=100, messages=[{"role": "user", "
 VERDICT = '{"issues": [], "approved": true}'
 FENCED = ("[mas] Validator: not valid JSON (it starts with '```json'; send the object alone, without code fences "
           "or prose)")
-ANNOUNCEMENT = "offline model: set ANTHROPIC_API_KEY to use Claude"
+ANNOUNCEMENT = OFFLINE_NOTE
 
 
 def client_for(faults, max_retries=2, asynchronous=False):

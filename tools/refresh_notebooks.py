@@ -5,7 +5,8 @@
 Each notebook runs top to bottom in a fresh kernel in its own folder, with the offline model
 forced (MAS_OFFLINE=1, no key, the live-client kill switch on) and a throwaway redis-server
 for the notebooks that use Redis, exactly as the test suite runs them. Widget state and
-execution timings are dropped, so the committed file holds only what a reader should see.
+execution timings are dropped, and a stream's consecutive pieces are joined, so the committed file holds only
+what a reader should see.
 """
 
 from __future__ import annotations
@@ -34,8 +35,25 @@ def refresh(path: Path) -> None:
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
+        if "outputs" in cell:
+            cell.outputs = merge_streams(cell.outputs)
     nbformat.write(nb, path)
     print(f"refreshed {path}")
+
+
+def merge_streams(outputs: list) -> list:
+    """Consecutive stream outputs of one name (stdout, stderr) as one, as JupyterLab shows them: how a cell's
+    prints are cut into messages depends on the kernel's flush timing (a busy machine cuts them more), and a
+    committed file must not. Unlike nbclient's `coalesce_streams`, the order of stdout and stderr is kept."""
+    merged: list = []
+    for output in outputs:
+        last = merged[-1] if merged else None
+        if (output.output_type == "stream" and last is not None and last.output_type == "stream"
+                and last.name == output.name):
+            last.text += output.text
+        else:
+            merged.append(output)
+    return merged
 
 
 def main(paths: list[str]) -> int:
