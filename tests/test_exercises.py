@@ -5,89 +5,234 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from pathlib import Path
 
 import pytest
 
 from mas.agents import BaseAgent, ValidatorAgent, WriterAgent
 from mas.client import make_client
 from mas.contracts import ValidationResult
-from mas.exercises import NotYet, check, solution
+from mas.exercises import CHECKS, NotYet, check, solution
 from mas.memory import SQLiteMemory
 from mas.offline import Fault, OfflineTransport
 from mas.orchestrator import Orchestrator
 from mas.prompts import SYSTEM_PROMPTS, write_task
 
 TOPIC = "How vector databases enable semantic search"
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
 def test_unknown_exercise_and_solution_pointer():
     with pytest.raises(KeyError, match="no check named '99.9'"):
         check("99.9")
-    assert "notebooks/03_*.ipynb" in solution("03.2") and "# Answer 2" in solution("03.2")
+    # solution() points to the answer cell, and says so; each cell it names is there, and ends with that check
+    for exercise in CHECKS:
+        pointer = solution(exercise)
+        assert pointer.startswith(f"The reference answer to {exercise} is not shown here: it is in notebooks/")
+        notebook = re.search(r"notebooks/(\d\d_\w+\.ipynb)", pointer).group(1)
+        cell = re.search(r"'(# Answer \d+)'", pointer).group(1)
+        sources = ["".join(c["source"]) for c in json.loads((NOTEBOOKS / notebook).read_text())["cells"]]
+        answer = [src for src in sources if src.startswith(cell + "\n")]
+        assert len(answer) == 1 and f'check("{exercise}"' in answer[0], (exercise, notebook, cell)
+    with pytest.raises(KeyError, match="no exercise named '99.9'"):
+        solution("99.9")
 
 
 # ---------------------------------------------------------------- 01
 
 
-def test_01_1_json_value(capsys):
-    check("01.1", json.dumps({"approved": False}), {"approved": False})
-    assert capsys.readouterr().out.startswith("✓ 01.1")
-    with pytest.raises(NotYet, match="not JSON"):
-        check("01.1", str({"approved": False}), {"approved": False})
+def test_01_1_json_value_is_read_from_the_learners_database(tmp_path, capsys):
+    verdict = {"approved": False, "issues": ["no sources"]}
+    with SQLiteMemory(tmp_path / "exercise.db") as memory:
+        memory.scoped("run-c").set_json("validation", verdict)
+        check("01.1", tmp_path / "exercise.db", verdict)
+        assert capsys.readouterr().out.startswith("✓ 01.1: run-c/validation holds {\"approved\": false")
+        check("01.1", memory, verdict)  # right, written differently: the memory itself, still open
+        check("01.1", str(tmp_path / "exercise.db"), verdict)  # or the path as a string
+
+    # wrong: no memory at all, the stored text made by hand (the check used to pass this)
+    with pytest.raises(NotYet, match="no database file at '{\"approved\".*not the text read from it"):
+        check("01.1", json.dumps(verdict), verdict)
+    # wrong: set() with str(value), not set_json
+    with SQLiteMemory(tmp_path / "str.db") as memory:
+        memory.scoped("run-c").set("validation", str(verdict))
+    with pytest.raises(NotYet, match="not JSON.*Use set_json"):
+        check("01.1", tmp_path / "str.db", verdict)
+    # wrong: not in the scope run-c
+    with SQLiteMemory(tmp_path / "unscoped.db") as memory:
+        memory.set_json("validation", verdict)
+    with pytest.raises(NotYet, match=r"No 'validation' in the scope 'run-c'.*keys: validation\).*not as 'validation'"):
+        check("01.1", tmp_path / "unscoped.db", verdict)
+    # wrong: another value than the one passed
+    with pytest.raises(NotYet, match="reads back as .*not the value you passed"):
+        check("01.1", tmp_path / "exercise.db", {"approved": True, "issues": []})
+    with pytest.raises(NotYet, match="Pass the structured value"):
+        check("01.1", tmp_path / "exercise.db", json.dumps(verdict))
+    (tmp_path / "notes.txt").write_text("not a database")
+    with pytest.raises(NotYet, match="notes.txt has no memory table"):
+        check("01.1", tmp_path / "notes.txt", verdict)
 
 
 class _Keys:
     """A minimal memory for the 01.2 check, with the answer's keys() or a wrong one."""
 
-    def __init__(self, path, exact=True):
-        self.conn, self.exact = sqlite3.connect(path), exact
+    def __init__(self, path, sql="SELECT key FROM memory WHERE substr(key, 1, ?) = ? ORDER BY key", like=False):
+        self.conn, self.sql, self.like = sqlite3.connect(path), sql, like
         self.conn.execute("CREATE TABLE memory (key TEXT PRIMARY KEY, value TEXT)")
 
     def set(self, key, value):
         self.conn.execute("INSERT OR REPLACE INTO memory VALUES (?, ?)", (key, value))
 
     def keys(self, prefix=""):
-        if self.exact:
-            sql, args = "SELECT key FROM memory WHERE substr(key, 1, ?) = ? ORDER BY key", (len(prefix), prefix)
-        else:
-            sql, args = "SELECT key FROM memory WHERE key LIKE ? ORDER BY key", (prefix + "%",)
-        return [k for (k,) in self.conn.execute(sql, args)]
+        args = (prefix + "%",) if self.like else (len(prefix), prefix)
+        return [k for (k,) in self.conn.execute(self.sql, args)]
 
     def close(self):
         self.conn.close()
 
 
-def test_01_2_keys_method_right_and_the_like_wildcard_trap():
-    check("01.2", _Keys)
-
-    class WithLike(_Keys):
+def _keys_class(sql, like=False):
+    class Memory(_Keys):
         def __init__(self, path):
-            super().__init__(path, exact=False)
+            super().__init__(path, sql, like)
 
+    return Memory
+
+
+def test_01_2_keys_method_right_and_wrong():
+    check("01.2", _Keys)  # the notebook's answer
+
+    # right, written differently: filtered and sorted in Python; a range on the key (uses the index) with ORDER BY
+    class InPython(_Keys):
+        def keys(self, prefix=""):
+            return sorted(k for (k,) in self.conn.execute("SELECT key FROM memory") if k.startswith(prefix))
+
+    check("01.2", InPython)
+
+    class Range(_Keys):
+        def keys(self, prefix=""):
+            if not prefix:
+                return [k for (k,) in self.conn.execute("SELECT key FROM memory ORDER BY key")]
+            upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+            return [k for (k,) in self.conn.execute("SELECT key FROM memory WHERE key >= ? AND key < ? ORDER BY key",
+                                                    (prefix, upper))]
+
+    check("01.2", Range)
+
+    # wrong: no ORDER BY (the primary key's index returns them sorted today: the check used to pass this)
+    with pytest.raises(NotYet, match=r"returned \['run_1/research', 'run_1/draft'\]: the right keys, not sorted.*"
+                                     "ORDER BY key"):
+        check("01.2", _keys_class("SELECT key FROM memory WHERE substr(key, 1, ?) = ?"))
+
+    class SortedOnlyWithPrefix(_Keys):
+        def keys(self, prefix=""):
+            return super().keys(prefix) if prefix else [k for (k,) in self.conn.execute("SELECT key FROM memory")]
+
+    with pytest.raises(NotYet, match=r"`keys\(\)` returned every key, but not sorted"):
+        check("01.2", SortedOnlyWithPrefix)
     with pytest.raises(NotYet, match="`_` is a wildcard"):
-        check("01.2", WithLike)
+        check("01.2", _keys_class("SELECT key FROM memory WHERE key LIKE ? ORDER BY key", like=True))
+
+    class LikeEscaped(_Keys):  # `_` and `%` escaped, but LIKE still ignores case
+        def keys(self, prefix=""):
+            escaped = prefix.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
+            return [k for (k,) in self.conn.execute(
+                "SELECT key FROM memory WHERE key LIKE ? ESCAPE '\\' ORDER BY key", (escaped + "%",))]
+
+    with pytest.raises(NotYet, match="also returned 'RUN_1/notes': SQLite's `LIKE` ignores case"):
+        check("01.2", LikeEscaped)
+
+    class UnderscoreOnly(_Keys):  # `_` escaped, `%` forgotten, in a GLOB-free LIKE made case-sensitive
+        def keys(self, prefix=""):
+            self.conn.execute("PRAGMA case_sensitive_like = ON")
+            escaped = prefix.replace("_", "\\_")
+            return [k for (k,) in self.conn.execute(
+                "SELECT key FROM memory WHERE key LIKE ? ESCAPE '\\' ORDER BY key", (escaped + "%",))]
+
+    with pytest.raises(NotYet, match=r"`keys\('50%'\)` returned \['50%/a', '50x/a'\].*`%` is a wildcard too"):
+        check("01.2", UnderscoreOnly)
+
+    class Everything(_Keys):
+        def keys(self, prefix=""):
+            return [k for (k,) in self.conn.execute("SELECT key FROM memory ORDER BY key")]
+
+    with pytest.raises(NotYet, match="also returned 'runX1/draft'"):
+        check("01.2", Everything)
+
+    class Tuple(_Keys):
+        def keys(self, prefix=""):
+            return tuple(super().keys(prefix))
+
+    with pytest.raises(NotYet, match="should return a list, it returned tuple"):
+        check("01.2", Tuple)
     with pytest.raises(NotYet, match="Add a method `keys"):
         check("01.2", SQLiteMemory)
 
 
 # ---------------------------------------------------------------- 02
 
+SUMMARIZER = "You are a summarizer. Condense the text you are given into at most three bullet points, in plain words."
 
-def test_02_1_specialist(monkeypatch):
-    monkeypatch.setitem(SYSTEM_PROMPTS, "summarizer", "You are a summarizer. Three bullets at most.")
 
-    class SummarizerAgent(BaseAgent):
+def test_02_1_specialist_right_and_wrong(monkeypatch, capsys):
+    monkeypatch.setitem(SYSTEM_PROMPTS, "summarizer", SUMMARIZER)
+
+    class SummarizerAgent(BaseAgent):  # the notebook's answer
         role = "summarizer"
 
     check("02.1", SummarizerAgent, "summarizer")
+    assert "SummarizerAgent (summarizer) condenses a draft into 3 bullet(s)" in capsys.readouterr().out
+
+    class ByConstructor(BaseAgent):  # right, written differently: the role given to BaseAgent.__init__
+        def __init__(self, **kwargs):
+            super().__init__("summarizer", **kwargs)
+
+    check("02.1", ByConstructor, "summarizer")
+    monkeypatch.setitem(SYSTEM_PROMPTS, "tldr", "Reduce what you are given to two bullet points at most.")
+    check("02.1", type("TldrAgent", (BaseAgent,), {"role": "tldr"}), "tldr")  # another specialist, another name
+
+    # wrong: one of the course's own agents passes for a fourth (the check used to pass this)
+    with pytest.raises(NotYet, match="'writer' is one of the course's three roles"):
+        check("02.1", WriterAgent, "writer")
+    # wrong: the pitfall the exercise warns about, "a writer's draft": offline the model plays the writer
+    monkeypatch.setitem(SYSTEM_PROMPTS, "summarizer", "You are a summarizer. Condense a writer's draft into at most "
+                        "three bullet points.")
+    with pytest.raises(NotYet, match="Offline, your prompt makes the model play the writer.*a writer's draft"):
+        check("02.1", SummarizerAgent, "summarizer")
+    # wrong: a prompt that does not ask for bullets: the reply is prose
+    monkeypatch.setitem(SYSTEM_PROMPTS, "summarizer", "You are a summarizer. Be brief.")
+    with pytest.raises(NotYet, match=r"answered 1 line\(s\), not at most three bullet points.*ask for at most three"):
+        check("02.1", SummarizerAgent, "summarizer")
+    monkeypatch.setitem(SYSTEM_PROMPTS, "summarizer", SUMMARIZER)
+
+    class OwnPrompt(BaseAgent):
+        def __init__(self, **kwargs):
+            super().__init__("summarizer", system_prompt="Summarize in three bullets.", **kwargs)
+
+    with pytest.raises(NotYet, match=r"use the prompt from SYSTEM_PROMPTS\['summarizer'\]"):
+        check("02.1", OwnPrompt, "summarizer")
 
     class Forgot(BaseAgent):
         role = "assistant-ish"
 
-    with pytest.raises(NotYet, match="Set `role = 'summarizer'`"):
+    monkeypatch.setitem(SYSTEM_PROMPTS, "assistant-ish", SUMMARIZER)
+    with pytest.raises(NotYet, match="role is 'assistant-ish': set `role = 'summarizer'`"):
         check("02.1", Forgot, "summarizer")
+
+    class NeedsAName(BaseAgent):
+        role = "summarizer"
+
+        def __init__(self, name, **kwargs):
+            super().__init__(name=name, **kwargs)
+
+    with pytest.raises(NotYet, match=r"NeedsAName\(client=...\) failed: TypeError"):
+        check("02.1", NeedsAName, "summarizer")
+    with pytest.raises(NotYet, match="Add a system prompt for 'digest'"):
+        check("02.1", SummarizerAgent, "digest")
     with pytest.raises(NotYet, match="subclass of mas.agents.BaseAgent"):
         check("02.1", object, "summarizer")
+    with pytest.raises(NotYet, match="subclass of mas.agents.BaseAgent, and pass the class itself"):
+        check("02.1", SummarizerAgent(client=make_client()), "summarizer")
 
 
 def _research_and_faithful_draft():
@@ -118,6 +263,19 @@ class _StrictValidator(ValidatorAgent):
 def test_02_2_strict_validator_right_and_wrong():
     research, faithful = _research_and_faithful_draft()
     check("02.2", _StrictValidator, research, faithful)
+
+    class NoCallWhenUnsourced(ValidatorAgent):  # right, written differently: the code first, the model only if needed
+        def __init__(self, **kwargs):
+            super().__init__(system_prompt=SYSTEM_PROMPTS["validator"] + " Every (source: ...) note must stay.",
+                             **kwargs)
+
+        def review(self, research, draft, attempts=3):
+            notes = set(re.findall(r"\(source: [^()]*\)", research))
+            if missing := sorted(n for n in notes if n not in draft):
+                return ValidationResult(issues=[f"The draft drops the source {n}" for n in missing], approved=False)
+            return super().review(research, draft, attempts)
+
+    check("02.2", NoCallWhenUnsourced, research, faithful)
 
     # wrong: the course's validator trusts the model, which may approve a draft that lost its sources
     with pytest.raises(NotYet, match="approved a draft with every source note removed"):
@@ -152,6 +310,33 @@ def test_02_2_strict_validator_right_and_wrong():
     with pytest.raises(NotYet, match="dropped the model's own issues"):
         check("02.2", IgnoresTheModel, research, faithful)
 
+    class AnySource(_StrictValidator):  # wrong: rejects only a draft with no source at all (the check passed it)
+        def review(self, research, draft, attempts=3):
+            verdict = ValidatorAgent.review(self, research, draft, attempts)
+            issues = verdict.issues + ([] if "(source:" in draft else ["The draft has no source at all."])
+            return ValidationResult(issues=issues, approved=not issues)
+
+    with pytest.raises(NotYet, match=r"approved a draft that lost one source note, \(source: .*kept the others"):
+        check("02.2", AnySource, research, faithful)
+
+    class CountsSources(_StrictValidator):  # wrong: as many notes as the research, whichever they are
+        def review(self, research, draft, attempts=3):
+            verdict = ValidatorAgent.review(self, research, draft, attempts)
+            short = draft.count("(source:") < len(set(re.findall(r"\(source: [^)]*\)", research)))
+            issues = verdict.issues + (["Too few sources."] if short else [])
+            return ValidationResult(issues=issues, approved=not issues)
+
+    with pytest.raises(NotYet, match="lost one source note"):
+        check("02.2", CountsSources, research, faithful)
+
+    class Silent(_StrictValidator):  # rejects the right drafts, but says nothing about why
+        def review(self, research, draft, attempts=3):
+            verdict = super().review(research, draft, attempts)
+            return ValidationResult(issues=["Not good enough."] if verdict.issues else [], approved=verdict.approved)
+
+    with pytest.raises(NotYet, match="also say why, with an issue that names the missing source"):
+        check("02.2", Silent, research, faithful)
+
     lost = faithful.replace(SOURCE_POINT.findall(research)[1].rsplit(" (source:", 1)[1], ")")
     with pytest.raises(NotYet, match="has lost 1 of the research's source notes"):
         check("02.2", _StrictValidator, research, lost)
@@ -160,21 +345,70 @@ def test_02_2_strict_validator_right_and_wrong():
 # ---------------------------------------------------------------- 03
 
 
-def test_03_checks_right_and_wrong(tmp_path):
-    with SQLiteMemory(tmp_path / "m.db") as memory:
-        refusing = make_client(transport=OfflineTransport(faults="refusal@writer"))
-        refused = Orchestrator(memory, client=refusing, progress=None).run(TOPIC, run_id="x")
-        check("03.1", refused, memory.scoped("x").get_all())
-        clean = Orchestrator(memory, client=make_client(), progress=None).run(TOPIC, run_id="clean")
-        with pytest.raises(NotYet, match="'approved'; a refusal should stop it"):
-            check("03.1", clean, memory.scoped("clean").get_all())
+@pytest.fixture(scope="module")
+def runs_03(tmp_path_factory):
+    """Notebook 03's runs: one refused, one clean, one crashed at the revision and resumed (calls recorded)."""
+    from mas.hooks import call_hook
 
-        crash = make_client(transport=OfflineTransport(faults=[Fault("server_error", call=4)]), max_retries=0)
-        Orchestrator(memory, client=crash, progress=None).run(TOPIC, run_id="r")
+    memory = SQLiteMemory(tmp_path_factory.mktemp("m") / "m.db")
+    refusing = make_client(transport=OfflineTransport(faults="refusal@writer"))
+    refused = Orchestrator(memory, client=refusing, progress=None).run(TOPIC, run_id="x")
+    clean = Orchestrator(memory, client=make_client(), progress=None).run(TOPIC, run_id="clean")
+    crash = make_client(transport=OfflineTransport(faults=[Fault("server_error", call=4)]), max_retries=0)
+    Orchestrator(memory, client=crash, progress=None).run(TOPIC, run_id="r")
+    agents = []
+    with call_hook(lambda agent, request: agents.append(agent)):
         resumed = Orchestrator(memory, client=make_client(), progress=None).run(run_id="r")
-        check("03.2", ["Writer", "Validator"], resumed, clean)
-        with pytest.raises(NotYet, match="only the revision"):
-            check("03.2", ["Researcher", "Writer", "Validator"], resumed, clean)
+    yield memory, refused, clean, resumed, agents
+    memory.close()
+
+
+def test_03_1_refused_run_right_and_wrong(runs_03):
+    memory, refused, clean, _, _ = runs_03
+    check("03.1", refused, memory.scoped("x").get_all())
+    check("03.1", refused, dict(memory.scoped("x").get_all()))
+    with pytest.raises(NotYet, match="'approved'; a refusal should stop it"):
+        check("03.1", clean, memory.scoped("clean").get_all())
+    with pytest.raises(NotYet, match="keys of the whole memory.*memory.scoped\\(run_id\\).get_all\\(\\)"):
+        check("03.1", refused, memory.get_all())
+    with pytest.raises(NotYet, match="research step ran before the refusal"):
+        check("03.1", refused, memory.scoped("nothing-here").get_all())
+    with pytest.raises(NotYet, match="A refusal must never be saved as a draft"):
+        check("03.1", refused, {**memory.scoped("x").get_all(), "draft_1": "I can't help with that."})
+    with SQLiteMemory(":memory:") as elsewhere:  # failed, but for another reason: the writer's server is down
+        down = make_client(transport=OfflineTransport(faults=[Fault("server_error", role="writer", times=None)]),
+                           max_retries=0)
+        failed = Orchestrator(elsewhere, client=down, progress=None).run(TOPIC, run_id="d")
+        assert failed.status == "failed"
+        with pytest.raises(NotYet, match="not for a refusal"):
+            check("03.1", failed, elsewhere.scoped("d").get_all())
+    with pytest.raises(NotYet, match="Pass the run's result"):
+        check("03.1", "failed", memory.scoped("x").get_all())
+
+
+def test_03_2_resume_right_and_wrong(runs_03):
+    _, _, clean, resumed, agents = runs_03
+    assert [a.role for a in agents] == ["writer", "validator"]
+    check("03.2", [a.name for a in agents], resumed, clean)  # the notebook's answer: by name
+    check("03.2", [a.role for a in agents], resumed, clean)  # by role (the check used to fail this)
+    check("03.2", agents, resumed, clean)  # the agents themselves
+    check("03.2", ("Writer", "Validator"), resumed, clean)
+
+    with pytest.raises(NotYet, match="only the revision"):
+        check("03.2", ["Researcher", "Writer", "Validator"], resumed, clean)
+    with pytest.raises(NotYet, match="only the revision.*Record agent.name"):
+        check("03.2", [a.model for a in agents], resumed, clean)  # the model is no agent
+    with pytest.raises(NotYet, match="the same run \\('clean'\\)"):
+        check("03.2", ["Writer", "Validator"], clean, clean)  # a clean run is no resume
+    with pytest.raises(NotYet, match="ended as 'failed', not 'approved'"):
+        check("03.2", ["Writer", "Validator"], resumed.model_copy(update={"status": "failed"}), clean)
+    fewer = clean.model_copy(update={"usage": clean.usage.model_copy(update={"calls": 3}), "run_id": "other"})
+    with pytest.raises(NotYet, match="made 5 calls, a clean run 3"):
+        check("03.2", ["Writer", "Validator"], resumed, fewer)
+    with pytest.raises(NotYet, match="Pass as `clean` the result"):
+        check("03.2", ["Writer", "Validator"], resumed, clean.usage.calls)
+    with pytest.raises(NotYet, match="Pass the list your hook filled"):
+        check("03.2", "Writer, Validator", resumed, clean)
 
 
 # ---------------------------------------------------------------- 10
