@@ -225,7 +225,7 @@ def test_02_1_specialist_right_and_wrong(monkeypatch, capsys):
         def __init__(self, name, **kwargs):
             super().__init__(name=name, **kwargs)
 
-    with pytest.raises(NotYet, match=r"NeedsAName\(client=...\) failed: TypeError"):
+    with pytest.raises(NotYet, match=r"NeedsAName\(client=...\) raised TypeError"):
         check("02.1", NeedsAName, "summarizer")
     with pytest.raises(NotYet, match="Add a system prompt for 'digest'"):
         check("02.1", SummarizerAgent, "digest")
@@ -1239,3 +1239,40 @@ def test_10_right_answers_written_differently():
         Orchestrator(SQLiteMemory(":memory:"), progress=None).run(TOPIC, run_id="t")
     costliest = sorted(tracer.spans, key=lambda s: s.cost)[-1]
     check("10.2", tracer, costliest.agent, int(costliest.index))
+
+
+def test_learner_code_that_raises_gets_one_line_not_a_traceback(monkeypatch):
+    class Typo(_Keys):
+        def keys(self, prefix=""):
+            return [k for (k,) in self.conn.execute("SELECT key FROM memroy ORDER BY key")]
+
+    with pytest.raises(NotYet, match=r"^keys\('run_1/'\) raised OperationalError: no such table: memroy$"):
+        check("01.2", Typo)
+    with pytest.raises(NotYet, match=r"^_Keys\(path\) raised TypeError"):
+        check("01.2", type("_Keys", (_Keys,), {"__init__": lambda self: None}))  # takes no path
+
+    monkeypatch.setitem(SYSTEM_PROMPTS, "summarizer", SUMMARIZER)
+
+    class Crashes(BaseAgent):
+        role = "summarizer"
+
+        def run(self, task):
+            raise RuntimeError("not written yet")
+
+    with pytest.raises(NotYet, match=r"^Crashes.run\(task\) raised RuntimeError: not written yet$"):
+        check("02.1", Crashes, "summarizer")
+
+    research, faithful = _research_and_faithful_draft()
+
+    class Unfinished(_StrictValidator):
+        def review(self, research, draft, attempts=3):
+            return super().review(research, draft, attempts).isssues
+
+    with pytest.raises(NotYet, match=r"^review\(research, draft\) raised AttributeError: .*isssues"):
+        check("02.2", Unfinished, research, faithful)
+
+    def no_client(levels):  # forgot the client argument
+        return _chain(levels, make_client())
+
+    with pytest.raises(NotYet, match=r"^chain\(1, client\) raised TypeError"):
+        check("09.2", no_client, 4, 3)

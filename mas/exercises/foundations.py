@@ -14,7 +14,7 @@ from typing import Any, Callable
 from mas.agents import BaseAgent
 from mas.client import make_client
 from mas.contracts import RunResult
-from mas.exercises.core import NotYet, expect
+from mas.exercises.core import NotYet, attempt, expect
 from mas.prompts import SYSTEM_PROMPTS
 
 # "(source: ...)" with no parenthesis inside: `[^()]`, not `[^)]`, so each try stops at the next "(" and a
@@ -73,15 +73,15 @@ def check_keys_method(memory_class: type) -> str:
     expect(callable(getattr(memory_class, "keys", None)),
            "Add a method `keys(self, prefix='')` to your PersistentMemory class.")
     with tempfile.TemporaryDirectory() as tmp:
-        memory = memory_class(Path(tmp) / "check.db")
+        memory = attempt(f"{getattr(memory_class, '__name__', memory_class)}(path)", memory_class, Path(tmp) / "check.db")
         try:
             # subtle: a covering index (the primary key's) returns keys sorted even with no ORDER BY, today. This
             # pragma, which SQLite has for finding such queries, reverses every unordered SELECT on the connection
             for conn in [v for v in vars(memory).values() if isinstance(v, sqlite3.Connection)]:
                 conn.execute("PRAGMA reverse_unordered_selects = ON")
             for key in _KEYS:
-                memory.set(key, "...")
-            got = memory.keys("run_1/")
+                attempt(f"set({key!r}, ...)", memory.set, key, "...")
+            got = attempt("keys('run_1/')", memory.keys, "run_1/")
             expect(isinstance(got, list), f"`keys` should return a list, it returned {type(got).__name__}.")
             expect("runX1/draft" not in got, "`keys('run_1/')` also returned 'runX1/draft': in SQL `LIKE`, `_` is a "
                    "wildcard. Compare the prefix exactly, e.g. `substr(key, 1, ?) = ?`.")
@@ -93,10 +93,10 @@ def check_keys_method(memory_class: type) -> str:
                    "to find such queries): add `ORDER BY key`.")
             expect(got == ["run_1/draft", "run_1/research"],
                    f"`keys('run_1/')` returned {got}; expected ['run_1/draft', 'run_1/research'] (sorted).")
-            got = memory.keys("50%")
+            got = attempt("keys('50%')", memory.keys, "50%")
             expect(got == ["50%/a"], f"`keys('50%')` returned {got}, not ['50%/a']: in `LIKE`, `%` is a wildcard too. "
                    "Compare the prefix exactly, e.g. `substr(key, 1, ?) = ?`.")
-            got = memory.keys()
+            got = attempt("keys()", memory.keys)
             expect(sorted(got) != sorted(_KEYS) or got == sorted(_KEYS), f"`keys()` returned every key, but "
                    f"not sorted: {got}. Add `ORDER BY key`.")
             expect(got == sorted(_KEYS), f"`keys()` with no prefix returned {got}; it should return every key, "
@@ -123,10 +123,7 @@ def check_specialist(agent_class: type, role: str) -> str:
     expect(isinstance(role, str) and role not in COURSE_ROLES, f"{role!r} is one of the course's three roles: a "
            "fourth specialist has a role of its own, e.g. 'summarizer', with its own prompt.")
     expect(role in SYSTEM_PROMPTS, f"Add a system prompt for {role!r} to SYSTEM_PROMPTS.")
-    try:
-        agent = agent_class(client=make_client(offline=True))
-    except Exception as err:  # the learner's constructor: one line, not a traceback
-        raise NotYet(f"{agent_class.__name__}(client=...) failed: {type(err).__name__}: {err}") from None
+    agent = attempt(f"{agent_class.__name__}(client=...)", agent_class, client=make_client(offline=True))
     expect(agent.role == role, f"Your agent's role is {agent.role!r}: set `role = {role!r}` in the subclass.")
     expect(agent.system_prompt == SYSTEM_PROMPTS[role], f"The agent should use the prompt from "
            f"SYSTEM_PROMPTS[{role!r}], not a prompt of its own.")
@@ -134,7 +131,7 @@ def check_specialist(agent_class: type, role: str) -> str:
     played = detect_role(agent.system_prompt, task)
     expect(played not in COURSE_ROLES, f"Offline, your prompt makes the model play the {played}: it names that "
            f"role (e.g. \"a {played}'s draft\"). Describe the text it is given without naming another role.")
-    reply = agent.run(task)
+    reply = attempt(f"{agent_class.__name__}.run(task)", agent.run, task)
     lines = [line for line in reply.splitlines() if line.strip()]
     expect(1 <= len(lines) <= 3 and all(line.lstrip().startswith(("- ", "* ")) for line in lines),
            f"Run on a draft, your {agent_class.__name__} answered {len(lines)} line(s), not at most three bullet "
@@ -164,8 +161,9 @@ def check_strict_validator(validator_class: type, research: str, faithful: str) 
 
     def review(verdict: dict, draft: str) -> tuple[Any, Any]:
         model = ScriptedTransport([json.dumps(verdict)] * 3)  # the same verdict, whatever it is asked
-        validator = validator_class(client=make_client(transport=model))
-        return validator, validator.review(research, draft)
+        validator = attempt(f"{getattr(validator_class, '__name__', validator_class)}(client=...)", validator_class,
+                            client=make_client(transport=model))
+        return validator, attempt("review(research, draft)", validator.review, research, draft)
 
     lax = {"issues": [], "approved": True}
     validator, verdict = review(lax, stripped)
