@@ -142,7 +142,7 @@ def test_01_2_keys_method_right_and_wrong():
     with pytest.raises(NotYet, match="also returned 'RUN_1/notes': SQLite's `LIKE` ignores case"):
         check("01.2", LikeEscaped)
 
-    class UnderscoreOnly(_Keys):  # `_` escaped, `%` forgotten, in a GLOB-free LIKE made case-sensitive
+    class UnderscoreOnly(_Keys):  # LIKE made case-sensitive and `_` escaped, but `%` forgotten
         def keys(self, prefix=""):
             self.conn.execute("PRAGMA case_sensitive_like = ON")
             escaped = prefix.replace("_", "\\_")
@@ -366,7 +366,12 @@ def runs_03(tmp_path_factory):
 def test_03_1_refused_run_right_and_wrong(runs_03):
     memory, refused, clean, _, _ = runs_03
     check("03.1", refused, memory.scoped("x").get_all())
-    check("03.1", refused, dict(memory.scoped("x").get_all()))
+    # right, written differently: the fault as a Fault, another audience and run id, in a memory of its own
+    with SQLiteMemory(":memory:") as other:
+        client = make_client(transport=OfflineTransport(faults=[Fault("refusal", role="writer")]))
+        mine = Orchestrator(other, client=client, progress=None).run(TOPIC, audience="new engineers", run_id="ex-r")
+        scope = other.scoped("ex-r")
+        check("03.1", mine, dict(sorted(scope.get_all().items())))
     with pytest.raises(NotYet, match="'approved'; a refusal should stop it"):
         check("03.1", clean, memory.scoped("clean").get_all())
     with pytest.raises(NotYet, match="keys of the whole memory.*memory.scoped\\(run_id\\).get_all\\(\\)"):
