@@ -1069,6 +1069,14 @@ def test_12_1_word_limit_variant_right_and_wrong(limited):
                      client=make_client(), concurrency=2)
     with pytest.raises(NotYet, match=r"is it the smallest\? Run the smaller limits too \(under-400, under-600\)"):
         check("12.1", alone, "under-800")
+    from mas.evals import EvalResults
+
+    few = run_eval(cases[:2], [Variant("under-600", prompts={"writer": SYSTEM_PROMPTS["writer"] + " Under 600 words."})],
+                   client=make_client(), concurrency=2)
+    four = [r for r in results.records if r.variant == "under-400"]
+    mixed = EvalResults(four + few.records, [v for v in results.variants if v["variant"] == "under-400"] + few.variants)
+    with pytest.raises(NotYet, match="under-400 ran on other cases than under-600: run every limit on the same cases"):
+        check("12.1", mixed, "under-600")  # 2 easy cases for the answer, 10 for the limit below it
     course = run_eval(cases[:2], [Variant("under-600")], client=make_client(), concurrency=2)
     with pytest.raises(NotYet, match="writer prompt is the course's own"):
         check("12.1", course, "under-600")

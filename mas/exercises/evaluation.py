@@ -31,11 +31,15 @@ def check_word_limit_variant(results: Any, name: str) -> str:
     smaller = {int(m.group(1)): v for v in fingerprints if (m := re.fullmatch(r"under-(\d+)", v)) and int(m.group(1)) < n}
     expect(bool(smaller) or n <= min(LIMITS), f"under-{n} passes, but is it the smallest? Run the smaller limits "
            f"too ({', '.join(f'under-{k}' for k in LIMITS if k < n)}) in the same run_eval, and pass all the results.")
+    ran = {r.case for r in rs}
+    unlike = [v for v in smaller.values() if {r.case for r in results.of(v)} != ran]
+    expect(not unlike, f"{unlike[0] if unlike else ''} ran on other cases than {name}: run every limit on the same "
+           "cases, in one run_eval, so that they are compared like with like.")
     passing = sorted(k for k, v in smaller.items() if all(r.passed for r in results.of(v)))
     expect(not passing, f"under-{passing[0] if passing else ''} passes every case too, and its limit is smaller: "
            "the smallest N is the first that passes.")
-    ran = ", ".join(smaller[k] for k in sorted(smaller))
-    return f"{name} passes all {len(rs)} cases" + (f", and no smaller limit you ran does ({ran})" if smaller else "")
+    below = ", ".join(smaller[k] for k in sorted(smaller))
+    return f"{name} passes all {len(rs)} cases" + (f", and no smaller limit you ran does ({below})" if smaller else "")
 
 
 def check_title_grader(grader: Callable[..., Any], outcome: Any) -> str:
