@@ -5,89 +5,234 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from pathlib import Path
 
 import pytest
 
 from mas.agents import BaseAgent, ValidatorAgent, WriterAgent
 from mas.client import make_client
 from mas.contracts import ValidationResult
-from mas.exercises import NotYet, check, solution
+from mas.exercises import CHECKS, NotYet, check, solution
 from mas.memory import SQLiteMemory
-from mas.offline import Fault, OfflineTransport
+from mas.offline import Fault, OfflineTransport, ScriptedTransport
 from mas.orchestrator import Orchestrator
-from mas.prompts import SYSTEM_PROMPTS, write_task
+from mas.prompts import CITATION, SYSTEM_PROMPTS, research_task, write_task
 
 TOPIC = "How vector databases enable semantic search"
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
 def test_unknown_exercise_and_solution_pointer():
     with pytest.raises(KeyError, match="no check named '99.9'"):
         check("99.9")
-    assert "notebooks/03_*.ipynb" in solution("03.2") and "# Answer 2" in solution("03.2")
+    # solution() points to the answer cell, and says so; each cell it names is there, and ends with that check
+    for exercise in CHECKS:
+        pointer = solution(exercise)
+        assert pointer.startswith(f"The reference answer to {exercise} is not shown here: it is in notebooks/")
+        notebook = re.search(r"notebooks/(\d\d_\w+\.ipynb)", pointer).group(1)
+        cell = re.search(r"'(# Answer \d+)'", pointer).group(1)
+        sources = ["".join(c["source"]) for c in json.loads((NOTEBOOKS / notebook).read_text())["cells"]]
+        answer = [src for src in sources if src.startswith(cell + "\n")]
+        assert len(answer) == 1 and f'check("{exercise}"' in answer[0], (exercise, notebook, cell)
+    with pytest.raises(KeyError, match="no exercise named '99.9'"):
+        solution("99.9")
 
 
 # ---------------------------------------------------------------- 01
 
 
-def test_01_1_json_value(capsys):
-    check("01.1", json.dumps({"approved": False}), {"approved": False})
-    assert capsys.readouterr().out.startswith("✓ 01.1")
-    with pytest.raises(NotYet, match="not JSON"):
-        check("01.1", str({"approved": False}), {"approved": False})
+def test_01_1_json_value_is_read_from_the_learners_database(tmp_path, capsys):
+    verdict = {"approved": False, "issues": ["no sources"]}
+    with SQLiteMemory(tmp_path / "exercise.db") as memory:
+        memory.scoped("run-c").set_json("validation", verdict)
+        check("01.1", tmp_path / "exercise.db", verdict)
+        assert capsys.readouterr().out.startswith("✓ 01.1: run-c/validation holds {\"approved\": false")
+        check("01.1", memory, verdict)  # right, written differently: the memory itself, still open
+        check("01.1", str(tmp_path / "exercise.db"), verdict)  # or the path as a string
+
+    # wrong: no memory at all, the stored text made by hand (the check used to pass this)
+    with pytest.raises(NotYet, match="no database file at '{\"approved\".*not the text read from it"):
+        check("01.1", json.dumps(verdict), verdict)
+    # wrong: set() with str(value), not set_json
+    with SQLiteMemory(tmp_path / "str.db") as memory:
+        memory.scoped("run-c").set("validation", str(verdict))
+    with pytest.raises(NotYet, match="not JSON.*Use set_json"):
+        check("01.1", tmp_path / "str.db", verdict)
+    # wrong: not in the scope run-c
+    with SQLiteMemory(tmp_path / "unscoped.db") as memory:
+        memory.set_json("validation", verdict)
+    with pytest.raises(NotYet, match=r"No 'validation' in the scope 'run-c'.*keys: validation\).*not as 'validation'"):
+        check("01.1", tmp_path / "unscoped.db", verdict)
+    # wrong: another value than the one passed
+    with pytest.raises(NotYet, match="reads back as .*not the value you passed"):
+        check("01.1", tmp_path / "exercise.db", {"approved": True, "issues": []})
+    with pytest.raises(NotYet, match="Pass the structured value"):
+        check("01.1", tmp_path / "exercise.db", json.dumps(verdict))
+    (tmp_path / "notes.txt").write_text("not a database")
+    with pytest.raises(NotYet, match="notes.txt has no memory table"):
+        check("01.1", tmp_path / "notes.txt", verdict)
 
 
 class _Keys:
     """A minimal memory for the 01.2 check, with the answer's keys() or a wrong one."""
 
-    def __init__(self, path, exact=True):
-        self.conn, self.exact = sqlite3.connect(path), exact
+    def __init__(self, path, sql="SELECT key FROM memory WHERE substr(key, 1, ?) = ? ORDER BY key", like=False):
+        self.conn, self.sql, self.like = sqlite3.connect(path), sql, like
         self.conn.execute("CREATE TABLE memory (key TEXT PRIMARY KEY, value TEXT)")
 
     def set(self, key, value):
         self.conn.execute("INSERT OR REPLACE INTO memory VALUES (?, ?)", (key, value))
 
     def keys(self, prefix=""):
-        if self.exact:
-            sql, args = "SELECT key FROM memory WHERE substr(key, 1, ?) = ? ORDER BY key", (len(prefix), prefix)
-        else:
-            sql, args = "SELECT key FROM memory WHERE key LIKE ? ORDER BY key", (prefix + "%",)
-        return [k for (k,) in self.conn.execute(sql, args)]
+        args = (prefix + "%",) if self.like else (len(prefix), prefix)
+        return [k for (k,) in self.conn.execute(self.sql, args)]
 
     def close(self):
         self.conn.close()
 
 
-def test_01_2_keys_method_right_and_the_like_wildcard_trap():
-    check("01.2", _Keys)
-
-    class WithLike(_Keys):
+def _keys_class(sql, like=False):
+    class Memory(_Keys):
         def __init__(self, path):
-            super().__init__(path, exact=False)
+            super().__init__(path, sql, like)
 
+    return Memory
+
+
+def test_01_2_keys_method_right_and_wrong():
+    check("01.2", _Keys)  # the notebook's answer
+
+    # right, written differently: filtered and sorted in Python; a range on the key (uses the index) with ORDER BY
+    class InPython(_Keys):
+        def keys(self, prefix=""):
+            return sorted(k for (k,) in self.conn.execute("SELECT key FROM memory") if k.startswith(prefix))
+
+    check("01.2", InPython)
+
+    class Range(_Keys):
+        def keys(self, prefix=""):
+            if not prefix:
+                return [k for (k,) in self.conn.execute("SELECT key FROM memory ORDER BY key")]
+            upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+            return [k for (k,) in self.conn.execute("SELECT key FROM memory WHERE key >= ? AND key < ? ORDER BY key",
+                                                    (prefix, upper))]
+
+    check("01.2", Range)
+
+    # wrong: no ORDER BY (the primary key's index returns them sorted today: the check used to pass this)
+    with pytest.raises(NotYet, match=r"returned \['run_1/research', 'run_1/draft'\]: the right keys, not sorted.*"
+                                     "ORDER BY key"):
+        check("01.2", _keys_class("SELECT key FROM memory WHERE substr(key, 1, ?) = ?"))
+
+    class SortedOnlyWithPrefix(_Keys):
+        def keys(self, prefix=""):
+            return super().keys(prefix) if prefix else [k for (k,) in self.conn.execute("SELECT key FROM memory")]
+
+    with pytest.raises(NotYet, match=r"`keys\(\)` returned every key, but not sorted"):
+        check("01.2", SortedOnlyWithPrefix)
     with pytest.raises(NotYet, match="`_` is a wildcard"):
-        check("01.2", WithLike)
+        check("01.2", _keys_class("SELECT key FROM memory WHERE key LIKE ? ORDER BY key", like=True))
+
+    class LikeEscaped(_Keys):  # `_` and `%` escaped, but LIKE still ignores case
+        def keys(self, prefix=""):
+            escaped = prefix.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
+            return [k for (k,) in self.conn.execute(
+                "SELECT key FROM memory WHERE key LIKE ? ESCAPE '\\' ORDER BY key", (escaped + "%",))]
+
+    with pytest.raises(NotYet, match="also returned 'RUN_1/notes': SQLite's `LIKE` ignores case"):
+        check("01.2", LikeEscaped)
+
+    class UnderscoreOnly(_Keys):  # LIKE made case-sensitive and `_` escaped, but `%` forgotten
+        def keys(self, prefix=""):
+            self.conn.execute("PRAGMA case_sensitive_like = ON")
+            escaped = prefix.replace("_", "\\_")
+            return [k for (k,) in self.conn.execute(
+                "SELECT key FROM memory WHERE key LIKE ? ESCAPE '\\' ORDER BY key", (escaped + "%",))]
+
+    with pytest.raises(NotYet, match=r"`keys\('50%'\)` returned \['50%/a', '50x/a'\].*`%` is a wildcard too"):
+        check("01.2", UnderscoreOnly)
+
+    class Everything(_Keys):
+        def keys(self, prefix=""):
+            return [k for (k,) in self.conn.execute("SELECT key FROM memory ORDER BY key")]
+
+    with pytest.raises(NotYet, match="also returned 'runX1/draft'"):
+        check("01.2", Everything)
+
+    class Tuple(_Keys):
+        def keys(self, prefix=""):
+            return tuple(super().keys(prefix))
+
+    with pytest.raises(NotYet, match="should return a list, it returned tuple"):
+        check("01.2", Tuple)
     with pytest.raises(NotYet, match="Add a method `keys"):
         check("01.2", SQLiteMemory)
 
 
 # ---------------------------------------------------------------- 02
 
+SUMMARIZER = "You are a summarizer. Condense the text you are given into at most three bullet points, in plain words."
 
-def test_02_1_specialist(monkeypatch):
-    monkeypatch.setitem(SYSTEM_PROMPTS, "summarizer", "You are a summarizer. Three bullets at most.")
 
-    class SummarizerAgent(BaseAgent):
+def test_02_1_specialist_right_and_wrong(monkeypatch, capsys):
+    monkeypatch.setitem(SYSTEM_PROMPTS, "summarizer", SUMMARIZER)
+
+    class SummarizerAgent(BaseAgent):  # the notebook's answer
         role = "summarizer"
 
     check("02.1", SummarizerAgent, "summarizer")
+    assert "SummarizerAgent (summarizer) condenses a draft into 3 bullet(s)" in capsys.readouterr().out
+
+    class ByConstructor(BaseAgent):  # right, written differently: the role given to BaseAgent.__init__
+        def __init__(self, **kwargs):
+            super().__init__("summarizer", **kwargs)
+
+    check("02.1", ByConstructor, "summarizer")
+    monkeypatch.setitem(SYSTEM_PROMPTS, "tldr", "Reduce what you are given to two bullet points at most.")
+    check("02.1", type("TldrAgent", (BaseAgent,), {"role": "tldr"}), "tldr")  # another specialist, another name
+
+    # wrong: one of the course's own agents passes for a fourth (the check used to pass this)
+    with pytest.raises(NotYet, match="'writer' is one of the course's three roles"):
+        check("02.1", WriterAgent, "writer")
+    # wrong: the pitfall the exercise warns about, "a writer's draft": offline the model plays the writer
+    monkeypatch.setitem(SYSTEM_PROMPTS, "summarizer", "You are a summarizer. Condense a writer's draft into at most "
+                        "three bullet points.")
+    with pytest.raises(NotYet, match="Offline, your prompt makes the model play the writer.*a writer's draft"):
+        check("02.1", SummarizerAgent, "summarizer")
+    # wrong: a prompt that does not ask for bullets: the reply is prose
+    monkeypatch.setitem(SYSTEM_PROMPTS, "summarizer", "You are a summarizer. Be brief.")
+    with pytest.raises(NotYet, match=r"answered 1 line\(s\), not at most three bullet points.*ask for at most three"):
+        check("02.1", SummarizerAgent, "summarizer")
+    monkeypatch.setitem(SYSTEM_PROMPTS, "summarizer", SUMMARIZER)
+
+    class OwnPrompt(BaseAgent):
+        def __init__(self, **kwargs):
+            super().__init__("summarizer", system_prompt="Summarize in three bullets.", **kwargs)
+
+    with pytest.raises(NotYet, match=r"use the prompt from SYSTEM_PROMPTS\['summarizer'\]"):
+        check("02.1", OwnPrompt, "summarizer")
 
     class Forgot(BaseAgent):
         role = "assistant-ish"
 
-    with pytest.raises(NotYet, match="Set `role = 'summarizer'`"):
+    monkeypatch.setitem(SYSTEM_PROMPTS, "assistant-ish", SUMMARIZER)
+    with pytest.raises(NotYet, match="role is 'assistant-ish': set `role = 'summarizer'`"):
         check("02.1", Forgot, "summarizer")
+
+    class NeedsAName(BaseAgent):
+        role = "summarizer"
+
+        def __init__(self, name, **kwargs):
+            super().__init__(name=name, **kwargs)
+
+    with pytest.raises(NotYet, match=r"NeedsAName\(client=...\) raised TypeError"):
+        check("02.1", NeedsAName, "summarizer")
+    with pytest.raises(NotYet, match="Add a system prompt for 'digest'"):
+        check("02.1", SummarizerAgent, "digest")
     with pytest.raises(NotYet, match="subclass of mas.agents.BaseAgent"):
         check("02.1", object, "summarizer")
+    with pytest.raises(NotYet, match="subclass of mas.agents.BaseAgent, and pass the class itself"):
+        check("02.1", SummarizerAgent(client=make_client()), "summarizer")
 
 
 def _research_and_faithful_draft():
@@ -118,6 +263,19 @@ class _StrictValidator(ValidatorAgent):
 def test_02_2_strict_validator_right_and_wrong():
     research, faithful = _research_and_faithful_draft()
     check("02.2", _StrictValidator, research, faithful)
+
+    class NoCallWhenUnsourced(ValidatorAgent):  # right, written differently: the code first, the model only if needed
+        def __init__(self, **kwargs):
+            super().__init__(system_prompt=SYSTEM_PROMPTS["validator"] + " Every (source: ...) note must stay.",
+                             **kwargs)
+
+        def review(self, research, draft, attempts=3):
+            notes = set(re.findall(r"\(source: [^()]*\)", research))
+            if missing := sorted(n for n in notes if n not in draft):
+                return ValidationResult(issues=[f"The draft drops the source {n}" for n in missing], approved=False)
+            return super().review(research, draft, attempts)
+
+    check("02.2", NoCallWhenUnsourced, research, faithful)
 
     # wrong: the course's validator trusts the model, which may approve a draft that lost its sources
     with pytest.raises(NotYet, match="approved a draft with every source note removed"):
@@ -152,6 +310,33 @@ def test_02_2_strict_validator_right_and_wrong():
     with pytest.raises(NotYet, match="dropped the model's own issues"):
         check("02.2", IgnoresTheModel, research, faithful)
 
+    class AnySource(_StrictValidator):  # wrong: rejects only a draft with no source at all (the check passed it)
+        def review(self, research, draft, attempts=3):
+            verdict = ValidatorAgent.review(self, research, draft, attempts)
+            issues = verdict.issues + ([] if "(source:" in draft else ["The draft has no source at all."])
+            return ValidationResult(issues=issues, approved=not issues)
+
+    with pytest.raises(NotYet, match=r"approved a draft that lost one source note, \(source: .*kept the others"):
+        check("02.2", AnySource, research, faithful)
+
+    class CountsSources(_StrictValidator):  # wrong: as many notes as the research, whichever they are
+        def review(self, research, draft, attempts=3):
+            verdict = ValidatorAgent.review(self, research, draft, attempts)
+            short = draft.count("(source:") < len(set(re.findall(r"\(source: [^)]*\)", research)))
+            issues = verdict.issues + (["Too few sources."] if short else [])
+            return ValidationResult(issues=issues, approved=not issues)
+
+    with pytest.raises(NotYet, match="lost one source note"):
+        check("02.2", CountsSources, research, faithful)
+
+    class Silent(_StrictValidator):  # rejects the right drafts, but says nothing about why
+        def review(self, research, draft, attempts=3):
+            verdict = super().review(research, draft, attempts)
+            return ValidationResult(issues=["Not good enough."] if verdict.issues else [], approved=verdict.approved)
+
+    with pytest.raises(NotYet, match="also say why, with an issue that names the missing source"):
+        check("02.2", Silent, research, faithful)
+
     lost = faithful.replace(SOURCE_POINT.findall(research)[1].rsplit(" (source:", 1)[1], ")")
     with pytest.raises(NotYet, match="has lost 1 of the research's source notes"):
         check("02.2", _StrictValidator, research, lost)
@@ -160,21 +345,75 @@ def test_02_2_strict_validator_right_and_wrong():
 # ---------------------------------------------------------------- 03
 
 
-def test_03_checks_right_and_wrong(tmp_path):
-    with SQLiteMemory(tmp_path / "m.db") as memory:
-        refusing = make_client(transport=OfflineTransport(faults="refusal@writer"))
-        refused = Orchestrator(memory, client=refusing, progress=None).run(TOPIC, run_id="x")
-        check("03.1", refused, memory.scoped("x").get_all())
-        clean = Orchestrator(memory, client=make_client(), progress=None).run(TOPIC, run_id="clean")
-        with pytest.raises(NotYet, match="'approved'; a refusal should stop it"):
-            check("03.1", clean, memory.scoped("clean").get_all())
+@pytest.fixture(scope="module")
+def runs_03(tmp_path_factory):
+    """Notebook 03's runs: one refused, one clean, one crashed at the revision and resumed (calls recorded)."""
+    from mas.hooks import call_hook
 
-        crash = make_client(transport=OfflineTransport(faults=[Fault("server_error", call=4)]), max_retries=0)
-        Orchestrator(memory, client=crash, progress=None).run(TOPIC, run_id="r")
+    memory = SQLiteMemory(tmp_path_factory.mktemp("m") / "m.db")
+    refusing = make_client(transport=OfflineTransport(faults="refusal@writer"))
+    refused = Orchestrator(memory, client=refusing, progress=None).run(TOPIC, run_id="x")
+    clean = Orchestrator(memory, client=make_client(), progress=None).run(TOPIC, run_id="clean")
+    crash = make_client(transport=OfflineTransport(faults=[Fault("server_error", call=4)]), max_retries=0)
+    Orchestrator(memory, client=crash, progress=None).run(TOPIC, run_id="r")
+    agents = []
+    with call_hook(lambda agent, request: agents.append(agent)):
         resumed = Orchestrator(memory, client=make_client(), progress=None).run(run_id="r")
-        check("03.2", ["Writer", "Validator"], resumed, clean)
-        with pytest.raises(NotYet, match="only the revision"):
-            check("03.2", ["Researcher", "Writer", "Validator"], resumed, clean)
+    yield memory, refused, clean, resumed, agents
+    memory.close()
+
+
+def test_03_1_refused_run_right_and_wrong(runs_03):
+    memory, refused, clean, _, _ = runs_03
+    check("03.1", refused, memory.scoped("x").get_all())
+    # right, written differently: the fault as a Fault, another audience and run id, in a memory of its own
+    with SQLiteMemory(":memory:") as other:
+        client = make_client(transport=OfflineTransport(faults=[Fault("refusal", role="writer")]))
+        mine = Orchestrator(other, client=client, progress=None).run(TOPIC, audience="new engineers", run_id="ex-r")
+        scope = other.scoped("ex-r")
+        check("03.1", mine, dict(sorted(scope.get_all().items())))
+    with pytest.raises(NotYet, match="'approved'; a refusal should stop it"):
+        check("03.1", clean, memory.scoped("clean").get_all())
+    with pytest.raises(NotYet, match="keys of the whole memory.*memory.scoped\\(run_id\\).get_all\\(\\)"):
+        check("03.1", refused, memory.get_all())
+    with pytest.raises(NotYet, match="research step ran before the refusal"):
+        check("03.1", refused, memory.scoped("nothing-here").get_all())
+    with pytest.raises(NotYet, match="A refusal must never be saved as a draft"):
+        check("03.1", refused, {**memory.scoped("x").get_all(), "draft_1": "I can't help with that."})
+    with SQLiteMemory(":memory:") as elsewhere:  # failed, but for another reason: the writer's server is down
+        down = make_client(transport=OfflineTransport(faults=[Fault("server_error", role="writer", times=None)]),
+                           max_retries=0)
+        failed = Orchestrator(elsewhere, client=down, progress=None).run(TOPIC, run_id="d")
+        assert failed.status == "failed"
+        with pytest.raises(NotYet, match="not for a refusal"):
+            check("03.1", failed, elsewhere.scoped("d").get_all())
+    with pytest.raises(NotYet, match="Pass the run's result"):
+        check("03.1", "failed", memory.scoped("x").get_all())
+
+
+def test_03_2_resume_right_and_wrong(runs_03):
+    _, _, clean, resumed, agents = runs_03
+    assert [a.role for a in agents] == ["writer", "validator"]
+    check("03.2", [a.name for a in agents], resumed, clean)  # the notebook's answer: by name
+    check("03.2", [a.role for a in agents], resumed, clean)  # by role (the check used to fail this)
+    check("03.2", agents, resumed, clean)  # the agents themselves
+    check("03.2", ("Writer", "Validator"), resumed, clean)
+
+    with pytest.raises(NotYet, match="only the revision"):
+        check("03.2", ["Researcher", "Writer", "Validator"], resumed, clean)
+    with pytest.raises(NotYet, match="only the revision.*Record agent.name"):
+        check("03.2", [a.model for a in agents], resumed, clean)  # the model is no agent
+    with pytest.raises(NotYet, match="the same run \\('clean'\\)"):
+        check("03.2", ["Writer", "Validator"], clean, clean)  # a clean run is no resume
+    with pytest.raises(NotYet, match="ended as 'failed', not 'approved'"):
+        check("03.2", ["Writer", "Validator"], resumed.model_copy(update={"status": "failed"}), clean)
+    fewer = clean.model_copy(update={"usage": clean.usage.model_copy(update={"calls": 3}), "run_id": "other"})
+    with pytest.raises(NotYet, match="made 5 calls, a clean run 3"):
+        check("03.2", ["Writer", "Validator"], resumed, fewer)
+    with pytest.raises(NotYet, match="Pass as `clean` the result"):
+        check("03.2", ["Writer", "Validator"], resumed, clean.usage.calls)
+    with pytest.raises(NotYet, match="Pass the list your hook filled"):
+        check("03.2", "Writer, Validator", resumed, clean)
 
 
 # ---------------------------------------------------------------- 10
@@ -655,3 +894,417 @@ def test_08_2_crash_resume_right_and_wrong(redis_url, namespace):
     assert retried[0].status == "approved"
     with pytest.raises(NotYet, match="Your first run was approved.*max_retries=0"):
         check("08.2", namespace, *retried, url=redis_url)
+
+
+# ---------------------------------------------------------------- 11
+
+PIPELINE = ("# Our deployment pipeline\n\nEvery merge to main triggers the deployment pipeline, which builds one "
+            "container image and tags it with the commit hash.\n\nThe pipeline runs the unit tests and the integration "
+            "tests in parallel; a failed stage stops the deployment before any server is touched.\n")
+ROLLOUT = ("# Staged rollouts\n\nThe deployment pipeline releases a new image to 5% of servers first, waits 30 minutes "
+           "while watching the error rate, then rolls out to the rest.\n\nIf the error rate of the canary servers "
+           "rises above 2%, the pipeline rolls the deployment back automatically.\n")
+ONCALL = ("On-call engineers get paged when an automatic rollback of the deployment pipeline happens, and they write "
+          "a short incident note within two days.\n")
+CANARY = ("# Canary monitoring\n\nDuring a rollout the canary servers are monitored for 30 minutes: the error rate, "
+          "the p99 latency and the rate of failed health checks are compared with the rest of the fleet.\n")
+
+
+def _docs(folder, **extra):
+    """Notebook 11's documents in `folder`, with `extra` ones (relative path: text)."""
+    (folder / "guides").mkdir(parents=True)
+    for rel, text in {"pipeline.md": PIPELINE, "guides/rollout.md": ROLLOUT, "oncall.txt": ONCALL, **extra}.items():
+        (folder / rel).write_text(text, encoding="utf-8")
+    return folder
+
+
+def _grounded_run(index, topic, run_id="g", researcher=None):
+    from mas.tools import GroundedResearcherAgent, GroundedValidatorAgent
+
+    client = make_client()
+    with SQLiteMemory(":memory:") as memory:
+        result = Orchestrator(memory, client=client, progress=None,
+                              researcher=researcher or GroundedResearcherAgent(index, client=client),
+                              validator=GroundedValidatorAgent(index, client=client)).run(
+            topic, audience="new engineers", run_id=run_id)
+        return result, memory.scoped(run_id).get("research")
+
+
+@pytest.fixture(scope="module")
+def docs_index(tmp_path_factory):
+    from mas.search import DocumentIndex
+
+    root = tmp_path_factory.mktemp("docs11")
+    index = DocumentIndex(root / "index.db")
+    index.add_folder(_docs(root / "docs", **{"canary.md": CANARY}))
+    return index
+
+
+CANARY_TOPIC = "How canary servers are monitored during a rollout"
+
+
+def test_11_1_your_document_is_cited_right_and_wrong(docs_index, tmp_path, capsys):
+    from mas.search import DocumentIndex
+
+    canary_run, _ = _grounded_run(docs_index, CANARY_TOPIC)
+    check("11.1", canary_run, docs_index, "canary")  # the notebook's answer
+    assert "the approved report cites your document" in capsys.readouterr().out
+
+    # right, written differently: another document, in a subfolder, on another question
+    other = DocumentIndex(tmp_path / "other.db")
+    other.add_folder(_docs(tmp_path / "docs", **{"guides/flags.md": (
+        "# Feature flags\n\nEvery new feature ships behind a feature flag that is off by default.\n\nThe flag is "
+        "turned on for internal users first, then for everyone once the error rate stays flat for a day.\n")}))
+    assert "guides/flags" in other.document_ids()
+    flags_run, _ = _grounded_run(other, "How feature flags roll out a new feature")
+    check("11.1", flags_run, other, "guides/flags")
+
+    # wrong: the document written, but the index not rebuilt
+    stale = DocumentIndex(tmp_path / "stale.db")
+    stale.add_folder(_docs(tmp_path / "stale"))
+    with pytest.raises(NotYet, match=r"No document 'canary' in your index.*index.add_folder\(DOCS\).*oncall"):
+        check("11.1", canary_run, stale, "canary")
+    # wrong: a topic the new document does not answer: the report cites the others
+    pipeline_run, _ = _grounded_run(docs_index, "How our deployment pipeline works", run_id="p")
+    assert pipeline_run.status == "approved"
+    with pytest.raises(NotYet, match=r"The report cites .*pipeline.*, not 'canary': ask about what your new"):
+        check("11.1", pipeline_run, docs_index, "canary")
+    # wrong: the course's researcher, which cites no passage of the index
+    from mas.agents import ResearcherAgent
+
+    plain, _ = _grounded_run(docs_index, CANARY_TOPIC, run_id="plain", researcher=ResearcherAgent(client=make_client()))
+    with pytest.raises(NotYet, match="(cites no passage|ended as)"):
+        check("11.1", plain, docs_index, "canary")
+    # wrong: another index than the researcher's, which does not hold the passages the report cites
+    only_canary = DocumentIndex(tmp_path / "only.db")
+    (tmp_path / "only").mkdir()
+    (tmp_path / "only" / "canary.md").write_text(CANARY.replace("30 minutes", "an hour"), encoding="utf-8")
+    only_canary.add_folder(tmp_path / "only")
+    with pytest.raises(NotYet, match="which your index does not hold: pass the same index"):
+        check("11.1", pipeline_run.model_copy(update={"report": canary_run.report + "\n(source: pipeline#1)"}),
+              only_canary, "canary")
+    with pytest.raises(NotYet, match="The run ended as 'failed'"):
+        check("11.1", canary_run.model_copy(update={"status": "failed", "reason": "the writer refused"}), docs_index,
+              "canary")
+
+
+def _miscite_by_search(index, query):
+    """The notebook's way: the first citation moved to a passage found by a search."""
+    def miscite(report):
+        cited = list(dict.fromkeys(CITATION.findall(report)))
+        other = next(p.id for p in index.search(query, limit=5) if p.id not in cited[:1])
+        return report.replace(f"(source: {cited[0]})", f"(source: {other})", 1)
+
+    return miscite
+
+
+def test_11_2_miscitation_caught_right_and_wrong(docs_index):
+    from mas.tools import GroundedValidatorAgent
+
+    result, research = _grounded_run(docs_index, "How our deployment pipeline works")
+    assert result.status == "approved"
+    report, validator = result.report, GroundedValidatorAgent(docs_index, client=make_client())
+    check("11.2", _miscite_by_search(docs_index, "incident note on-call paged"), report, research, validator, docs_index)
+
+    def last_to_another(report):  # right, written differently: the last citation, to a passage the report never cites
+        *_, last = CITATION.finditer(report)
+        other = next(pid for doc in docs_index.document_ids() for pid in [f"{doc}#1"]
+                     if docs_index.passage(pid) and pid != last.group(1) and pid not in report)
+        return report[:last.start()] + f"(source: {other})" + report[last.end():]
+
+    check("11.2", last_to_another, report, research, validator, docs_index)
+
+    with pytest.raises(NotYet, match="should return the report with one citation changed"):
+        check("11.2", lambda r: r, report, research, validator, docs_index)
+    with pytest.raises(NotYet, match="Change only a citation"):
+        check("11.2", lambda r: r.replace("pipeline", "Pipeline", 1), report, research, validator, docs_index)
+    first = CITATION.findall(report)[0]
+    with pytest.raises(NotYet, match="nowhere#9 is no passage of the index"):
+        check("11.2", lambda r: r.replace(f"(source: {first})", "(source: nowhere#9)", 1), report, research,
+              validator, docs_index)
+
+    def swap(report):  # two citations moved: the first two swapped (notebook 11's own demonstration)
+        a, b = CITATION.findall(report)[:2]
+        return report.replace(f"(source: {a})", "(source: @)").replace(f"(source: {b})", f"(source: {a})").replace(
+            "(source: @)", f"(source: {b})")
+
+    with pytest.raises(NotYet, match="miscite moved 2 citations: move one"):
+        check("11.2", swap, report, research, validator, docs_index)
+
+    def broken(report):
+        return report.replace(CITATION.findall(report)[99], "x")
+
+    with pytest.raises(NotYet, match="miscite\\(report\\) raised IndexError"):
+        check("11.2", broken, report, research, validator, docs_index)
+
+    class RejectsAll(GroundedValidatorAgent):  # a validator that approves nothing proves nothing
+        def review(self, research, draft, attempts=3):
+            return ValidationResult(issues=["no"], approved=False)
+
+    with pytest.raises(NotYet, match="does not approve the report itself"):
+        check("11.2", lambda r: r, report, research, RejectsAll(docs_index, client=make_client()), docs_index)
+    with pytest.raises(NotYet, match="does not approve the report itself"):  # another run's research
+        check("11.2", _miscite_by_search(docs_index, "incident"), report, "- nothing (source: oncall#1)", validator,
+              docs_index)
+    with pytest.raises(NotYet, match="Pass your function miscite"):
+        check("11.2", report, report, research, validator, docs_index)
+
+
+# ---------------------------------------------------------------- 12
+
+
+@pytest.fixture(scope="module")
+def limited():
+    """Notebook 12's exercise run: the writer asked to stay under 400, 600 and 800 words, on every case."""
+    from mas.evals import Variant, load_cases, run_eval
+
+    cases = load_cases(NOTEBOOKS.parent / "evals" / "writer.jsonl")
+    limits = [Variant(f"under-{n}", prompts={"writer": SYSTEM_PROMPTS["writer"] + f" Keep the whole draft under {n} "
+                                                                                      "words."}) for n in (400, 600, 800)]
+    return cases, run_eval(cases, limits, client=make_client(), concurrency=2)
+
+
+def test_12_1_word_limit_variant_right_and_wrong(limited):
+    from mas.evals import Variant, run_eval
+
+    cases, results = limited
+    passing = [s.variant for s in results.summaries() if s.passed == s.cases]
+    assert passing == ["under-600", "under-800"]  # offline: under-400 cuts some cases' must_cover
+    check("12.1", results, "under-600")
+    # right, written differently: the limit in other words, and only the limits up to the answer
+    worded = [Variant("under-400", prompts={"writer": SYSTEM_PROMPTS["writer"] + " No more than 400 words."}),
+              Variant("under-600", prompts={"writer": SYSTEM_PROMPTS["writer"] + " At most 600 words in all."})]
+    mine = run_eval(cases, worded, client=make_client(), concurrency=2)
+    assert [s.passed == s.cases for s in mine.summaries()] == [False, True]
+    check("12.1", mine, "under-600")
+
+    with pytest.raises(NotYet, match="under-600 passes every case too, and its limit is smaller"):
+        check("12.1", results, "under-800")  # passes, but not the smallest
+    with pytest.raises(NotYet, match=r"2 of 10 case\(s\) still fail"):
+        check("12.1", results, "under-400")
+    with pytest.raises(NotYet, match="No variant 'under-500'"):
+        check("12.1", results, "under-500")
+    alone = run_eval(cases, [Variant("under-800", prompts={"writer": SYSTEM_PROMPTS["writer"] + " Under 800 words."})],
+                     client=make_client(), concurrency=2)
+    with pytest.raises(NotYet, match=r"is it the smallest\? Run the smaller limits too \(under-400, under-600\)"):
+        check("12.1", alone, "under-800")
+    from mas.evals import EvalResults
+
+    few = run_eval(cases[:2], [Variant("under-600", prompts={"writer": SYSTEM_PROMPTS["writer"] + " Under 600 words."})],
+                   client=make_client(), concurrency=2)
+    four = [r for r in results.records if r.variant == "under-400"]
+    mixed = EvalResults(four + few.records, [v for v in results.variants if v["variant"] == "under-400"] + few.variants)
+    with pytest.raises(NotYet, match="under-400 ran on other cases than under-600: run every limit on the same cases"):
+        check("12.1", mixed, "under-600")  # 2 easy cases for the answer, 10 for the limit below it
+    course = run_eval(cases[:2], [Variant("under-600")], client=make_client(), concurrency=2)
+    with pytest.raises(NotYet, match="writer prompt is the course's own"):
+        check("12.1", course, "under-600")
+    named = run_eval(cases[:2], [Variant("short", prompts={"writer": SYSTEM_PROMPTS["writer"] + " Under 900 words."})],
+                     client=make_client(), concurrency=2)
+    assert all(r.passed for r in named.of("short"))
+    with pytest.raises(NotYet, match="Name each variant by its limit, under-N"):
+        check("12.1", named, "short")
+
+
+@pytest.fixture(scope="module")
+def outcome_12():
+    from mas.evals import Outcome, load_cases
+
+    case = load_cases(NOTEBOOKS.parent / "evals" / "writer.jsonl")[0]
+    with SQLiteMemory(":memory:") as memory:
+        run = Orchestrator(memory, client=make_client(), progress=None).run(case.topic, case.audience, run_id="x")
+        return Outcome(case, run, memory.scoped("x").get("research"))
+
+
+def test_12_2_title_grader_right_and_wrong(outcome_12):
+    from mas.evals import Grade
+
+    def titled(outcome):  # the notebook's answer
+        first = outcome.result.report.lstrip().splitlines()[0] if outcome.result.report.strip() else ""
+        return Grade("titled", first.startswith("# "), float(first.startswith("# ")), "" if first else "no report")
+
+    check("12.2", titled, outcome_12)
+
+    def by_regex(outcome):  # right, written differently: a regex on the first line, a note when it fails
+        ok = re.match(r"\s*# \S", outcome.result.report) is not None
+        return Grade("has-title", ok, 1.0 if ok else 0.0, "" if ok else "the first line is no '# ' title")
+
+    check("12.2", by_regex, outcome_12)
+
+    def any_line(outcome):
+        ok = re.search(r"^# ", outcome.result.report, re.M) is not None
+        return Grade("titled", ok, float(ok))
+
+    with pytest.raises(NotYet, match="passed a report whose title is its second line"):
+        check("12.2", any_line, outcome_12)
+    with pytest.raises(NotYet, match="passed a report with no title line"):
+        check("12.2", lambda o: Grade("titled", "#" in o.result.report, 1.0), outcome_12)
+
+    def crashes_on_empty(outcome):
+        first = outcome.result.report.splitlines()[0]
+        return Grade("titled", first.startswith("# "), float(first.startswith("# ")))
+
+    with pytest.raises(NotYet, match="raised IndexError on an empty report"):
+        check("12.2", crashes_on_empty, outcome_12)
+    with pytest.raises(NotYet, match="returns a Grade.*not bool"):
+        check("12.2", lambda o: o.result.report.startswith("# "), outcome_12)
+    with pytest.raises(NotYet, match="the score 100"):
+        check("12.2", lambda o: Grade("titled", True, 100), outcome_12)
+    with pytest.raises(NotYet, match="failed a report that has a title"):
+        check("12.2", lambda o: Grade("titled", False, 0.0, "never"), outcome_12)
+    with pytest.raises(NotYet, match="Pass your grader function itself"):
+        check("12.2", titled(outcome_12), outcome_12)
+    with pytest.raises(NotYet, match="Pass an Outcome of a run whose report has a title"):
+        check("12.2", titled, outcome_12.result)
+
+
+# ---------------------------------------------------------------- 04-10: right answers written differently
+
+
+def test_04_right_answers_written_differently():
+    from typing import Annotated
+
+    from pydantic import BaseModel, ConfigDict, Field, conlist
+
+    class StrictDraft(BaseModel):  # strict types, constraints as Annotated and conlist
+        model_config = ConfigDict(extra="forbid", strict=True)
+
+        title: Annotated[str, Field(min_length=1)]
+        sections: conlist(str, min_length=1)
+
+    check("04.1", StrictDraft, *_ask_writer(StrictDraft, [FENCED, json.dumps(ANSWER)]))
+    script = ScriptedTransport([json.dumps({"title": "Vector search", "sections": []})] * 2)
+    with pytest.raises(Exception) as caught:  # caught more broadly than the notebook's `except ContractError`
+        WriterAgent(client=make_client(transport=script)).ask(write_task(TOPIC, "engineers", "- a point"), StrictDraft,
+                                                              attempts=2)
+    check("04.2", StrictDraft, caught.value, len(script.requests))
+
+
+def test_05_right_answers_written_differently():
+    from dataclasses import dataclass, field
+
+    from mas.contracts import Usage
+    from mas.failures import CircuitBreaker, Fallback, Resilient, Retry
+    from mas.prompts import bullets, tag
+
+    @dataclass
+    class NumberedWriter:  # a dataclass, its points numbered under a section heading
+        name: str = "Numbered writer"
+        usage: Usage = field(default_factory=Usage)
+
+        def reset(self):
+            pass
+
+        def run(self, task):
+            points = bullets(tag(task, "research") or "")
+            return f"# {tag(task, 'topic')}\n\n## Key points\n\n" + "\n".join(
+                f"{i}. {p}" for i, p in enumerate(points, 1))
+
+    check("05.1", (Fallback(agent=NumberedWriter()),))  # a tuple, not a list
+    validator = Resilient(ValidatorAgent(client=make_client()), (Retry(3),),
+                          breaker=CircuitBreaker(max_failures=2, reset_after=60))
+    check("05.2", validator)
+
+
+def test_06_right_answers_written_differently():
+    check("06.1", _parallel(["costs", *ANGLES], 8))  # the new angle first, more slots than angles
+    check("06.2", _parallel(list(reversed(ANGLES)), 1), 2.9)  # the figure unrounded
+
+
+def test_07_right_answers_written_differently(traced_run):
+    from mas.agents import ResearcherAgent
+    from mas.pricing import price
+    from mas.tracing import Tracer
+
+    groups = traced_run.by("agent")
+    top = sorted(groups, key=lambda name: groups[name].cost)[-1]
+    check("07.1", traced_run, top, groups[top].cost / sum(g.cost for g in groups.values()))  # sorted, summed by hand
+    with Tracer() as tracer:
+        ResearcherAgent(client=make_client(), model="claude-haiku-5-5").run(f"<topic>{TOPIC}</topic>")
+    rates = {"claude-haiku-5-5": price(0.1, 0.5)}  # positional, in a dict of its own
+    tracer.reprice(rates)
+    check("07.2", tracer)
+
+
+def test_09_right_answers_written_differently():
+    from mas.hierarchy import ResearchTeam
+
+    with SQLiteMemory(":memory:") as memory:  # another topic of the offline model's notes
+        free = Orchestrator(memory, client=make_client(), progress=None).run("Prompt caching", run_id="free")
+    from mas.budget import Budget
+
+    def run(max_calls):
+        transport = OfflineTransport()
+        with Budget(max_calls=max_calls), SQLiteMemory(":memory:") as memory:
+            result = Orchestrator(memory, client=make_client(transport=transport), progress=None).run(
+                "Prompt caching", run_id="b")
+        return result, transport.model.calls
+
+    (enough, _), (short, sent) = run(free.usage.calls), run(free.usage.calls - 1)
+    check("09.1", free.usage.calls, enough, short, sent)
+
+    def recursive(levels, client):  # built from the bottom by recursion, with angles of its own
+        inner = [] if levels == 1 else [recursive(levels - 1, client)]
+        return ResearchTeam([f"level {levels}", *inner], angle="depth", client=client)
+
+    from mas.errors import DepthLimitExceeded
+    from mas.exercises.core import offline_client
+    from mas.hierarchy import DEFAULT_MAX_DEPTH
+
+    refused = DEFAULT_MAX_DEPTH + 1
+    transport, client = offline_client()
+    recursive(refused - 1, client).run(research_task("Prompt caching", "engineers"))
+    with pytest.raises(DepthLimitExceeded):
+        recursive(refused, offline_client()[1]).run(research_task("Prompt caching", "engineers"))
+    check("09.2", recursive, refused, transport.model.calls)
+
+
+def test_10_right_answers_written_differently():
+    widgets = pytest.importorskip("mas.widgets")
+    from mas.tracing import Tracer
+
+    playground = widgets.Playground(show_time=False)
+    playground.max_tokens.value = 150  # a tighter limit still, and the request in other words
+    playground.system.value = SYSTEM_PROMPTS["researcher"] + " Give exactly 2 bullets, no sources."
+    check("10.1", playground)
+    with Tracer() as tracer:
+        Orchestrator(SQLiteMemory(":memory:"), progress=None).run(TOPIC, run_id="t")
+    costliest = sorted(tracer.spans, key=lambda s: s.cost)[-1]
+    check("10.2", tracer, costliest.agent, int(costliest.index))
+
+
+def test_learner_code_that_raises_gets_one_line_not_a_traceback(monkeypatch):
+    class Typo(_Keys):
+        def keys(self, prefix=""):
+            return [k for (k,) in self.conn.execute("SELECT key FROM memroy ORDER BY key")]
+
+    with pytest.raises(NotYet, match=r"^keys\('run_1/'\) raised OperationalError: no such table: memroy$"):
+        check("01.2", Typo)
+    with pytest.raises(NotYet, match=r"^_Keys\(path\) raised TypeError"):
+        check("01.2", type("_Keys", (_Keys,), {"__init__": lambda self: None}))  # takes no path
+
+    monkeypatch.setitem(SYSTEM_PROMPTS, "summarizer", SUMMARIZER)
+
+    class Crashes(BaseAgent):
+        role = "summarizer"
+
+        def run(self, task):
+            raise RuntimeError("not written yet")
+
+    with pytest.raises(NotYet, match=r"^Crashes.run\(task\) raised RuntimeError: not written yet$"):
+        check("02.1", Crashes, "summarizer")
+
+    research, faithful = _research_and_faithful_draft()
+
+    class Unfinished(_StrictValidator):
+        def review(self, research, draft, attempts=3):
+            return super().review(research, draft, attempts).isssues
+
+    with pytest.raises(NotYet, match=r"^review\(research, draft\) raised AttributeError: .*isssues"):
+        check("02.2", Unfinished, research, faithful)
+
+    def no_client(levels):  # forgot the client argument
+        return _chain(levels, make_client())
+
+    with pytest.raises(NotYet, match=r"^chain\(1, client\) raised TypeError"):
+        check("09.2", no_client, 4, 3)

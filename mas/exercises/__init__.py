@@ -16,6 +16,7 @@ The checks live in one module per group of notebooks (`foundations`: 01-03, `con
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 from mas.exercises import contracts, evaluation, foundations, grounding, playground, production, scaling, teams
@@ -36,12 +37,17 @@ def check(exercise: str, *args: Any, **kwargs: Any) -> None:
 
 
 def solution(exercise: str) -> str:
-    """Where the reference answer is: the collapsed "Answer" cell under the exercise in its notebook.
+    """Where the reference answer is: it does not show it, it names the collapsed "Answer" cell under the
+    exercise, in its notebook (the course's notebooks/ folder, next to the module in a checkout).
 
     >>> answer = solution("05.2")
-    >>> "notebooks/05_*.ipynb" in answer and "'# Answer 2'" in answer
+    >>> "notebooks/05_failure_handling.ipynb" in answer and "'# Answer 2'" in answer
     True
     """
-    number = exercise.split(".")[0]
-    return (f"The reference answer to {exercise} is in notebooks/{number}_*.ipynb, in the collapsed cell "
-            f"'# Answer {exercise.split('.')[-1]}' under 'Your turn' (click the ··· to expand it).")
+    if exercise not in CHECKS:
+        raise KeyError(f"no exercise named {exercise!r}; known: {', '.join(CHECKS)}")
+    number, k = exercise.split(".")
+    found = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob(f"{number}_*.ipynb"))
+    where = f"notebooks/{found[0].name}" if found else f"notebooks/{number}_*.ipynb (in the course's repository)"
+    return (f"The reference answer to {exercise} is not shown here: it is in {where}, in the collapsed cell "
+            f"'# Answer {int(k)}' under 'Your turn' (click the ··· to expand it); it ends with check({exercise!r}, ...).")

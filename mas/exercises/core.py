@@ -37,6 +37,25 @@ def expect(condition: bool, hint: str) -> None:
         raise NotYet(hint)
 
 
+def attempt(what: str, fn: Any, *args: Any, allow: tuple[type[BaseException], ...] = (), **kwargs: Any) -> Any:
+    """Run the learner's `fn(*args, **kwargs)`; an exception it raises becomes one line, `NotYet`, naming `what`
+    (except those in `allow`, which the check expects and handles itself).
+
+    >>> attempt("keys('run_1/')", lambda prefix: [prefix], "run_1/")
+    ['run_1/']
+    >>> attempt("keys('run_1/')", lambda prefix: 1 / 0, "run_1/")
+    Traceback (most recent call last):
+    ...
+    mas.exercises.core.NotYet: keys('run_1/') raised ZeroDivisionError: division by zero
+    """
+    try:
+        return fn(*args, **kwargs)
+    except (NotYet, *allow):
+        raise
+    except Exception as err:  # the learner's code: what it raised, in one line, not a traceback
+        raise NotYet(f"{what} raised {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
+
+
 @dataclass(frozen=True)
 class Call:
     """One agent call seen by a `CallLog`."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from mas.exercises.core import expect
+from mas.exercises.core import NotYet, expect
 from mas.prompts import CITATION
 
 
@@ -30,12 +30,25 @@ def check_miscitation_caught(miscite: Callable[[str], str], report: str, researc
                              index: Any) -> str:
     """11.2: `miscite(report)` moves a citation to another real passage and changes nothing else; the validator
     does not approve the result."""
-    changed = miscite(report)
+    expect(callable(miscite), "Pass your function miscite(report) itself, not what it returned.")
+    expect(bool(CITATION.findall(report)), "The report you passed cites no passage: pass the grounded run's "
+           "report, result.report.")
+    approved = validator.review(research, report)
+    expect(approved.approved, "Your validator does not approve the report itself"
+           + (f" ({approved.issues[0][:80]})" if approved.issues else "") + ": pass the approved run's report, its "
+           "research (memory.scoped(run_id).get('research')) and GroundedValidatorAgent(index, client=client), so "
+           "that a rejection is the mis-citation's doing.")
+    try:
+        changed = miscite(report)
+    except Exception as err:  # the learner's function: one line, not a traceback
+        raise NotYet(f"miscite(report) raised {type(err).__name__}: {err}") from None
     expect(isinstance(changed, str) and changed != report, "miscite(report) should return the report with one "
            "citation changed, as a new string.")
     expect(CITATION.sub("", changed) == CITATION.sub("", report), "Change only a citation, (source: ID): every "
            "other character of the report stays as it is.")
     moved = sum(a != b for a, b in zip(CITATION.findall(changed), CITATION.findall(report)))
+    expect(moved == 1, f"miscite moved {moved} citations: move one (str.replace(old, new, 1) replaces only the "
+           "first).")
     wrong = [pid for pid in CITATION.findall(changed) if index.passage(pid) is None]
     expect(not wrong, f"{', '.join(wrong)} is no passage of the index: cite another real passage (an id from "
            "index.search(...)), so that only the checker of what a passage says can catch it.")
