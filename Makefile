@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TOPIC  ?= How vector databases enable semantic search
 AUDIENCE ?= senior software engineers
 
-.PHONY: demo test lab notebooks live-check bench lock doctor clean check-python
+.PHONY: demo test lab notebooks live-check bench times lock doctor clean check-python
 
 # The venv itself: a supported Python with its venv module (Debian and Ubuntu ship it apart).
 $(VENV)/.created:
@@ -53,6 +53,10 @@ notebooks: $(VENV)/.installed-test
 # SERVER=mas (`mas serve`) or SERVER=fakellm (a third-party mock, with the rules in tests/fakellm.yaml)
 live-check: check-python $(VENV)/.installed-test
 	$(BIN)/python tools/run_notebooks_live.py --server $(or $(SERVER),mas) $(NB)
+
+# How long each notebook takes a learner (reading, running, an exercise): what the workshop agendas plan from.
+times: $(VENV)/.installed-test
+	$(BIN)/python tools/notebook_times.py $(NB)
 
 # Every bench runs; the target fails at the end if one missed its target (each prints which).
 bench: $(VENV)/.installed-test
