@@ -1,9 +1,10 @@
-"""Interactive widgets (ipywidgets): a prompt playground, a trace viewer, and the approval form.
+"""Interactive widgets (ipywidgets): a prompt playground, a trace viewer, the approval form, and self-checks.
 
     from mas.widgets import Playground, TraceViewer
     Playground()            # edit prompts, run one agent or the pipeline, compare two prompts
     TraceViewer(tracer)     # a run's calls as a table and a timeline; click a call for its prompt and reply
     ApprovalForm(q, draft)  # what `mas.failures.ask_human` shows a person: approve, edit or reject
+    Quiz("03")              # the self-check at the end of a notebook (mas.quiz): choices, feedback, score
 
 Each widget is a plain class whose buttons call ordinary methods (`run_agent`, `compare`,
 `reset_prompts`, `save`, `load`, `select`), so the logic is tested headless by calling them
@@ -321,3 +322,37 @@ class ApprovalForm:
 
     def __repr__(self) -> str:
         return f"ApprovalForm({'decided: ' + self.decision.action if self.decision else 'waiting'})"
+
+
+class Quiz:
+    """A notebook's self-check (`mas.quiz`): each question with its choices, a Check button, and for each
+    question the feedback of the choice picked (why it is right, or why not), then the score."""
+
+    def __init__(self, notebook: str):
+        from mas.quiz import questions
+
+        self.notebook, self.questions = notebook, questions(notebook)
+        self.pickers = [W.RadioButtons(options=[(c, i) for i, c in enumerate(q.choices)], value=None,
+                                       layout=W.Layout(width="auto")) for q in self.questions]
+        self.feedback = [W.HTML() for _ in self.questions]
+        self.score = W.HTML()
+        rows: list[Any] = []
+        for n, (question, picker, said) in enumerate(zip(self.questions, self.pickers, self.feedback), 1):
+            rows += [W.HTML(f"<b>{n}. {html.escape(question.text)}</b>"), picker, said]
+        self.widget = W.VBox([*rows, _button("Check my answers", self.check, button_style="info"), self.score])
+
+    def check(self) -> str:
+        """Show each question's feedback and the score; returns them as text (`mas.quiz.grade`)."""
+        from mas.quiz import grade
+
+        text = grade(self.notebook, [p.value for p in self.pickers])
+        *lines, score = text.splitlines()
+        for said, line in zip(self.feedback, lines):
+            said.value = _line(line.split(". ", 1)[1])
+        self.score.value = f"<b>{_line(score)}</b>"
+        return text
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
