@@ -11,7 +11,7 @@ collapsed cell; `solution(name)` says where, so it is one step away but not in t
 
 The checks live in one module per group of notebooks (`foundations`: 01-03, `contracts`: 04,
 `production`: 05-07, `scaling`: 08, `teams`: 09, `playground`: 10, `grounding`: 11,
-`evaluation`: 12), each with its own `CHECKS`; `core` has what they share.
+`evaluation`: 12, `tutorial`: 13), each with its own `CHECKS`; `core` has what they share.
 """
 
 from __future__ import annotations
@@ -19,14 +19,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from mas.exercises import contracts, evaluation, foundations, grounding, playground, production, scaling, teams
+from mas.exercises import (
+    contracts,
+    evaluation,
+    foundations,
+    grounding,
+    playground,
+    production,
+    scaling,
+    teams,
+    tutorial,
+)
 from mas.exercises.core import NotYet
 
 __all__ = ["CHECKS", "NotYet", "check", "solution"]
 
 CHECKS: dict[str, Callable[..., str]] = dict(
     sorted({**foundations.CHECKS, **contracts.CHECKS, **production.CHECKS, **scaling.CHECKS, **teams.CHECKS,
-            **playground.CHECKS, **grounding.CHECKS, **evaluation.CHECKS}.items()))
+            **playground.CHECKS, **grounding.CHECKS, **evaluation.CHECKS, **tutorial.CHECKS}.items()))
 
 
 def check(exercise: str, *args: Any, **kwargs: Any) -> None:
