@@ -1158,6 +1158,314 @@ def test_12_2_title_grader_right_and_wrong(outcome_12):
         check("12.2", titled, outcome_12.result)
 
 
+# ---------------------------------------------------------------- 13
+
+
+@pytest.fixture(scope="module")
+def tutorial_13(tmp_path_factory):
+    """Notebook 13's four files, written from its %%writefile cells into a temporary folder and imported from there
+    as the notebook does (sys.path), with its team(writer_says) on the offline client; then forgotten again."""
+    import importlib
+    import sys
+    from types import SimpleNamespace
+
+    folder = tmp_path_factory.mktemp("tutorial")
+    for cell in json.loads((NOTEBOOKS / "13_the_tutorials_four_files.ipynb").read_text(encoding="utf-8"))["cells"]:
+        first, _, body = "".join(cell["source"]).partition("\n")
+        if cell["cell_type"] == "code" and first.startswith("%%writefile data/13/tutorial/"):
+            (folder / first.rsplit("/", 1)[1]).write_text(body + "\n", encoding="utf-8")
+    names = ("memory", "agents", "orchestrator")
+    before = {name: sys.modules.pop(name) for name in names if name in sys.modules}
+    sys.path.insert(0, str(folder))
+    try:
+        modules = {name: importlib.import_module(name) for name in names}
+        client = make_client()
+
+        def team(writer_says=""):  # the notebook's
+            writer = modules["agents"].Writer(client)
+            writer.system += writer_says
+            return modules["agents"].Researcher(client), writer, modules["agents"].Validator(client)
+
+        yield SimpleNamespace(team=team, topic="How vector databases enable semantic search",
+                              audience="senior software engineers", **modules)
+    finally:
+        sys.path.remove(str(folder))
+        for name in names:
+            sys.modules.pop(name, None)
+        sys.modules.update(before)
+
+
+class _JSONFileMemory:
+    """Notebook 13's answer 1."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._data = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def get(self, key, default=None):
+        return self._data.get(key, default)
+
+    def set(self, key, value):
+        self._data[key] = value
+        self.path.write_text(json.dumps(self._data))
+
+    def items(self, prefix=""):
+        return {key: value for key, value in self._data.items() if key.startswith(prefix)}
+
+
+def _two_runs_13(tutorial, memory_class, path, second_class=None):
+    """The exercise's two runs, each from a new memory object on `path`, with new agents: (result, calls) each."""
+    def run_on_file(cls):
+        crew = tutorial.team()
+        result = tutorial.orchestrator.Orchestrator(cls(path), *crew, say=lambda line: None).run(
+            tutorial.topic, tutorial.audience, "json-file")
+        return result, sum(agent.calls for agent in crew)
+
+    return run_on_file(memory_class), run_on_file(second_class or memory_class)
+
+
+def test_13_1_json_file_memory_right_and_wrong(tutorial_13, tmp_path, capsys):
+    first, second = _two_runs_13(tutorial_13, _JSONFileMemory, tmp_path / "memory.json")
+    assert first[1] == 5 and second[1] == 0 and first[0]["status"] == "approved"
+    check("13.1", _JSONFileMemory, first, second)
+    assert capsys.readouterr().out.startswith("✓ 13.1: _JSONFileMemory gets, sets and lists by prefix")
+
+    class ReadsEveryTime:  # right, written differently: no cache, the file read on every get, json.dump/json.load
+        def __init__(self, path):
+            self.path = str(path)
+
+        def _load(self):
+            try:
+                with open(self.path, encoding="utf-8") as f:
+                    return json.load(f)
+            except FileNotFoundError:
+                return {}
+
+        def get(self, key, default=None):
+            return self._load().get(key, default)
+
+        def set(self, key, value):
+            data = self._load()
+            data[key] = value
+            with open(self.path, "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=2)
+
+        def items(self, prefix=""):
+            return dict(item for item in self._load().items() if item[0][:len(prefix)] == prefix)
+
+    check("13.1", ReadsEveryTime, *_two_runs_13(tutorial_13, ReadsEveryTime, tmp_path / "every.json"))
+
+    class FileDict(tutorial_13.memory.DictMemory):  # right, written differently: the tutorial's DictMemory, saved
+        def __init__(self, path):
+            super().__init__()
+            self.file = Path(path)
+            if self.file.is_file():
+                self._data.update(json.loads(self.file.read_text(encoding="utf-8")))
+
+        def set(self, key, value):
+            super().set(key, value)
+            self.file.write_text(json.dumps(self._data, ensure_ascii=False), encoding="utf-8")
+
+    check("13.1", FileDict, *_two_runs_13(tutorial_13, FileDict, tmp_path / "dict.json"))
+
+    # wrong: an object, not the class
+    with pytest.raises(NotYet, match="Pass your class itself, JSONFileMemory, not an object of it"):
+        check("13.1", _JSONFileMemory(tmp_path / "x.json"), first, second)
+
+    # wrong: kept in a dict only, no file
+    class NoFile(tutorial_13.memory.DictMemory):
+        def __init__(self, path):
+            super().__init__()
+
+    with pytest.raises(NotYet, match="After set\\(\\), there is no file at the path NoFile was given"):
+        check("13.1", NoFile, first, second)
+
+    class ReadsAlways(_JSONFileMemory):  # wrong: the file must exist
+        def __init__(self, path):
+            self.path = Path(path)
+            self._data = json.loads(self.path.read_text())
+
+    with pytest.raises(NotYet, match="^ReadsAlways\\(path\\) on a file that does not exist yet raised "
+                                     "FileNotFoundError"):
+        check("13.1", ReadsAlways, first, second)
+
+    class Contains(_JSONFileMemory):  # wrong: the prefix anywhere in the key
+        def items(self, prefix=""):
+            return {key: value for key, value in self._data.items() if prefix in key}
+
+    with pytest.raises(NotYet, match="items\\('run_a/'\\) gave the keys .*'xrun_a/draft_1'.*str.startswith"):
+        check("13.1", Contains, first, second)
+
+    class Keys(_JSONFileMemory):  # wrong: a list of keys
+        def items(self, prefix=""):
+            return [key for key in self._data if key.startswith(prefix)]
+
+    with pytest.raises(NotYet, match="items\\(prefix\\) should return a dict \\{key: value\\}, not list"):
+        check("13.1", Keys, first, second)
+
+    class Strings(_JSONFileMemory):  # wrong: str(value), not the value
+        def set(self, key, value):
+            super().set(key, str(value))
+
+    with pytest.raises(NotYet, match="a verdict \\(a dict\\) should come back as the dict it was"):
+        check("13.1", Strings, first, second)
+
+    class LastKeyOnly(_JSONFileMemory):  # wrong: the file holds the last set() only
+        def set(self, key, value):
+            self._data[key] = value
+            self.path.write_text(json.dumps({key: value}))
+
+    with pytest.raises(NotYet, match="A new LastKeyOnly on the same file does not see what the first one set"):
+        check("13.1", LastKeyOnly, first, second)
+
+    class FirstObjectOnly(_JSONFileMemory):  # wrong: a second object starts empty, and overwrites the file
+        def __init__(self, path):
+            self.path, self._data = Path(path), {}
+
+    with pytest.raises(NotYet, match="does not see what the first one set.*read the file in __init__"):
+        check("13.1", FirstObjectOnly, first, second)
+
+    # wrong runs: the second on a fresh dict (not the file), the first on a leftover file, the results alone
+    fresh = _two_runs_13(tutorial_13, _JSONFileMemory, tmp_path / "fresh.json",
+                         second_class=lambda path: tutorial_13.memory.DictMemory())
+    with pytest.raises(NotYet, match="Your second run asked the model 5 time\\(s\\): run it with the same run_id"):
+        check("13.1", _JSONFileMemory, *fresh)
+    with pytest.raises(NotYet, match="Your first run made 0 call\\(s\\).*unlink it first"):
+        check("13.1", _JSONFileMemory, second, second)
+    with pytest.raises(NotYet, match="Pass each run as \\(result, calls\\)"):
+        check("13.1", _JSONFileMemory, first[0], second[0])
+    with pytest.raises(NotYet, match="The second run returned another report than the first"):
+        check("13.1", _JSONFileMemory, first, ({**second[0], "report": "# Another"}, 0))
+
+
+def _fixed_loop(researcher, writer, validator, topic, audience, cycles=3):
+    """Notebook 13's answer 2."""
+    research = researcher.research(topic, audience)
+    draft = writer.write(topic, audience, research)
+    validations = 0
+    for cycle in range(cycles + 1):
+        verdict = validator.validate(research, draft)
+        validations += 1
+        if verdict["approved"] or cycle == cycles:
+            break
+        draft = writer.revise(topic, audience, research, draft, verdict["issues"])
+    return draft, validations, verdict["approved"]
+
+
+def _tutorial_loop(researcher, writer, validator, topic, audience, cycles=3):
+    """Notebook 13's tutorial_loop: the last revision is never validated."""
+    research = researcher.research(topic, audience)
+    draft = writer.write(topic, audience, research)
+    validations = 0
+    for _ in range(cycles):
+        verdict = validator.validate(research, draft)
+        validations += 1
+        if verdict["approved"]:
+            break
+        draft = writer.revise(topic, audience, research, draft, verdict["issues"])
+    return draft, validations, verdict["approved"]
+
+
+def test_13_2_fixed_loop_right_and_wrong(tutorial_13, capsys):
+    team = tutorial_13.team
+    check("13.2", _fixed_loop, team)
+    assert capsys.readouterr().out == ("✓ 13.2: the stubborn writer: 4 validations, the last of the 3rd revision, "
+                                       "returned as not approved; the usual writer: approved at validation 2; "
+                                       "cycles=1: 2 validations\n")
+
+    def one_more(researcher, writer, validator, topic, audience, cycles=3):
+        """Right, written differently: the tutorial's loop unchanged, and one validation after it when it ended on
+        a revision."""
+        research = researcher.research(topic, audience)
+        draft = writer.write(topic, audience, research)
+        validations = 0
+        for _ in range(cycles):
+            verdict = validator.validate(research, draft)
+            validations += 1
+            if verdict["approved"]:
+                break
+            draft = writer.revise(topic, audience, research, draft, verdict["issues"])
+        else:  # no break: the last step was a revision, so read it too
+            verdict = validator.validate(research, draft)
+            validations += 1
+        return draft, validations, verdict["approved"]
+
+    check("13.2", one_more, team)
+
+    def with_while(researcher, writer, validator, topic, audience, max_cycles=3):
+        """Right, written differently: a while loop on a list of verdicts, another name for the limit."""
+        research = researcher.research(topic, audience)
+        draft, verdicts = writer.write(topic, audience, research), []
+        while True:
+            verdicts.append(validator.validate(research, draft))
+            if verdicts[-1]["approved"] or len(verdicts) > max_cycles:
+                return draft, len(verdicts), verdicts[-1]["approved"]
+            draft = writer.revise(topic, audience, research, draft, verdicts[-1]["issues"])
+
+    check("13.2", with_while, team)
+
+    # wrong: the tutorial's loop as it is
+    with pytest.raises(NotYet, match="3 validations and 3 revisions: it still ends on a revision nobody validated"):
+        check("13.2", _tutorial_loop, team)
+
+    def revises_at_the_limit(researcher, writer, validator, topic, audience, cycles=3):
+        research = researcher.research(topic, audience)
+        draft = writer.write(topic, audience, research)
+        for validations in range(1, cycles + 2):
+            verdict = validator.validate(research, draft)
+            if verdict["approved"]:
+                break
+            draft = writer.revise(topic, audience, research, draft, verdict["issues"])  # also after the 4th
+        return draft, validations, verdict["approved"]
+
+    with pytest.raises(NotYet, match="The writer wrote 5 drafts for 4 validations"):
+        check("13.2", revises_at_the_limit, team)
+
+    def fixed_three(researcher, writer, validator, topic, audience, cycles=3):
+        return _fixed_loop(researcher, writer, validator, topic, audience)  # cycles ignored
+
+    with pytest.raises(NotYet, match="With cycles=1 your loop made 4 validations: use the cycles argument"):
+        check("13.2", fixed_three, team)
+
+    def says_approved(*args):
+        draft, validations, _ = _fixed_loop(*args)
+        return draft, validations, True
+
+    with pytest.raises(NotYet, match="Your loop says approved, but no verdict approved"):
+        check("13.2", says_approved, team)
+
+    def no_break(researcher, writer, validator, topic, audience, cycles=3):
+        research = researcher.research(topic, audience)
+        draft = writer.write(topic, audience, research)
+        for cycle in range(cycles + 1):
+            verdict = validator.validate(research, draft)
+            if cycle < cycles:
+                draft = writer.revise(topic, audience, research, draft, verdict["issues"])
+        return draft, cycles + 1, verdict["approved"]
+
+    with pytest.raises(NotYet, match="validation 2 approved the draft, but your loop went on.*stop at the first"):
+        check("13.2", no_break, team)
+
+    def counts_revisions(*args):
+        draft, validations, approved = _fixed_loop(*args)
+        return draft, validations - 1, approved
+
+    with pytest.raises(NotYet, match="says 3 validation\\(s\\), but the validator was asked 4 time\\(s\\)"):
+        check("13.2", counts_revisions, team)
+
+    def one_too_many(researcher, writer, validator, topic, audience, cycles=3):
+        return _fixed_loop(researcher, writer, validator, topic, audience, cycles + 1)
+
+    with pytest.raises(NotYet, match="With the stubborn writer your loop made 5 validations"):
+        check("13.2", one_too_many, team)
+    with pytest.raises(NotYet, match="should return \\(draft, validations, approved\\).*returned str"):
+        check("13.2", lambda *args: _fixed_loop(*args)[0], team)
+    with pytest.raises(NotYet, match="Pass the notebook's team function itself \\(team, not team\\(\\)\\)"):
+        check("13.2", _fixed_loop, team())
+    with pytest.raises(NotYet, match="Pass your loop function itself, fixed_loop"):
+        check("13.2", _fixed_loop(*team(), tutorial_13.topic, tutorial_13.audience), team)
+
+
 # ---------------------------------------------------------------- 04-10: right answers written differently
 
 
