@@ -165,21 +165,29 @@ def check_fixed_loop(loop: Any, team: Any, topic: str = TOPIC, audience: str = A
            "with it for every run.")
     draft, validations, approved, seen = _run_loop(loop, team, STUBBORN, None, topic, audience)
     last_draft, last_verdict = seen.validated[-1]
-    expect(not any(verdict["approved"] for _, verdict in seen.validated),
-           "Offline, the stubborn writer should never be approved; pass the notebook's team, on the offline model.")
-    expect(validations != 3 or len(seen.drafts) != 4, "With the stubborn writer your loop made 3 validations and 3 "
-           "revisions: it still ends on a revision nobody validated (draft 4), the tutorial's loop. Validate once "
-           "more after the last revision: 3 revisions, 4 validations.")
-    expect(validations <= 4, f"With the stubborn writer your loop made {validations} validations: 3 revisions (cycles) "
-           "need 4, one per draft, and no more. Stop at the limit.")
-    expect(validations == 4, f"With the stubborn writer your loop stopped after {validations} validation(s) of drafts "
-           "no validator approved: go on up to the limit, 3 revisions, each one validated (4 validations).")
-    expect(len(seen.drafts) == 4, f"The writer wrote {len(seen.drafts)} drafts for 4 validations: revise only after a "
-           "verdict that is not approved, and not after the last validation (a revision nobody would read).")
-    expect(draft == last_draft, "Your loop returned another draft than the one it validated last: return the last "
-           "validated draft, not a revision made after it.")
-    expect(approved is False, "Your loop says approved, but no verdict approved the stubborn writer's drafts: return "
-           "the last verdict's approved, verdict['approved'].")
+    verdicts = [verdict["approved"] for _, verdict in seen.validated]
+    if True in verdicts[:-1] or verdicts[-1]:  # a live model may approve even this writer: the rule still holds
+        expect(True not in verdicts[:-1], f"With the stubborn writer, validation {verdicts.index(True) + 1} approved "
+               f"the draft, but your loop went on ({len(verdicts)} validations): stop at the first approval.")
+        expect(draft == last_draft and approved is True, "Your loop stopped at an approval: return that draft and "
+               "approved=True, the verdict's own verdict['approved'].")
+        stubborn = f"approved at validation {len(verdicts)} (by this model)"
+    else:
+        expect(validations != 3 or len(seen.drafts) != 4, "With the stubborn writer your loop made 3 validations and "
+               "3 revisions: it still ends on a revision nobody validated (draft 4), the tutorial's loop. Validate "
+               "once more after the last revision: 3 revisions, 4 validations.")
+        expect(validations <= 4, f"With the stubborn writer your loop made {validations} validations: 3 revisions "
+               "(cycles) need 4, one per draft, and no more. Stop at the limit.")
+        expect(validations == 4, f"With the stubborn writer your loop stopped after {validations} validation(s) of "
+               "drafts no validator approved: go on up to the limit, 3 revisions, each one validated (4 validations).")
+        expect(len(seen.drafts) == 4, f"The writer wrote {len(seen.drafts)} drafts for 4 validations: revise only "
+               "after a verdict that is not approved, and not after the last validation (a revision nobody would "
+               "read).")
+        expect(draft == last_draft, "Your loop returned another draft than the one it validated last: return the "
+               "last validated draft, not a revision made after it.")
+        expect(approved is False, "Your loop says approved, but no verdict approved the stubborn writer's drafts: "
+               "return the last verdict's approved, verdict['approved'].")
+        stubborn = "4 validations, the last of the 3rd revision, returned as not approved"
 
     draft, validations, approved, seen = _run_loop(loop, team, "", None, topic, audience)
     verdicts = [verdict["approved"] for _, verdict in seen.validated]
@@ -196,10 +204,9 @@ def check_fixed_loop(loop: Any, team: Any, topic: str = TOPIC, audience: str = A
     _, short, approved_1, seen = _run_loop(loop, team, STUBBORN, 1, topic, audience)
     expect(short <= 2, f"With cycles=1 your loop made {short} validations: use the cycles argument, at most cycles "
            "revisions and cycles + 1 validations (not a fixed 3).")
-    expect(short == 2 and not approved_1, f"With cycles=1 and the stubborn writer your loop made {short} "
+    expect(short == 2 or approved_1, f"With cycles=1 and the stubborn writer your loop made {short} "
            "validation(s): 1 revision, then its validation too (2).")
-    return (f"the stubborn writer: 4 validations, the last of the 3rd revision, returned as not approved; the usual "
-            f"writer: {usual}; cycles=1: 2 validations")
+    return f"the stubborn writer: {stubborn}; the usual writer: {usual}; cycles=1: {short} validations"
 
 
 CHECKS: dict[str, Callable[..., str]] = {
