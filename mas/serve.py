@@ -82,7 +82,7 @@ def make_app(transport: httpx2.AsyncBaseTransport, log: Callable[[str], None] | 
     from starlette.applications import Starlette
     from starlette.background import BackgroundTask
     from starlette.exceptions import HTTPException
-    from starlette.requests import Request
+    from starlette.requests import ClientDisconnect, Request
     from starlette.responses import Response, StreamingResponse
     from starlette.routing import Route
 
@@ -93,6 +93,8 @@ def make_app(transport: httpx2.AsyncBaseTransport, log: Callable[[str], None] | 
             outgoing = await _outgoing(request)
         except _BadRequest as err:
             reply = err.response
+        except ClientDisconnect:  # the client went away mid-request (a killed worker): no one to answer
+            return Response(status_code=499)
         else:
             reply = await _answered(transport, outgoing, request.receive)
         streamed = reply.headers.get("content-type", "").startswith("text/event-stream")
